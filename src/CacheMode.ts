@@ -1,0 +1,253 @@
+/**
+ * The three mode Layers. The failure policy of a cache is chosen when Layers are composed and
+ * is visible in the types:
+ *
+ * - `StrictDistributed: Layer<DistributedCache, CacheBackendUnavailable, RedisClient>`
+ * - `ExplicitDegraded: Layer<DistributedCache, never, RedisClient>`
+ * - `LocalOnly: Layer<DistributedCache>`
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { DistributedCache } from "./DistributedCache.js"
+import { CacheBackendUnavailable } from "./errors.js"
+import { Breaker } from "./internal/breaker.js"
+import { PREFIX_PATTERN } from "./internal/keys.js"
+import { makeMemoryStore } from "./internal/memoryStore.js"
+import { makeDegraded, makeLocal, makeStrict } from "./internal/policy.js"
+import { makeRedisStore } from "./internal/redisStore.js"
+import { positiveDuration, RedisClient, type RedisClientService } from "./RedisClient.js"
+import * as SecurityEvent from "./SecurityEvent.js"
+
+/**
+ * Options of `strictDistributed`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StrictDistributedOptions {
+  /** the first segment of every Redis key (`[A-Za-z0-9._-]{1,64}`, default `"fc"`) */
+  readonly keyPrefix?: string | undefined
+  /** after a failure, calls fail at once for this long before a probe (default 500 millis) */
+  readonly cooldown?: Duration.DurationInput | undefined
+  /** how long the startup probe waits for Redis (default: the client's `startupTimeout`) */
+  readonly startupTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * Options of `explicitDegraded`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ExplicitDegradedOptions extends StrictDistributedOptions {
+  /** entries the node-local fallback holds at most (LRU, default 10,000) */
+  readonly localCapacity?: number | undefined
+}
+
+/**
+ * Options of `localOnly`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LocalOnlyOptions {
+  /** the first segment of every key (default `"fc"`) */
+  readonly keyPrefix?: string | undefined
+  /** entries held at most (LRU, default 10,000) */
+  readonly capacity?: number | undefined
+}
+
+const keyPrefixOf = (prefix: string | undefined): string => {
+  const p = prefix ?? "fc"
+  if (!PREFIX_PATTERN.test(p)) {
+    throw new Error(`effect-failclosed: keyPrefix must match ${PREFIX_PATTERN} (got ${JSON.stringify(p.slice(0, 80))})`)
+  }
+  return p
+}
+
+const capacityOf = (name: string, capacity: number | undefined): number => {
+  const c = capacity ?? 10_000
+  if (!Number.isSafeInteger(c) || c <= 0) throw new Error(`effect-failclosed: ${name} must be a positive integer`)
+  return c
+}
+
+const startupProbe = (redis: RedisClientService, timeout: Duration.Duration) =>
+  Effect.zipRight(
+    redis.awaitReady(timeout),
+    Effect.mapError(makeRedisStore(redis).ping, (f) => f.reason)
+  )
+
+/**
+ * Fail closed: every operation goes to Redis; when Redis does not answer, the operation fails
+ * with `CacheBackendUnavailable`, further calls fail at once for the cooldown, and a probe lets
+ * traffic back when Redis answers. No local state, ever. The Layer fails at startup when Redis
+ * is unavailable.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { RedisClient, strictDistributed } from "effect-failclosed"
+ *
+ * const CacheLive = strictDistributed({ cooldown: "1 second", keyPrefix: "myapp" }).pipe(
+ *   Layer.provide(RedisClient.layer({ url: "redis://127.0.0.1:6379" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const strictDistributed = (
+  options: StrictDistributedOptions = {}
+): Layer.Layer<DistributedCache, CacheBackendUnavailable, RedisClient> => {
+  const keyPrefix = keyPrefixOf(options.keyPrefix)
+  const cooldown = positiveDuration("cooldown", options.cooldown, "500 millis")
+  const startupTimeout =
+    options.startupTimeout === undefined ? undefined : positiveDuration("startupTimeout", options.startupTimeout, 1)
+  return Layer.effect(
+    DistributedCache,
+    Effect.gen(function* () {
+      const redis = yield* RedisClient
+      const clock = yield* Effect.clock
+      yield* Effect.catchAll(startupProbe(redis, startupTimeout ?? redis.startupTimeout), (reason) =>
+        Effect.zipRight(
+          SecurityEvent.emit({
+            event: "BACKEND_UNAVAILABLE_AT_STARTUP",
+            mode: "StrictDistributed",
+            detail: `Redis at ${redis.description} is unavailable (${reason}); the Layer fails closed`
+          }),
+          Effect.fail(new CacheBackendUnavailable({ mode: "StrictDistributed", operation: "startup", reason }))
+        )
+      )
+      return makeStrict({
+        store: makeRedisStore(redis),
+        breaker: new Breaker(clock, Duration.toMillis(cooldown)),
+        keyPrefix
+      })
+    })
+  )
+}
+
+/**
+ * Opt-in degradation: when Redis is unavailable (at startup or at runtime), get/set (and rate
+ * limits and replay claims) are served by a node-local fallback, every such result is marked
+ * `degraded: true`, and one security event is logged per transition. invalidate and clear
+ * still fail with `CacheBackendUnavailable`. When Redis answers again the fallback's contents
+ * are dropped and `BACKEND_RECOVERED` is logged. The Layer cannot fail.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { explicitDegraded, RedisClient } from "effect-failclosed"
+ *
+ * const CacheLive = explicitDegraded({ localCapacity: 50_000 }).pipe(Layer.provide(RedisClient.layerConfig()))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const explicitDegraded = (
+  options: ExplicitDegradedOptions = {}
+): Layer.Layer<DistributedCache, never, RedisClient> => {
+  const keyPrefix = keyPrefixOf(options.keyPrefix)
+  const cooldown = positiveDuration("cooldown", options.cooldown, "500 millis")
+  const capacity = capacityOf("localCapacity", options.localCapacity)
+  const startupTimeout =
+    options.startupTimeout === undefined ? undefined : positiveDuration("startupTimeout", options.startupTimeout, 1)
+  return Layer.effect(
+    DistributedCache,
+    Effect.gen(function* () {
+      const redis = yield* RedisClient
+      const clock = yield* Effect.clock
+      const breaker = new Breaker(clock, Duration.toMillis(cooldown))
+      yield* Effect.catchAll(startupProbe(redis, startupTimeout ?? redis.startupTimeout), (reason) => {
+        breaker.openAtStartup()
+        return SecurityEvent.emit({
+          event: "BACKEND_UNAVAILABLE_AT_STARTUP",
+          mode: "ExplicitDegraded",
+          detail: `Redis at ${redis.description} is unavailable (${reason}); serving node-local, marked degraded`
+        })
+      })
+      return makeDegraded({
+        store: makeRedisStore(redis),
+        fallback: makeMemoryStore({ capacity, clock }),
+        breaker,
+        keyPrefix
+      })
+    })
+  )
+}
+
+/**
+ * Memory only, for tests and single-process programs: never touches Redis, and its Layer does
+ * not require a `RedisClient`. Results are marked `backend: "local"`.
+ *
+ * @example
+ * ```ts
+ * import { localOnly } from "effect-failclosed"
+ *
+ * const TestCache = localOnly({ capacity: 1_000 })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const localOnly = (options: LocalOnlyOptions = {}): Layer.Layer<DistributedCache> => {
+  const keyPrefix = keyPrefixOf(options.keyPrefix)
+  const capacity = capacityOf("capacity", options.capacity)
+  return Layer.effect(
+    DistributedCache,
+    Effect.map(Effect.clock, (clock) => makeLocal(makeMemoryStore({ capacity, clock }), keyPrefix))
+  )
+}
+
+/**
+ * `strictDistributed()` with defaults: the default mode.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { RedisClient, StrictDistributed } from "effect-failclosed"
+ *
+ * const CacheLive = StrictDistributed.pipe(Layer.provide(RedisClient.layerConfig()))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const StrictDistributed: Layer.Layer<DistributedCache, CacheBackendUnavailable, RedisClient> =
+  strictDistributed()
+
+/**
+ * `explicitDegraded()` with defaults.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { ExplicitDegraded, RedisClient } from "effect-failclosed"
+ *
+ * const CacheLive = ExplicitDegraded.pipe(Layer.provide(RedisClient.layer()))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const ExplicitDegraded: Layer.Layer<DistributedCache, never, RedisClient> = explicitDegraded()
+
+/**
+ * `localOnly()` with defaults.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DistributedCache, LocalOnly } from "effect-failclosed"
+ *
+ * const stats = Effect.flatMap(DistributedCache, (c) => c.stats).pipe(Effect.provide(LocalOnly))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const LocalOnly: Layer.Layer<DistributedCache> = localOnly()

@@ -1,0 +1,154 @@
+/**
+ * The cache service. A mode Layer (`StrictDistributed`, `ExplicitDegraded`, `LocalOnly`)
+ * provides it; features (`Keyspace`, `RateLimiter`, `ReplayGuard`) use it. Its low-level
+ * operations work on already-encoded store keys and strings; application code normally uses a
+ * `Keyspace` instead.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type { CacheBackendUnavailable, CacheModeName } from "./errors.js"
+
+/**
+ * Where a result came from: Redis, the memory of a `LocalOnly` cache, or the node-local
+ * fallback of an `ExplicitDegraded` cache while Redis is unavailable.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Backend = "redis" | "local" | "local_degraded"
+
+/**
+ * A value together with where it came from. `degraded` is true exactly when `backend` is
+ * `"local_degraded"`.
+ *
+ * @example
+ * ```ts
+ * import type { Cached } from "effect-failclosed"
+ *
+ * const describe = (c: Cached<string>) => (c.degraded ? `${c.value} (node-local, Redis down)` : c.value)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Cached<A> {
+  readonly value: A
+  readonly backend: Backend
+  readonly degraded: boolean
+}
+
+/**
+ * Counters of one cache (one Layer instance, one process).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DistributedCache } from "effect-failclosed"
+ *
+ * const hitRate = Effect.flatMap(DistributedCache, (cache) => cache.stats).pipe(Effect.map((s) => s.hitRate))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CacheStats {
+  readonly mode: CacheModeName
+  /** the backend that serves now */
+  readonly backend: Backend
+  readonly degraded: boolean
+  readonly hits: number
+  readonly misses: number
+  /** hits / (hits + misses), 0 before any read */
+  readonly hitRate: number
+  /** operations that failed or fell back because Redis was unavailable */
+  readonly failures: number
+  /** entries held node-locally (LocalOnly memory, or the degraded fallback) */
+  readonly localEntries: number
+}
+
+/**
+ * Rate-limit algorithms.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RateLimitAlgorithm = "fixed-window" | "sliding-window" | "token-bucket"
+
+/**
+ * One rate-limit decision to be taken atomically by the store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateLimitRequest {
+  /** the full store key of the subject (built by `RateLimiter`) */
+  readonly key: string
+  readonly algorithm: RateLimitAlgorithm
+  readonly limit: number
+  readonly windowMillis: number
+  readonly cost: number
+}
+
+/**
+ * The outcome of a rate-limit decision.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateLimitDecision {
+  readonly allowed: boolean
+  readonly remaining: number
+  readonly retryAfterMillis: number
+}
+
+/**
+ * The service a mode Layer provides.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DistributedCacheService {
+  readonly mode: CacheModeName
+  /** the key prefix every store key of this cache starts with (option `keyPrefix`) */
+  readonly keyPrefix: string
+  readonly stats: Effect.Effect<CacheStats>
+  /** reads a raw entry (counts a hit or a miss); `value` is undefined on a miss */
+  readonly get: (key: string, operation?: string) => Effect.Effect<Cached<string | undefined>, CacheBackendUnavailable>
+  /** writes a raw entry; ttlMillis a positive integer or undefined for none */
+  readonly set: (
+    key: string,
+    value: string,
+    ttlMillis: number | undefined,
+    operation?: string
+  ) => Effect.Effect<Cached<void>, CacheBackendUnavailable>
+  readonly invalidate: (key: string) => Effect.Effect<boolean, CacheBackendUnavailable>
+  /** deletes every entry whose store key starts with `prefix` */
+  readonly clear: (prefix: string) => Effect.Effect<number, CacheBackendUnavailable>
+  /** atomically claims a key for ttlMillis; true when it was free */
+  readonly claim: (key: string, ttlMillis: number) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
+  readonly rateLimit: (request: RateLimitRequest) => Effect.Effect<Cached<RateLimitDecision>, CacheBackendUnavailable>
+}
+
+/**
+ * The cache service tag.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DistributedCache, LocalOnly } from "effect-failclosed"
+ *
+ * const program = Effect.gen(function* () {
+ *   const cache = yield* DistributedCache
+ *   return yield* cache.stats
+ * }).pipe(Effect.provide(LocalOnly))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class DistributedCache extends Context.Tag("effect-failclosed/DistributedCache")<
+  DistributedCache,
+  DistributedCacheService
+>() {}

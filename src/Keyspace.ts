@@ -1,0 +1,395 @@
+/**
+ * A typed view of the cache: keys and values are Schemas. Keys are canonical-JSON encoded and
+ * hashed (structurally equal keys share one entry whatever their property order); values are
+ * Schema-encoded to JSON, and rejected before anything is written when JSON cannot carry them
+ * faithfully. Tenants partition a keyspace so that no tenant id, whatever characters it holds,
+ * can reach another tenant's entries.
+ *
+ * @since 0.1.0
+ */
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import { type Cached, DistributedCache, type DistributedCacheService } from "./DistributedCache.js"
+import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "./errors.js"
+import { canonicalJson, toFaithfulJson, unfaithfulReason } from "./internal/json.js"
+import { encodeSegment, hashKey, tenantSegment } from "./internal/keys.js"
+
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface KeyspaceOptions<K, KI, V, VI> {
+  /** names the keyspace; part of every key (1 to 128 characters) */
+  readonly name: string
+  /** Schema of keys; encoded, canonicalised and hashed */
+  readonly key: Schema.Schema<K, KI, never>
+  /** Schema of values; encoded to JSON on write and decoded on read */
+  readonly value: Schema.Schema<V, VI, never>
+  /** default time to live of entries (`Duration.infinity` for none) */
+  readonly timeToLive: Duration.DurationInput
+  /** largest encoded value accepted, in bytes (default 1 MiB) */
+  readonly maxValueBytes?: number | undefined
+  /** largest encoded key accepted, in bytes of canonical JSON (default 8 KiB) */
+  readonly maxKeyBytes?: number | undefined
+  /** longest tenant id accepted, in UTF-16 code units (default 256) */
+  readonly maxTenantLength?: number | undefined
+}
+
+/**
+ * Per-call options. `tenant` selects a partition; omitted, the untenanted partition.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TenantOptions {
+  readonly tenant?: string | undefined
+}
+
+/**
+ * Options of `set`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SetOptions extends TenantOptions {
+  /** overrides the keyspace's timeToLive for this entry */
+  readonly timeToLive?: Duration.DurationInput | undefined
+}
+
+/**
+ * Options of `clear`: one tenant's partition (`tenant`), the untenanted partition (nothing),
+ * or the whole keyspace, every tenant included (`allTenants: true`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClearOptions extends TenantOptions {
+  readonly allTenants?: boolean | undefined
+}
+
+/**
+ * Options of `getOrCompute`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GetOrComputeOptions<V> extends SetOptions {
+  /** a computed value is stored only when this returns true (default: always) */
+  readonly shouldCache?: ((value: V) => boolean) | undefined
+}
+
+/**
+ * A typed keyspace. Every operation needs a `DistributedCache`, so the failure policy is the
+ * one of the mode Layer provided.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Keyspace<K, V> {
+  readonly name: string
+  /**
+   * Reads an entry. A stored entry that does not decode fails with `CacheEntryInvalid` (it is
+   * never returned). A tenant id or key that no entry can have (empty tenant, over a limit, a
+   * key that does not encode) is a miss, answered without contacting Redis.
+   */
+  readonly get: (
+    key: K,
+    options?: TenantOptions
+  ) => Effect.Effect<Option.Option<Cached<V>>, CacheBackendUnavailable | CacheEntryInvalid, DistributedCache>
+  /**
+   * Writes an entry with a time to live (Redis `PX`). Invalid input (a value JSON cannot carry
+   * faithfully, over the size limit, an invalid key, tenant id or timeToLive) fails with
+   * `CacheValueInvalid` and nothing is written.
+   */
+  readonly set: (
+    key: K,
+    value: V,
+    options?: SetOptions
+  ) => Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid, DistributedCache>
+  /** Deletes an entry; true when there was one. Fails closed in every Redis mode. */
+  readonly invalidate: (
+    key: K,
+    options?: TenantOptions
+  ) => Effect.Effect<boolean, CacheBackendUnavailable, DistributedCache>
+  /**
+   * Deletes this keyspace's entries of one partition (see {@link ClearOptions}) with SCAN in
+   * batches, never KEYS; returns how many were deleted. Never touches another keyspace or
+   * another tenant.
+   */
+  readonly clear: (options?: ClearOptions) => Effect.Effect<number, CacheBackendUnavailable, DistributedCache>
+  /**
+   * Returns the cached value or computes, stores and returns it. Concurrent misses for one key
+   * in one process share one computation (the first caller's `compute`); a failure of
+   * `compute` is returned to every waiter and never cached. A corrupt entry is recomputed and
+   * overwritten.
+   */
+  readonly getOrCompute: <E, R>(
+    key: K,
+    compute: Effect.Effect<V, E, R>,
+    options?: GetOrComputeOptions<V>
+  ) => Effect.Effect<Cached<V>, E | CacheBackendUnavailable | CacheValueInvalid, DistributedCache | R>
+}
+
+const MAX_NAME_LENGTH = 128
+
+const positiveIntegerOption = (name: string, value: number | undefined, fallback: number): number => {
+  const v = value ?? fallback
+  if (!Number.isSafeInteger(v) || v <= 0)
+    throw new Error(`effect-failclosed: Keyspace ${name} must be a positive integer`)
+  return v
+}
+
+/** milliseconds for Redis PX, undefined for no expiry, or an error reason */
+const ttlMillisOf = (input: Duration.DurationInput): number | undefined | string => {
+  const decoded = Duration.decodeUnknown(input)
+  if (Option.isNone(decoded)) return "timeToLive is not a duration"
+  const d = decoded.value
+  if (!Duration.isFinite(d)) return undefined
+  const millis = Duration.toMillis(d)
+  if (!(millis > 0)) return "timeToLive must be positive"
+  return Math.max(1, Math.ceil(millis))
+}
+
+/**
+ * Creates a keyspace. Invalid options are a programmer error: a synchronous `Error`, before
+ * anything touches Redis.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option, Schema } from "effect"
+ * import { Keyspace, LocalOnly } from "effect-failclosed"
+ *
+ * const Users = Keyspace.make({
+ *   name: "users",
+ *   key: Schema.Struct({ id: Schema.Number }),
+ *   value: Schema.Struct({ name: Schema.String }),
+ *   timeToLive: "5 minutes"
+ * })
+ *
+ * const program = Effect.gen(function* () {
+ *   yield* Users.set({ id: 1 }, { name: "Ada" }, { tenant: "acme" })
+ *   const cached = yield* Users.get({ id: 1 }, { tenant: "acme" })
+ *   return Option.map(cached, (c) => c.value.name)
+ * }).pipe(Effect.provide(LocalOnly))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keyspace<K, V> => {
+  const name = options.name
+  if (typeof name !== "string" || name.length === 0 || name.length > MAX_NAME_LENGTH) {
+    throw new Error(`effect-failclosed: Keyspace name must be a string of 1 to ${MAX_NAME_LENGTH} characters`)
+  }
+  if (!Schema.isSchema(options.key) || !Schema.isSchema(options.value)) {
+    throw new Error("effect-failclosed: Keyspace key and value must be Schemas")
+  }
+  const defaultTtl = ttlMillisOf(options.timeToLive)
+  if (typeof defaultTtl === "string") throw new Error(`effect-failclosed: Keyspace ${defaultTtl}`)
+  const maxValueBytes = positiveIntegerOption("maxValueBytes", options.maxValueBytes, 1024 * 1024)
+  const maxKeyBytes = positiveIntegerOption("maxKeyBytes", options.maxKeyBytes, 8 * 1024)
+  const maxTenantLength = positiveIntegerOption("maxTenantLength", options.maxTenantLength, 256)
+
+  // compiled once
+  const encodeKey = Schema.encodeEither(options.key)
+  const encodeValue = Schema.encodeEither(options.value)
+  const decodeValue = Schema.decodeUnknownEither(options.value)
+  const nameSegment = encodeSegment(name)
+
+  /** `<keyPrefix>:<name>:`, memoised per cache prefix (normally one) */
+  const keyspacePrefixes = new Map<string, string>()
+  const keyspacePrefixOf = (cache: DistributedCacheService): string => {
+    let p = keyspacePrefixes.get(cache.keyPrefix)
+    if (p === undefined) {
+      p = `${cache.keyPrefix}:${nameSegment}:`
+      keyspacePrefixes.set(cache.keyPrefix, p)
+    }
+    return p
+  }
+
+  const tenantProblem = (tenant: string | undefined): string | undefined => {
+    if (tenant === undefined) return undefined
+    if (typeof tenant !== "string") return "tenant id must be a string"
+    if (tenant.length === 0) return "tenant id is empty"
+    if (tenant.length > maxTenantLength) return `tenant id is longer than ${maxTenantLength} characters`
+    return undefined
+  }
+
+  /** the hash of a key, or an error reason */
+  const keyHashOf = (key: K): { readonly hash: string } | string => {
+    const encoded = encodeKey(key)
+    if (Either.isLeft(encoded)) return "key does not encode with the key Schema"
+    const unfaithful = unfaithfulReason(encoded.right)
+    if (unfaithful !== undefined) return `key: ${unfaithful}`
+    const canonical = canonicalJson(encoded.right)
+    if (Buffer.byteLength(canonical, "utf8") > maxKeyBytes) return `key is larger than ${maxKeyBytes} bytes`
+    return { hash: hashKey(canonical) }
+  }
+
+  /** the full store key, or an error reason */
+  const storeKeyOf = (
+    cache: DistributedCacheService,
+    key: K,
+    tenant: string | undefined
+  ): string | { reason: string } => {
+    const problem = tenantProblem(tenant)
+    if (problem !== undefined) return { reason: problem }
+    const h = keyHashOf(key)
+    if (typeof h === "string") return { reason: h }
+    return keyspacePrefixOf(cache) + tenantSegment(tenant) + ":" + h.hash
+  }
+
+  const invalidValue = (reason: string) => new CacheValueInvalid({ keyspace: name, reason })
+  const invalidEntry = (reason: string) => new CacheEntryInvalid({ keyspace: name, reason })
+
+  /** encoded JSON of a value, or the rejection */
+  const encodeEntry = (value: V): Either.Either<string, CacheValueInvalid> => {
+    const encoded = encodeValue(value)
+    if (Either.isLeft(encoded)) {
+      return Either.left(invalidValue(`value does not encode with the value Schema (${issuePaths(encoded.left)})`))
+    }
+    const json = toFaithfulJson(encoded.right)
+    if (json._tag === "err") return Either.left(invalidValue(json.reason))
+    if (json.json.length > maxValueBytes || Buffer.byteLength(json.json, "utf8") > maxValueBytes) {
+      return Either.left(invalidValue(`encoded value is larger than ${maxValueBytes} bytes`))
+    }
+    return Either.right(json.json)
+  }
+
+  const decodeEntry = (raw: string): Either.Either<V, CacheEntryInvalid> => {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(raw)
+    } catch {
+      return Either.left(invalidEntry("the stored entry is not JSON"))
+    }
+    const decoded = decodeValue(parsed)
+    return Either.isLeft(decoded)
+      ? Either.left(
+          invalidEntry(`the stored entry does not decode with the value Schema (${issuePaths(decoded.left)})`)
+        )
+      : Either.right(decoded.right)
+  }
+
+  const none = Effect.succeed(Option.none<Cached<V>>())
+  const toOption = (entry: Cached<string | undefined>): Effect.Effect<Option.Option<Cached<V>>, CacheEntryInvalid> => {
+    if (entry.value === undefined) return none
+    const decoded = decodeEntry(entry.value)
+    return Either.isLeft(decoded)
+      ? Effect.fail(decoded.left)
+      : Effect.succeed(Option.some({ value: decoded.right, backend: entry.backend, degraded: entry.degraded }))
+  }
+
+  const ttlFor = (options: SetOptions | undefined): number | undefined | string =>
+    options?.timeToLive === undefined ? defaultTtl : ttlMillisOf(options.timeToLive)
+
+  const get: Keyspace<K, V>["get"] = (key, options) =>
+    Effect.flatMap(DistributedCache, (cache) => {
+      const storeKey = storeKeyOf(cache, key, options?.tenant)
+      if (typeof storeKey !== "string") return none
+      return Effect.flatMap(cache.get(storeKey), toOption)
+    })
+
+  const set: Keyspace<K, V>["set"] = (key, value, options) =>
+    Effect.flatMap(DistributedCache, (cache): Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid> => {
+      const storeKey = storeKeyOf(cache, key, options?.tenant)
+      if (typeof storeKey !== "string") return Effect.fail(invalidValue(storeKey.reason))
+      const ttl = ttlFor(options)
+      if (typeof ttl === "string") return Effect.fail(invalidValue(ttl))
+      const json = encodeEntry(value)
+      if (Either.isLeft(json)) return Effect.fail(json.left)
+      return Effect.asVoid(cache.set(storeKey, json.right, ttl))
+    })
+
+  const invalidate: Keyspace<K, V>["invalidate"] = (key, options) =>
+    Effect.flatMap(DistributedCache, (cache) => {
+      const storeKey = storeKeyOf(cache, key, options?.tenant)
+      return typeof storeKey !== "string" ? Effect.succeed(false) : cache.invalidate(storeKey)
+    })
+
+  const clear: Keyspace<K, V>["clear"] = (options) =>
+    Effect.flatMap(DistributedCache, (cache): Effect.Effect<number, CacheBackendUnavailable> => {
+      if (options?.allTenants === true) {
+        if (options.tenant !== undefined) return Effect.dieMessage("clear: give either tenant or allTenants, not both")
+        return cache.clear(keyspacePrefixOf(cache))
+      }
+      if (tenantProblem(options?.tenant) !== undefined) return Effect.succeed(0)
+      return cache.clear(keyspacePrefixOf(cache) + tenantSegment(options?.tenant) + ":")
+    })
+
+  /** single flight: one computation per store key in this process */
+  const inflight = new Map<string, Deferred.Deferred<Cached<V>, unknown>>()
+
+  const getOrCompute = <E, R>(
+    key: K,
+    compute: Effect.Effect<V, E, R>,
+    options?: GetOrComputeOptions<V>
+  ): Effect.Effect<Cached<V>, E | CacheBackendUnavailable | CacheValueInvalid, DistributedCache | R> =>
+    Effect.flatMap(DistributedCache, (cache) => {
+      type Failure = E | CacheBackendUnavailable | CacheValueInvalid
+      const storeKey = storeKeyOf(cache, key, options?.tenant)
+      if (typeof storeKey !== "string") return Effect.fail(invalidValue(storeKey.reason))
+      const ttl = ttlFor(options)
+      if (typeof ttl === "string") return Effect.fail(invalidValue(ttl))
+
+      /** a hit, or undefined for a miss or a corrupt entry (which is recomputed) */
+      const lookup = Effect.map(cache.get(storeKey, "getOrCompute"), (entry): Cached<V> | undefined => {
+        if (entry.value === undefined) return undefined
+        const decoded = decodeEntry(entry.value)
+        return Either.isLeft(decoded)
+          ? undefined
+          : { value: decoded.right, backend: entry.backend, degraded: entry.degraded }
+      })
+
+      const store = (value: V): Effect.Effect<Cached<V>, CacheBackendUnavailable | CacheValueInvalid> => {
+        if (options?.shouldCache !== undefined && !options.shouldCache(value)) {
+          return Effect.succeed({ value, backend: cache.mode === "LocalOnly" ? "local" : "redis", degraded: false })
+        }
+        const json = encodeEntry(value)
+        if (Either.isLeft(json)) return Effect.fail(json.left)
+        return Effect.map(cache.set(storeKey, json.right, ttl, "getOrCompute"), (written) => ({
+          value,
+          backend: written.backend,
+          degraded: written.degraded
+        }))
+      }
+
+      const lead: Effect.Effect<Cached<V>, Failure, R> = Effect.suspend(() => {
+        const running = inflight.get(storeKey) as Deferred.Deferred<Cached<V>, Failure> | undefined
+        if (running !== undefined) return Deferred.await(running)
+        const deferred = Deferred.unsafeMake<Cached<V>, Failure>(FiberId.none)
+        inflight.set(storeKey, deferred as Deferred.Deferred<Cached<V>, unknown>)
+        // the leader re-reads: a previous leader may have stored the value meanwhile
+        const work: Effect.Effect<Cached<V>, Failure, R> = Effect.flatMap(lookup, (hit) =>
+          hit !== undefined ? Effect.succeed(hit) : Effect.flatMap(compute, store)
+        )
+        return work.pipe(
+          Effect.exit,
+          Effect.flatMap((exit) => Deferred.done(deferred, exit)),
+          Effect.ensuring(Effect.sync(() => inflight.delete(storeKey))),
+          Effect.forkDaemon,
+          Effect.zipRight(Deferred.await(deferred))
+        )
+      })
+
+      return Effect.flatMap(lookup, (hit): Effect.Effect<Cached<V>, Failure, R> =>
+        hit !== undefined ? Effect.succeed(hit) : lead
+      )
+    })
+
+  return { name, get, set, invalidate, clear, getOrCompute }
+}
+
+const issuePaths = (error: ParseResult.ParseError): string => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+  const paths = issues.slice(0, 3).map((i) => (i.path.length === 0 ? "$" : "$." + i.path.map(String).join(".")))
+  return `at ${paths.join(", ")}`
+}

@@ -1,0 +1,62 @@
+/**
+ * effect-failclosed: caches and shared security state in Redis for Effect, where what happens
+ * when Redis is unavailable is chosen at composition time and visible in the types.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * @since 0.1.0
+ */
+export {
+  type Backend,
+  type Cached,
+  type CacheStats,
+  DistributedCache,
+  type DistributedCacheService,
+  type RateLimitAlgorithm,
+  type RateLimitDecision,
+  type RateLimitRequest
+} from "./DistributedCache.js"
+
+/**
+ * @since 0.1.0
+ */
+export {
+  ExplicitDegraded,
+  explicitDegraded,
+  type ExplicitDegradedOptions,
+  LocalOnly,
+  localOnly,
+  type LocalOnlyOptions,
+  StrictDistributed,
+  strictDistributed,
+  type StrictDistributedOptions
+} from "./CacheMode.js"
+
+/**
+ * @since 0.1.0
+ */
+export { RedisClient, RedisClientConfig, type RedisClientOptions, type RedisClientService } from "./RedisClient.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Keyspace from "./Keyspace.js"
+
+/**
+ * @since 0.1.0
+ */
+export { SecurityEvent, SecurityEventKind } from "./SecurityEvent.js"
+
+/**
+ * @since 0.1.0
+ */
+export {
+  CacheBackendUnavailable,
+  CacheEntryInvalid,
+  CacheModeName,
+  CacheValueInvalid,
+  RateLimitExceeded,
+  ReplayDetected
+} from "./errors.js"

@@ -1,0 +1,78 @@
+/**
+ * The cooldown after a failure. Closed: every call goes to Redis. Open: calls are refused at
+ * once (strict) or served by the fallback (degraded) without touching Redis, until the
+ * cooldown has elapsed; then exactly one call is admitted as the probe. A successful probe
+ * closes the breaker; a failed one re-opens it for another cooldown.
+ *
+ * A generation counter makes transitions exact: a failure only opens the breaker when no
+ * recovery happened since the failed call was admitted, so one outage gives one transition
+ * even with hundreds of calls in flight.
+ */
+import type * as Clock from "effect/Clock"
+
+/** @internal */
+export const CLOSED = 0
+/** @internal */
+export const OPEN = 1
+/** @internal */
+export const PROBE = 2
+
+/** @internal */
+export type Admission = typeof CLOSED | typeof OPEN | typeof PROBE
+
+/** @internal */
+export class Breaker {
+  /** true from the first failure until a successful call */
+  isOpen = false
+  generation = 0
+  private openUntil = 0
+  private probing = false
+
+  constructor(
+    private readonly clock: Clock.Clock,
+    private readonly cooldownMillis: number
+  ) {}
+
+  admit(): Admission {
+    if (!this.isOpen) return CLOSED
+    if (this.probing || this.clock.unsafeCurrentTimeMillis() < this.openUntil) return OPEN
+    this.probing = true
+    return PROBE
+  }
+
+  /** opens for a cooldown; true when this is the transition from closed to open */
+  failed(admittedGeneration: number, wasProbe: boolean): boolean {
+    if (wasProbe) this.probing = false
+    if (admittedGeneration !== this.generation) return false
+    const transition = !this.isOpen
+    if (transition || wasProbe) {
+      this.isOpen = true
+      this.openUntil = this.clock.unsafeCurrentTimeMillis() + this.cooldownMillis
+    }
+    return transition
+  }
+
+  /**
+   * A probe answered: closes; true when this is the transition from open to closed. Only a
+   * probe closes the breaker: a call admitted before the outage that answers late proves
+   * nothing about now.
+   */
+  probeSucceeded(): boolean {
+    this.probing = false
+    if (!this.isOpen) return false
+    this.isOpen = false
+    this.generation++
+    return true
+  }
+
+  /** the probe's fiber was interrupted: let the next call probe */
+  probeAbandoned(): void {
+    this.probing = false
+  }
+
+  /** opens without a transition event (the startup failure has its own event) */
+  openAtStartup(): void {
+    this.isOpen = true
+    this.openUntil = this.clock.unsafeCurrentTimeMillis() + this.cooldownMillis
+  }
+}

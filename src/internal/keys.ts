@@ -1,0 +1,43 @@
+/**
+ * Redis key layout. Every key is
+ *
+ *   <prefix>:<keyspace>:<tenant>:<key hash>
+ *
+ * where keyspace and tenant are base64url-encoded UTF-16 (alphabet [A-Za-z0-9_-]: no ':' and no glob
+ * character), the tenant segment is "-" for no tenant or "t" followed by the encoding, and the
+ * key hash is the base64url SHA-256 of the key's canonical JSON. Each segment is therefore
+ * self-delimiting, so the layout is injective over (prefix, keyspace, tenant, key), and a
+ * SCAN MATCH pattern built from a partition prefix can only match keys of that partition.
+ */
+import { createHash } from "node:crypto"
+
+/** @internal */
+export const PREFIX_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
+
+/**
+ * UTF-16 code units, not UTF-8: UTF-8 would map every lone surrogate to U+FFFD, so two
+ * different (malformed) ids would share a key. Code units keep the encoding injective over
+ * all JavaScript strings.
+ * @internal
+ */
+export const encodeSegment = (s: string): string => Buffer.from(s, "utf16le").toString("base64url")
+
+/** @internal */
+export const NO_TENANT_SEGMENT = "-"
+
+/** @internal */
+export const tenantSegment = (tenant: string | undefined): string =>
+  tenant === undefined ? NO_TENANT_SEGMENT : "t" + encodeSegment(tenant)
+
+/** @internal */
+export const keyspacePrefix = (prefix: string, keyspace: string): string => `${prefix}:${encodeSegment(keyspace)}:`
+
+/** @internal */
+export const hashKey = (canonical: string): string => createHash("sha256").update(canonical).digest("base64url")
+
+/**
+ * Escapes glob metacharacters for SCAN MATCH. Partition prefixes built by this module contain
+ * none, but the escape keeps that a local fact rather than an assumption.
+ * @internal
+ */
+export const escapeGlob = (s: string): string => s.replace(/[*?[\]\\^]/g, (c) => "\\" + c)

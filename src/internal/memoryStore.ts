@@ -1,0 +1,118 @@
+/**
+ * The node-local store: a bounded LRU (a Map in recency order) with expiry read from Effect's
+ * Clock, so TestClock drives it. Values are strings (encoded JSON), so no caller can mutate
+ * what the store holds: every read decodes a fresh value.
+ */
+import type * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import { memoryRateLimit } from "./memoryRateLimit.js"
+import type { RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
+import type { Store } from "./store.js"
+
+interface Entry {
+  value: string
+  /** epoch millis, or Infinity */
+  expiresAt: number
+}
+
+/** @internal */
+export interface MemoryStore extends Store {
+  readonly backend: "local"
+  readonly size: () => number
+  readonly get: (key: string) => Effect.Effect<string | null>
+  readonly set: (key: string, value: string, ttlMillis: number | undefined) => Effect.Effect<void>
+  readonly delete: (key: string) => Effect.Effect<boolean>
+  readonly clear: (prefix: string) => Effect.Effect<number>
+  readonly claim: (key: string, ttlMillis: number) => Effect.Effect<boolean>
+  readonly rateLimit: (request: RateLimitRequest) => Effect.Effect<RateLimitDecision>
+}
+
+/** @internal */
+export const makeMemoryStore = (options: { readonly capacity: number; readonly clock: Clock.Clock }): MemoryStore => {
+  const { capacity, clock } = options
+  const entries = new Map<string, Entry>()
+  /** rate-limit state is kept apart from entries so a flood of cache sets cannot evict it */
+  const limiterState = new Map<string, unknown>()
+
+  const now = () => clock.unsafeCurrentTimeMillis()
+
+  const sweepLimiterState = (at: number) => {
+    // entries carry their own expiry; see memoryRateLimit
+    for (const [k, v] of limiterState) {
+      if ((v as { expiresAt: number }).expiresAt <= at) limiterState.delete(k)
+    }
+  }
+
+  const lookup = (key: string, at: number): Entry | undefined => {
+    const entry = entries.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt <= at) {
+      entries.delete(key)
+      return undefined
+    }
+    return entry
+  }
+
+  const put = (key: string, value: string, expiresAt: number) => {
+    entries.delete(key)
+    entries.set(key, { value, expiresAt })
+    while (entries.size > capacity) {
+      const oldest = entries.keys().next()
+      if (oldest.done) break
+      entries.delete(oldest.value)
+    }
+  }
+
+  const get = (key: string) =>
+    Effect.sync(() => {
+      const entry = lookup(key, now())
+      if (entry === undefined) return null
+      // refresh recency
+      entries.delete(key)
+      entries.set(key, entry)
+      return entry.value
+    })
+
+  const set = (key: string, value: string, ttlMillis: number | undefined) =>
+    Effect.sync(() => put(key, value, ttlMillis === undefined ? Infinity : now() + ttlMillis))
+
+  let rateLimitCalls = 0
+  return {
+    backend: "local",
+    size: () => entries.size,
+    ping: Effect.void,
+    get,
+    set,
+    delete: (key) => Effect.sync(() => lookup(key, now()) !== undefined && entries.delete(key)),
+    clear: (prefix) =>
+      Effect.sync(() => {
+        let n = 0
+        const at = now()
+        for (const [k, e] of entries) {
+          if (k.startsWith(prefix)) {
+            entries.delete(k)
+            if (e.expiresAt > at) n++
+          }
+        }
+        for (const k of limiterState.keys()) if (k.startsWith(prefix)) limiterState.delete(k)
+        return n
+      }),
+    claim: (key, ttlMillis) =>
+      Effect.sync(() => {
+        const at = now()
+        if (lookup(key, at) !== undefined) return false
+        put(key, "1", at + ttlMillis)
+        return true
+      }),
+    rateLimit: (request: RateLimitRequest) =>
+      Effect.sync((): RateLimitDecision => {
+        const at = now()
+        if (++rateLimitCalls % 1024 === 0) sweepLimiterState(at)
+        return memoryRateLimit(limiterState, request, at)
+      }),
+    reset: Effect.sync(() => {
+      entries.clear()
+      limiterState.clear()
+    })
+  }
+}

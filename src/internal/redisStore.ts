@@ -1,0 +1,88 @@
+/**
+ * The Redis store: each operation is one command (or one script) with the client's
+ * fail-fast settings; every error becomes a secret-free StoreFailure.
+ */
+import * as Effect from "effect/Effect"
+import type { Cluster, Redis } from "ioredis"
+import type { RedisClientService } from "../RedisClient.js"
+import { escapeGlob } from "./keys.js"
+import { redisRateLimit } from "./redisRateLimit.js"
+import { StoreFailure, type Store } from "./store.js"
+
+/** Reply errors that mean "not available right now" rather than "refused this command". */
+const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOAUTH|WRONGPASS|NOREPLICAS)\b/
+
+/** @internal */
+export const toStoreFailure =
+  (describe: (e: unknown) => string) =>
+  (error: unknown): StoreFailure => {
+    const reason = describe(error)
+    const isReply = error instanceof Error && error.name === "ReplyError"
+    return new StoreFailure(isReply && !UNAVAILABLE_REPLY.test(reason) ? "rejected" : "unavailable", reason)
+  }
+
+const SCAN_BATCH = 500
+
+const scanAndDelete = async (node: Redis, pattern: string, isCluster: boolean): Promise<number> => {
+  let cursor = "0"
+  let deleted = 0
+  do {
+    const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_BATCH)
+    cursor = next
+    if (keys.length > 0) {
+      if (isCluster) {
+        // keys of different slots cannot share one command in a cluster
+        const pipeline = node.pipeline()
+        for (const k of keys) pipeline.unlink(k)
+        const results = (await pipeline.exec()) ?? []
+        for (const [err, n] of results) {
+          if (err) throw err
+          deleted += Number(n)
+        }
+      } else {
+        deleted += await node.unlink(...keys)
+      }
+    }
+  } while (cursor !== "0")
+  return deleted
+}
+
+const isCluster = (client: Redis | Cluster): client is Cluster => (client as Cluster).isCluster === true
+
+/** @internal */
+export const makeRedisStore = (redis: RedisClientService): Store => {
+  const client = redis.client
+  const fail = toStoreFailure(redis.describeError)
+  const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, StoreFailure> => Effect.tryPromise({ try: f, catch: fail })
+
+  return {
+    backend: "redis",
+    ping: attempt(() => client.ping()).pipe(Effect.asVoid),
+    get: (key) => attempt(() => client.get(key)),
+    set: (key, value, ttlMillis) =>
+      attempt(() => (ttlMillis === undefined ? client.set(key, value) : client.set(key, value, "PX", ttlMillis))).pipe(
+        Effect.asVoid
+      ),
+    delete: (key) =>
+      Effect.map(
+        attempt(() => client.unlink(key)),
+        (n) => n > 0
+      ),
+    clear: (prefix) =>
+      attempt(async () => {
+        const pattern = escapeGlob(prefix) + "*"
+        if (isCluster(client)) {
+          const counts = await Promise.all(client.nodes("master").map((node) => scanAndDelete(node, pattern, true)))
+          return counts.reduce((a, b) => a + b, 0)
+        }
+        return scanAndDelete(client, pattern, false)
+      }),
+    claim: (key, ttlMillis) =>
+      Effect.map(
+        attempt(() => client.set(key, "1", "PX", ttlMillis, "NX")),
+        (r) => r === "OK"
+      ),
+    rateLimit: (request) => attempt(() => redisRateLimit(client, request)),
+    reset: Effect.void
+  }
+}

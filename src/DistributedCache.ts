@@ -14,6 +14,13 @@ import type { CacheBackendUnavailable, CacheModeName } from "./errors.js"
  * Where a result came from: Redis, the memory of a `LocalOnly` cache, or the node-local
  * fallback of an `ExplicitDegraded` cache while Redis is unavailable.
  *
+ * @example
+ * ```ts
+ * import type { Backend } from "effect-failclosed"
+ *
+ * const isNodeLocal = (backend: Backend) => backend !== "redis"
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -71,6 +78,13 @@ export interface CacheStats {
 /**
  * Rate-limit algorithms.
  *
+ * @example
+ * ```ts
+ * import type { RateLimitAlgorithm } from "effect-failclosed"
+ *
+ * const algorithm: RateLimitAlgorithm = "sliding-window"
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -78,6 +92,19 @@ export type RateLimitAlgorithm = "fixed-window" | "sliding-window" | "token-buck
 
 /**
  * One rate-limit decision to be taken atomically by the store.
+ *
+ * @example
+ * ```ts
+ * import type { RateLimitRequest } from "effect-failclosed"
+ *
+ * const request: RateLimitRequest = {
+ *   key: "fc:{rl:example}",
+ *   algorithm: "fixed-window",
+ *   limit: 10,
+ *   windowMillis: 1_000,
+ *   cost: 1
+ * }
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -94,6 +121,13 @@ export interface RateLimitRequest {
 /**
  * The outcome of a rate-limit decision.
  *
+ * @example
+ * ```ts
+ * import type { RateLimitDecision } from "effect-failclosed"
+ *
+ * const status = (decision: RateLimitDecision) => (decision.allowed ? 200 : 429)
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -105,6 +139,19 @@ export interface RateLimitDecision {
 
 /**
  * The service a mode Layer provides.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DistributedCache, LocalOnly } from "effect-failclosed"
+ *
+ * // features such as Keyspace are written against these low-level operations
+ * const raw = Effect.gen(function* () {
+ *   const cache = yield* DistributedCache
+ *   yield* cache.set(`${cache.keyPrefix}:~example:k`, "v", 60_000)
+ *   return yield* cache.get(`${cache.keyPrefix}:~example:k`)
+ * }).pipe(Effect.provide(LocalOnly))
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -126,6 +173,11 @@ export interface DistributedCacheService {
   readonly invalidate: (key: string) => Effect.Effect<boolean, CacheBackendUnavailable>
   /** deletes every entry whose store key starts with `prefix` */
   readonly clear: (prefix: string) => Effect.Effect<number, CacheBackendUnavailable>
+  /**
+   * counts the live entries whose store key starts with `prefix` (SCAN in batches in Redis:
+   * O(entries)); fails closed in every Redis mode, like `clear`
+   */
+  readonly count: (prefix: string) => Effect.Effect<number, CacheBackendUnavailable>
   /** atomically claims a key for ttlMillis; true when it was free */
   readonly claim: (key: string, ttlMillis: number) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
   readonly rateLimit: (request: RateLimitRequest) => Effect.Effect<Cached<RateLimitDecision>, CacheBackendUnavailable>

@@ -47,6 +47,16 @@ export * as Keyspace from "./Keyspace.js"
 /**
  * @since 0.1.0
  */
+export * as RateLimiter from "./RateLimiter.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as ReplayGuard from "./ReplayGuard.js"
+
+/**
+ * @since 0.1.0
+ */
 export { SecurityEvent, SecurityEventKind } from "./SecurityEvent.js"
 
 /**
@@ -60,3 +70,8 @@ export {
   RateLimitExceeded,
   ReplayDetected
 } from "./errors.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as KeyValueStore from "./KeyValueStore.js"

@@ -19,10 +19,13 @@ interface Entry {
 export interface MemoryStore extends Store {
   readonly backend: "local"
   readonly size: () => number
+  /** `reset`, synchronously */
+  readonly unsafeReset: () => void
   readonly get: (key: string) => Effect.Effect<string | null>
   readonly set: (key: string, value: string, ttlMillis: number | undefined) => Effect.Effect<void>
   readonly delete: (key: string) => Effect.Effect<boolean>
   readonly clear: (prefix: string) => Effect.Effect<number>
+  readonly count: (prefix: string) => Effect.Effect<number>
   readonly claim: (key: string, ttlMillis: number) => Effect.Effect<boolean>
   readonly rateLimit: (request: RateLimitRequest) => Effect.Effect<RateLimitDecision>
 }
@@ -76,6 +79,11 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
   const set = (key: string, value: string, ttlMillis: number | undefined) =>
     Effect.sync(() => put(key, value, ttlMillis === undefined ? Infinity : now() + ttlMillis))
 
+  const unsafeReset = () => {
+    entries.clear()
+    limiterState.clear()
+  }
+
   let rateLimitCalls = 0
   return {
     backend: "local",
@@ -97,6 +105,13 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
         for (const k of limiterState.keys()) if (k.startsWith(prefix)) limiterState.delete(k)
         return n
       }),
+    count: (prefix) =>
+      Effect.sync(() => {
+        let n = 0
+        const at = now()
+        for (const [k, e] of entries) if (e.expiresAt > at && k.startsWith(prefix)) n++
+        return n
+      }),
     claim: (key, ttlMillis) =>
       Effect.sync(() => {
         const at = now()
@@ -110,9 +125,7 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
         if (++rateLimitCalls % 1024 === 0) sweepLimiterState(at)
         return memoryRateLimit(limiterState, request, at)
       }),
-    reset: Effect.sync(() => {
-      entries.clear()
-      limiterState.clear()
-    })
+    unsafeReset,
+    reset: Effect.sync(unsafeReset)
   }
 }

@@ -78,6 +78,7 @@ export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCa
     set: (key, value, ttl) => Effect.map(memory.set(key, value, ttl), fromLocal),
     invalidate: (key) => memory.delete(key),
     clear: (prefix) => memory.clear(prefix),
+    count: (prefix) => memory.count(prefix),
     claim: (key, ttl) => Effect.map(memory.claim(key, ttl), fromLocal),
     rateLimit: (request) => Effect.map(memory.rateLimit(request), fromLocal)
   }
@@ -91,15 +92,26 @@ const makeGuard = (options: {
   readonly mode: CacheModeName
   readonly breaker: Breaker
   readonly counters: Counters
-  readonly onRecovered: Effect.Effect<void>
+  /**
+   * Runs synchronously, in the same step as the breaker's transition (closed to open, or open to closed), so that
+   * no other fiber can see the new breaker state before it has run.
+   */
+  readonly onTransition: () => void
 }) => {
-  const { breaker, counters, mode } = options
+  const { breaker, counters, mode, onTransition } = options
   const unavailable = (operation: string, reason: string) => new CacheBackendUnavailable({ mode, operation, reason })
 
-  const recovered = Effect.zipRight(
-    options.onRecovered,
-    SecurityEvent.emit({ event: "BACKEND_RECOVERED", mode, detail: "Redis answered a probe after the cooldown" })
-  )
+  const recovered = SecurityEvent.emit({
+    event: "BACKEND_RECOVERED",
+    mode,
+    detail: "Redis answered a probe after the cooldown"
+  })
+  /** true when this probe closed the breaker (the transition has then been handled) */
+  const probeSucceeded = (): boolean => {
+    if (!breaker.probeSucceeded()) return false
+    onTransition()
+    return true
+  }
   const wentDown = (reason: string) =>
     SecurityEvent.emit({
       event: "BACKEND_UNAVAILABLE_AT_RUNTIME",
@@ -135,18 +147,21 @@ const makeGuard = (options: {
         )
         if (failure.kind === "rejected") {
           // Redis answered: it is up, so this is not an outage; fail closed without a cooldown.
-          if (isProbe && breaker.probeSucceeded()) return Effect.zipRight(recovered, Effect.fail(error))
+          if (isProbe && probeSucceeded()) return Effect.zipRight(recovered, Effect.fail(error))
           return Effect.fail(error)
         }
         counters.failures++
-        if (breaker.failed(generation, isProbe)) return Effect.zipRight(wentDown(failure.reason), orElse(error))
+        if (breaker.failed(generation, isProbe)) {
+          onTransition()
+          return Effect.zipRight(wentDown(failure.reason), orElse(error))
+        }
         return orElse(error)
       }
       if (!isProbe)
         return Effect.matchEffect(effect, { onFailure: handle, onSuccess: (a) => Effect.succeed(onSuccess(a)) })
       return Effect.matchEffect(effect, {
         onFailure: handle,
-        onSuccess: (a) => (breaker.probeSucceeded() ? Effect.as(recovered, onSuccess(a)) : Effect.succeed(onSuccess(a)))
+        onSuccess: (a) => (probeSucceeded() ? Effect.as(recovered, onSuccess(a)) : Effect.succeed(onSuccess(a)))
       }).pipe(Effect.onInterrupt(() => Effect.sync(() => breaker.probeAbandoned())))
     })
 
@@ -164,7 +179,7 @@ export const makeStrict = (options: {
   const { breaker, store } = options
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   const read = countRead(counters, fromRedis, MISS_REDIS)
-  const guard = makeGuard({ mode: "StrictDistributed", breaker, counters, onRecovered: Effect.void })
+  const guard = makeGuard({ mode: "StrictDistributed", breaker, counters, onTransition: () => {} })
   const fail = Effect.fail
   return {
     mode: "StrictDistributed",
@@ -179,6 +194,7 @@ export const makeStrict = (options: {
     set: (key, value, ttl, operation = "set") => guard.run(operation, store.set(key, value, ttl), fromRedis, fail),
     invalidate: (key) => guard.run("invalidate", store.delete(key), identity, fail),
     clear: (prefix) => guard.run("clear", store.clear(prefix), identity, fail),
+    count: (prefix) => guard.run("count", store.count(prefix), identity, fail),
     claim: (key, ttl) => guard.run("claim", store.claim(key, ttl), fromRedis, fail),
     rateLimit: (request) => guard.run("rateLimit", store.rateLimit(request), fromRedis, fail)
   }
@@ -195,7 +211,10 @@ export const makeDegraded = (options: {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   const read = countRead(counters, fromRedis, MISS_REDIS)
   const readFallback = countRead(counters, fromFallback, MISS_FALLBACK)
-  const guard = makeGuard({ mode: "ExplicitDegraded", breaker, counters, onRecovered: fallback.reset })
+  // The fallback is emptied at both transitions, in the same synchronous step as the breaker's: what was written
+  // node-locally during an outage is never served after Redis answered again, not even during a later outage (a
+  // fallback write that was admitted before the recovery but landed after it is dropped when the next outage starts).
+  const guard = makeGuard({ mode: "ExplicitDegraded", breaker, counters, onTransition: fallback.unsafeReset })
   const fail = Effect.fail
   const local =
     <A>(effect: Effect.Effect<A>) =>
@@ -212,6 +231,8 @@ export const makeDegraded = (options: {
     // a distributed deletion cannot be confirmed locally: these fail closed in every mode
     invalidate: (key) => guard.run("invalidate", store.delete(key), identity, fail),
     clear: (prefix) => guard.run("clear", store.clear(prefix), identity, fail),
+    // the fallback holds only what was written while degraded: no distributed count from it
+    count: (prefix) => guard.run("count", store.count(prefix), identity, fail),
     claim: (key, ttl) => guard.run("claim", store.claim(key, ttl), fromRedis, local(fallback.claim(key, ttl))),
     rateLimit: (request) =>
       guard.run("rateLimit", store.rateLimit(request), fromRedis, local(fallback.rateLimit(request)))

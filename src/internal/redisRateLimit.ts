@@ -1,38 +1,194 @@
 /**
- * Rate-limit decisions in Redis (placeholder: fixed window only; the RateLimiter work replaces
- * this file with one Lua script per algorithm, EVALSHA with NOSCRIPT fallback, server time).
+ * Rate-limit decisions in Redis: one Lua script per decision and algorithm, run with EVALSHA
+ * (EVAL once when the server answers NOSCRIPT, which also caches the script again). Every key
+ * a script touches is in KEYS, shares the hash tag of the request key (so Redis Cluster routes
+ * them to one slot) and is given a TTL. Time is the server's `TIME`, never the client's clock,
+ * so nodes with skewed clocks agree; a server clock that steps backwards is clamped to the last
+ * time the state saw, so it can never hand out a fresh budget.
+ *
+ * State, per algorithm (all integers, exact in Lua's doubles below 2^53):
+ *
+ * - fixed-window: hash `K` {w: window start, c: cost used}; windows are aligned to multiples of
+ *   the window on the server's epoch clock. TTL: the end of the window.
+ * - sliding-window: an exact sliding log. Sorted set `K:l` of members `<seq>:<cost>` scored by
+ *   decision time, and hash `K:m` {t: cost in the log, q: member sequence, n: last time}. A
+ *   decision at `now` counts every allowed cost with time > now - window, so no interval of one
+ *   window length ever holds more than `limit`. Memory is O(allowed decisions in one window).
+ *   TTL of both: until the newest member leaves the window.
+ * - token-bucket: hash `K` {t: last time, d: debt}. A bucket of `limit` tokens refilled at
+ *   `limit` per window, kept as integer debt in units where a token costs `window` and one
+ *   millisecond repays `limit` (the GCRA theoretical arrival time, scaled by `limit` so no
+ *   fraction is ever rounded). TTL: until the debt is repaid, when the bucket is full again.
+ *
+ * Every script returns `{allowed (0|1), remaining, retryAfterMillis}`. Numbers reach Redis
+ * through `redis.call` arguments (exact) or `string.format('%d')`, never through Lua's `..`,
+ * which rounds to 14 digits.
  */
+import { createHash } from "node:crypto"
 import type { Cluster, Redis } from "ioredis"
-import type { RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
+import type { RateLimitAlgorithm, RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
 
-const FIXED_WINDOW = `
+const CLOCK = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
-local start = now - (now % window)
-local key = KEYS[1] .. ':' .. start
-local count = tonumber(redis.call('GET', key) or '0')
-if count + cost > limit then
-  return {0, limit - count, start + window - now}
-end
-redis.call('SET', key, count + cost, 'PX', start + window - now + 1000)
-return {1, limit - count - cost, 0}
 `
+
+const FIXED_WINDOW =
+  CLOCK +
+  `
+local start = now - (now % window)
+local state = redis.call('HMGET', KEYS[1], 'w', 'c')
+local used = 0
+local w = tonumber(state[1])
+if w ~= nil then
+  if w > start then start = w end
+  if w == start then used = tonumber(state[2]) or 0 end
+end
+local reset = start + window - now
+if used + cost > limit then
+  return {0, limit - used, reset}
+end
+redis.call('HSET', KEYS[1], 'w', start, 'c', used + cost)
+redis.call('PEXPIRE', KEYS[1], reset)
+return {1, limit - used - cost, 0}
+`
+
+const SLIDING_WINDOW =
+  CLOCK +
+  `
+local log, meta = KEYS[1], KEYS[2]
+local m = redis.call('HMGET', meta, 't', 'q', 'n')
+local last = tonumber(m[3])
+if last ~= nil and last > now then now = last end
+local edge = now - window
+local total = tonumber(m[1])
+local seq = tonumber(m[2]) or 0
+local function costOf(member) return tonumber(string.match(member, ':(%d+)$')) end
+if total == nil then
+  total = 0
+  local live = redis.call('ZRANGEBYSCORE', log, string.format('(%d', edge), '+inf')
+  for i = 1, #live do total = total + costOf(live[i]) end
+  redis.call('ZREMRANGEBYSCORE', log, '-inf', edge)
+else
+  local expired = redis.call('ZRANGEBYSCORE', log, '-inf', edge)
+  if #expired > 0 then
+    for i = 1, #expired do total = total - costOf(expired[i]) end
+    redis.call('ZREMRANGEBYSCORE', log, '-inf', edge)
+  end
+  if total > 0 and redis.call('ZCARD', log) == 0 then total = 0 end
+end
+if total + cost > limit then
+  local need = total + cost - limit
+  local oldest = redis.call('ZRANGE', log, 0, need - 1, 'WITHSCORES')
+  local acc, retry = 0, window
+  for i = 1, #oldest, 2 do
+    acc = acc + costOf(oldest[i])
+    if acc >= need then
+      retry = tonumber(oldest[i + 1]) + window - now
+      break
+    end
+  end
+  local newest = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
+  if #newest == 2 then
+    local ttl = tonumber(newest[2]) + window - now
+    redis.call('HSET', meta, 't', total, 'q', seq, 'n', now)
+    redis.call('PEXPIRE', log, ttl)
+    redis.call('PEXPIRE', meta, ttl)
+  end
+  return {0, limit - total, retry}
+end
+seq = seq + 1
+total = total + cost
+redis.call('ZADD', log, now, string.format('%d:%d', seq, cost))
+redis.call('HSET', meta, 't', total, 'q', seq, 'n', now)
+redis.call('PEXPIRE', log, window)
+redis.call('PEXPIRE', meta, window)
+return {1, limit - total, 0}
+`
+
+const TOKEN_BUCKET =
+  CLOCK +
+  `
+local m = redis.call('HMGET', KEYS[1], 't', 'd')
+local last = tonumber(m[1])
+local debt = 0
+if last ~= nil then
+  if last > now then now = last end
+  local elapsed = now - last
+  if elapsed < window then
+    debt = (tonumber(m[2]) or 0) - elapsed * limit
+    if debt < 0 then debt = 0 end
+  end
+end
+local capacity = limit * window
+local after = debt + cost * window
+if after > capacity then
+  return {0, math.floor((capacity - debt) / window), math.ceil((after - capacity) / limit)}
+end
+redis.call('HSET', KEYS[1], 't', now, 'd', after)
+redis.call('PEXPIRE', KEYS[1], math.ceil(after / limit))
+return {1, math.floor((capacity - after) / window), 0}
+`
+
+/**
+ * A Lua script and its SHA-1 (the EVALSHA handle).
+ * @internal
+ */
+export interface RateLimitScript {
+  readonly lua: string
+  readonly sha: string
+  /** the KEYS of a request whose key is `key` */
+  readonly keys: (key: string) => ReadonlyArray<string>
+}
+
+const script = (lua: string, keys: (key: string) => ReadonlyArray<string>): RateLimitScript => ({
+  lua,
+  sha: createHash("sha1").update(lua).digest("hex"),
+  keys
+})
+
+/**
+ * The scripts, by algorithm (exported for the benchmark, which runs them with raw ioredis).
+ * @internal
+ */
+export const rateLimitScripts: Readonly<Record<RateLimitAlgorithm, RateLimitScript>> = {
+  "fixed-window": script(FIXED_WINDOW, (key) => [key]),
+  "sliding-window": script(SLIDING_WINDOW, (key) => [key + ":l", key + ":m"]),
+  "token-bucket": script(TOKEN_BUCKET, (key) => [key])
+}
+
+/**
+ * The ARGV of a request: limit, window millis, cost.
+ * @internal
+ */
+export const rateLimitArgs = (request: RateLimitRequest): [number, number, number] => [
+  request.limit,
+  request.windowMillis,
+  request.cost
+]
+
+const isNoScript = (error: unknown): boolean => error instanceof Error && error.message.startsWith("NOSCRIPT")
 
 /** @internal */
 export const redisRateLimit = async (
   client: Redis | Cluster,
   request: RateLimitRequest
 ): Promise<RateLimitDecision> => {
-  const [allowed, remaining, retryAfter] = (await client.eval(
-    FIXED_WINDOW,
-    1,
-    request.key,
-    request.windowMillis,
-    request.limit,
-    request.cost
-  )) as [number, number, number]
+  const s = rateLimitScripts[request.algorithm]
+  const keys = s.keys(request.key)
+  const args = [...keys, request.limit, request.windowMillis, request.cost]
+  let reply: unknown
+  try {
+    reply = await client.evalsha(s.sha, keys.length, ...args)
+  } catch (error) {
+    if (!isNoScript(error)) throw error
+    // the server does not have the script (restart, SCRIPT FLUSH, failover): EVAL caches it again
+    reply = await client.eval(s.lua, keys.length, ...args)
+  }
+  if (!Array.isArray(reply) || reply.length !== 3) throw new Error("unexpected rate-limit script reply")
+  const [allowed, remaining, retryAfter] = reply as [number, number, number]
   return { allowed: allowed === 1, remaining, retryAfterMillis: retryAfter }
 }

@@ -47,6 +47,18 @@ const scanAndDelete = async (node: Redis, pattern: string, isCluster: boolean): 
   return deleted
 }
 
+/** SCAN may return a key more than once: count distinct keys */
+const scanAndCount = async (node: Redis, pattern: string): Promise<number> => {
+  let cursor = "0"
+  const seen = new Set<string>()
+  do {
+    const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_BATCH)
+    cursor = next
+    for (const k of keys) seen.add(k)
+  } while (cursor !== "0")
+  return seen.size
+}
+
 const isCluster = (client: Redis | Cluster): client is Cluster => (client as Cluster).isCluster === true
 
 /** @internal */
@@ -76,6 +88,15 @@ export const makeRedisStore = (redis: RedisClientService): Store => {
           return counts.reduce((a, b) => a + b, 0)
         }
         return scanAndDelete(client, pattern, false)
+      }),
+    count: (prefix) =>
+      attempt(async () => {
+        const pattern = escapeGlob(prefix) + "*"
+        if (isCluster(client)) {
+          const counts = await Promise.all(client.nodes("master").map((node) => scanAndCount(node, pattern)))
+          return counts.reduce((a, b) => a + b, 0)
+        }
+        return scanAndCount(client, pattern)
       }),
     claim: (key, ttlMillis) =>
       Effect.map(

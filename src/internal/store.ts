@@ -31,6 +31,8 @@ export interface Store {
   readonly delete: (key: string) => Effect.Effect<boolean, StoreFailure>
   /** deletes every key that starts with `prefix` (a partition prefix from internal/keys) */
   readonly clear: (prefix: string) => Effect.Effect<number, StoreFailure>
+  /** counts the live keys that start with `prefix` (a partition prefix from internal/keys) */
+  readonly count: (prefix: string) => Effect.Effect<number, StoreFailure>
   /** atomically claims `key` for ttlMillis: true when it was free */
   readonly claim: (key: string, ttlMillis: number) => Effect.Effect<boolean, StoreFailure>
   /** one atomic rate-limit decision */

@@ -1,0 +1,339 @@
+/**
+ * Rate limits kept in the cache's store: one atomic decision per call (one Lua script in Redis,
+ * timed by the Redis server's clock), shared by every node that uses the same Redis. What
+ * happens when Redis is unavailable is the mode's: `StrictDistributed` never decides without
+ * Redis (the call fails with `CacheBackendUnavailable`), `ExplicitDegraded` decides node-locally
+ * and marks the result `degraded: true`, `LocalOnly` decides in memory. A decision whose command
+ * timed out fails too, even though Redis may have applied it (the budget may then be one cost
+ * lower): a limiter errs towards refusing, never towards a decision nobody took.
+ *
+ * @since 0.1.0
+ */
+import { createHash } from "node:crypto"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import {
+  type Backend,
+  type Cached,
+  DistributedCache,
+  type DistributedCacheService,
+  type RateLimitAlgorithm,
+  type RateLimitDecision
+} from "./DistributedCache.js"
+import { type CacheBackendUnavailable, RateLimitExceeded } from "./errors.js"
+import { encodeSegment, tenantSegment } from "./internal/keys.js"
+
+/**
+ * A call to `consume` or `enforce` was rejected before anything reached the store: an empty or
+ * oversized subject, an empty or oversized tenant id, or a cost that is not an integer between
+ * 1 and the limit. The message never contains the subject or the tenant id.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RateLimiter } from "effect-failclosed"
+ *
+ * const badRequest = Effect.fail(new RateLimiter.RateLimitInputInvalid({ limiter: "api", reason: "subject is empty" }))
+ * const status = badRequest.pipe(Effect.catchTag("RateLimitInputInvalid", () => Effect.succeed(400)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RateLimitInputInvalid extends Schema.TaggedError<RateLimitInputInvalid>(
+  "effect-failclosed/RateLimitInputInvalid"
+)("RateLimitInputInvalid", {
+  limiter: Schema.String,
+  reason: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Rate limit "${this.limiter}" rejected the call before deciding: ${this.reason}`
+  }
+}
+
+/**
+ * Options of {@link make}.
+ *
+ * - `fixed-window`: at most `limit` per window, windows aligned to multiples of `window` on the
+ *   Redis server's clock (a burst of up to 2 × `limit` can straddle a boundary).
+ * - `sliding-window`: an exact sliding log: no interval of length `window` ever holds more than
+ *   `limit`. Memory per subject grows with the decisions allowed in one window.
+ * - `token-bucket`: a bucket of `limit` tokens refilled continuously at `limit` per `window`
+ *   (GCRA in exact integer arithmetic): bursts up to `limit`, then a steady rate.
+ *
+ * @example
+ * ```ts
+ * import type { RateLimiter } from "effect-failclosed"
+ *
+ * const options: RateLimiter.RateLimiterOptions = {
+ *   name: "api",
+ *   limit: 100,
+ *   window: "1 minute",
+ *   algorithm: "token-bucket",
+ *   maxSubjectLength: 256
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateLimiterOptions {
+  /** names the limiter; part of every key (1 to 128 characters) */
+  readonly name: string
+  /** the budget per window (token-bucket: the bucket size), a positive integer */
+  readonly limit: number
+  /** the window (token-bucket: the time to refill an empty bucket), at least 1 millisecond */
+  readonly window: Duration.DurationInput
+  readonly algorithm: RateLimitAlgorithm
+  /** longest subject accepted, in UTF-16 code units (default 1,024) */
+  readonly maxSubjectLength?: number | undefined
+  /** longest tenant id accepted, in UTF-16 code units (default 256) */
+  readonly maxTenantLength?: number | undefined
+}
+
+/**
+ * Per-call options: `tenant` selects a separate budget; `cost` is how much of the budget this
+ * request takes (a positive integer, at most the limit; default 1).
+ *
+ * @example
+ * ```ts
+ * import { RateLimiter } from "effect-failclosed"
+ *
+ * const Exports = RateLimiter.make({ name: "exports", limit: 1000, window: "1 hour", algorithm: "fixed-window" })
+ * // a 250-row export takes 250 of the tenant's hourly 1000 rows
+ * const exportRows = (user: string) => Exports.enforce(user, { tenant: "acme", cost: 250 })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConsumeOptions {
+  readonly tenant?: string | undefined
+  readonly cost?: number | undefined
+}
+
+/**
+ * One decision. `remaining` is the budget left after it; `retryAfter` is zero when allowed and,
+ * when denied, how long until the same request could be allowed. `degraded` is true when the
+ * decision was taken node-locally by an `ExplicitDegraded` cache while Redis was unavailable.
+ *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import type { RateLimiter } from "effect-failclosed"
+ *
+ * const headers = (r: RateLimiter.RateLimitResult) => ({
+ *   "ratelimit-remaining": String(r.remaining),
+ *   ...(r.allowed ? {} : { "retry-after": String(Math.ceil(Duration.toSeconds(r.retryAfter))) })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateLimitResult {
+  readonly allowed: boolean
+  readonly remaining: number
+  readonly retryAfter: Duration.Duration
+  readonly backend: Backend
+  readonly degraded: boolean
+}
+
+/**
+ * A rate limiter. It holds no state itself: every decision is the store's, so one limiter value
+ * can be shared by a whole application and works unchanged in every mode.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RateLimiter } from "effect-failclosed"
+ *
+ * const perIp: RateLimiter.RateLimiter = RateLimiter.make({
+ *   name: "per-ip",
+ *   limit: 20,
+ *   window: "1 second",
+ *   algorithm: "sliding-window"
+ * })
+ * const allowed = (ip: string) => Effect.map(perIp.consume(ip), (r) => r.allowed)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateLimiter {
+  readonly name: string
+  readonly algorithm: RateLimitAlgorithm
+  readonly limit: number
+  readonly window: Duration.Duration
+  /** Takes one decision for `subject`: allowed (the cost is taken from the budget) or not. */
+  readonly consume: (
+    subject: string,
+    options?: ConsumeOptions
+  ) => Effect.Effect<RateLimitResult, CacheBackendUnavailable | RateLimitInputInvalid, DistributedCache>
+  /** Like `consume`, but a denial fails with `RateLimitExceeded` (carrying `retryAfter`). */
+  readonly enforce: (
+    subject: string,
+    options?: ConsumeOptions
+  ) => Effect.Effect<
+    RateLimitResult,
+    CacheBackendUnavailable | RateLimitExceeded | RateLimitInputInvalid,
+    DistributedCache
+  >
+}
+
+const MAX_NAME_LENGTH = 128
+const ALGORITHM_TAG: Record<RateLimitAlgorithm, string> = {
+  "fixed-window": "f",
+  "sliding-window": "s",
+  "token-bucket": "t"
+}
+
+const invalidOption = (message: string): never => {
+  throw new Error(`effect-failclosed: RateLimiter ${message}`)
+}
+
+const positiveInteger = (name: string, value: number | undefined, fallback: number): number => {
+  const v = value ?? fallback
+  if (!Number.isSafeInteger(v) || v <= 0) invalidOption(`${name} must be a positive integer`)
+  return v
+}
+
+/** whole milliseconds, rounded up, of a positive finite duration */
+const windowMillisOf = (input: Duration.DurationInput, what: string): number => {
+  const decoded = Duration.decodeUnknown(input)
+  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) invalidOption(`${what} must be a finite duration`)
+  const millis = Duration.toMillis(Option.getOrThrow(decoded))
+  if (!(millis >= 1)) invalidOption(`${what} must be at least 1 millisecond`)
+  const rounded = Math.ceil(millis)
+  if (!Number.isSafeInteger(rounded)) invalidOption(`${what} is too long`)
+  return rounded
+}
+
+/**
+ * Store keys: `<keyPrefix>:{rl:<algorithm>:<name>:<tenant>:<subject hash>}`. The `{` right after
+ * the prefix is outside the alphabet of keyspace segments, so no keyspace key (and no keyspace
+ * `clear`) can ever meet a limiter key; the braces are a Redis Cluster hash tag, so every key a
+ * decision touches (the Redis store adds suffixes after the `}`) lands in one slot. The subject
+ * is hashed (its UTF-16 code units, so malformed strings stay distinct) and never stored.
+ */
+const subjectHash = (subject: string): string => createHash("sha256").update(subject, "utf16le").digest("base64url")
+
+/** `<keyPrefix>:{<tag>:<name>:<tenant>:`, the prefix memoised per cache key prefix (normally one) */
+const keyPrefixes = (
+  tag: string,
+  name: string
+): ((cache: DistributedCacheService, tenant: string | undefined) => string) => {
+  const nameSegment = encodeSegment(name)
+  const prefixes = new Map<string, string>()
+  return (cache, tenant) => {
+    let p = prefixes.get(cache.keyPrefix)
+    if (p === undefined) {
+      p = `${cache.keyPrefix}:{${tag}:${nameSegment}:`
+      prefixes.set(cache.keyPrefix, p)
+    }
+    return p + tenantSegment(tenant) + ":"
+  }
+}
+
+/**
+ * Creates a rate limiter. Invalid options are a programmer error: a synchronous `Error`,
+ * before anything touches Redis.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LocalOnly, RateLimiter } from "effect-failclosed"
+ *
+ * const Login = RateLimiter.make({ name: "login", limit: 5, window: "1 minute", algorithm: "sliding-window" })
+ *
+ * const attempt = (user: string) =>
+ *   Login.enforce(user, { tenant: "acme" }).pipe(
+ *     Effect.as("checking password"),
+ *     Effect.catchTag("RateLimitExceeded", (e) => Effect.succeed(`try again in ${e.retryAfter}`))
+ *   )
+ *
+ * const program = attempt("ada").pipe(Effect.provide(LocalOnly))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: RateLimiterOptions): RateLimiter => {
+  const name = options.name
+  if (typeof name !== "string" || name.length === 0 || name.length > MAX_NAME_LENGTH) {
+    invalidOption(`name must be a string of 1 to ${MAX_NAME_LENGTH} characters`)
+  }
+  const algorithm = options.algorithm
+  if (!Object.hasOwn(ALGORITHM_TAG, algorithm)) {
+    invalidOption(`algorithm must be "fixed-window", "sliding-window" or "token-bucket"`)
+  }
+  const limit = positiveInteger("limit", options.limit, NaN)
+  const windowMillis = windowMillisOf(options.window, "window")
+  if (algorithm === "token-bucket" && limit * windowMillis > Number.MAX_SAFE_INTEGER) {
+    invalidOption("limit × window (in milliseconds) must stay below 2^53 for token-bucket")
+  }
+  const maxSubjectLength = positiveInteger("maxSubjectLength", options.maxSubjectLength, 1024)
+  const maxTenantLength = positiveInteger("maxTenantLength", options.maxTenantLength, 256)
+  const prefixOf = keyPrefixes("rl:" + ALGORITHM_TAG[algorithm], name)
+  const window = Duration.millis(windowMillis)
+
+  const invalid = (reason: string) => Effect.fail(new RateLimitInputInvalid({ limiter: name, reason }))
+
+  const problemOf = (subject: string, tenant: string | undefined, cost: number): string | undefined => {
+    if (typeof subject !== "string" || subject.length === 0) return "subject must be a non-empty string"
+    if (subject.length > maxSubjectLength) return `subject is longer than ${maxSubjectLength} characters`
+    if (tenant !== undefined) {
+      if (typeof tenant !== "string" || tenant.length === 0) return "tenant id must be a non-empty string"
+      if (tenant.length > maxTenantLength) return `tenant id is longer than ${maxTenantLength} characters`
+    }
+    if (!Number.isSafeInteger(cost) || cost <= 0) return "cost must be a positive integer"
+    if (cost > limit) return `cost is larger than the limit (${limit})`
+    return undefined
+  }
+
+  const toResult = (decision: Cached<RateLimitDecision>): RateLimitResult => {
+    const d = decision.value
+    return {
+      allowed: d.allowed,
+      remaining: Math.max(0, d.remaining),
+      retryAfter: d.allowed || d.retryAfterMillis <= 0 ? Duration.zero : Duration.millis(d.retryAfterMillis),
+      backend: decision.backend,
+      degraded: decision.degraded
+    }
+  }
+
+  const consume: RateLimiter["consume"] = (subject, options) =>
+    Effect.flatMap(
+      DistributedCache,
+      (cache): Effect.Effect<RateLimitResult, CacheBackendUnavailable | RateLimitInputInvalid> => {
+        const tenant = options?.tenant
+        const cost = options?.cost ?? 1
+        const problem = problemOf(subject, tenant, cost)
+        if (problem !== undefined) return invalid(problem)
+        return Effect.map(
+          cache.rateLimit({
+            key: prefixOf(cache, tenant) + subjectHash(subject) + "}",
+            algorithm,
+            limit,
+            windowMillis,
+            cost
+          }),
+          toResult
+        )
+      }
+    )
+
+  const exceeded = (result: RateLimitResult) =>
+    result.allowed
+      ? Effect.succeed(result)
+      : Effect.fail(new RateLimitExceeded({ limiter: name, retryAfter: result.retryAfter }))
+
+  const enforce: RateLimiter["enforce"] = (subject, options) => Effect.flatMap(consume(subject, options), exceeded)
+
+  return { name, algorithm, limit, window, consume, enforce }
+}

@@ -1,0 +1,213 @@
+/**
+ * Replay protection kept in the cache's store: a nonce (a webhook id, a request id, a one-time
+ * token) can be claimed once within a window, on any node. A claim is one atomic
+ * `SET key 1 NX PX window` in Redis, never a read followed by a write, so two nodes claiming the
+ * same nonce at the same moment cannot both succeed.
+ *
+ * What happens when Redis is unavailable is the mode's: `StrictDistributed` fails the claim
+ * with `CacheBackendUnavailable` (nothing is accepted without Redis), `ExplicitDegraded` claims
+ * node-locally and marks the result `degraded: true`, `LocalOnly` claims in memory. A claim
+ * whose command timed out fails too, even though Redis may have stored it: a retry of the same
+ * nonce is then reported as a replay, which keeps the guard closed.
+ *
+ * @since 0.1.0
+ */
+import { createHash } from "node:crypto"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { type Backend, type Cached, DistributedCache, type DistributedCacheService } from "./DistributedCache.js"
+import { type CacheBackendUnavailable, CacheValueInvalid, ReplayDetected } from "./errors.js"
+import { encodeSegment, tenantSegment } from "./internal/keys.js"
+
+/**
+ * Options of {@link make}.
+ *
+ * @example
+ * ```ts
+ * import type { ReplayGuard } from "effect-failclosed"
+ *
+ * const options: ReplayGuard.ReplayGuardOptions = { name: "one-time-tokens", window: "15 minutes", maxNonceLength: 64 }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReplayGuardOptions {
+  /** names the guard; part of every key (1 to 128 characters) */
+  readonly name: string
+  /** how long a claimed nonce is remembered, at least 1 millisecond */
+  readonly window: Duration.DurationInput
+  /** longest nonce accepted, in UTF-16 code units (default 1,024) */
+  readonly maxNonceLength?: number | undefined
+  /** longest tenant id accepted, in UTF-16 code units (default 256) */
+  readonly maxTenantLength?: number | undefined
+}
+
+/**
+ * Per-call options: `tenant` selects a separate nonce space.
+ *
+ * @example
+ * ```ts
+ * import { ReplayGuard } from "effect-failclosed"
+ *
+ * const Hooks = ReplayGuard.make({ name: "hooks", window: "10 minutes" })
+ * // two senders may use the same delivery ids without refusing each other's deliveries
+ * const receive = (sender: string, id: string) => Hooks.claim(id, { tenant: sender })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClaimOptions {
+  readonly tenant?: string | undefined
+}
+
+/**
+ * A successful claim: where it was recorded. `degraded` is true when an `ExplicitDegraded`
+ * cache recorded it node-locally while Redis was unavailable (other nodes cannot see it).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ReplayGuard } from "effect-failclosed"
+ *
+ * const Hooks = ReplayGuard.make({ name: "hooks", window: "10 minutes" })
+ * const receive = (id: string) =>
+ *   Effect.tap(Hooks.claim(id), (claimed) =>
+ *     claimed.degraded ? Effect.logWarning("replay protection is node-local right now") : Effect.void
+ *   )
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Claimed {
+  readonly backend: Backend
+  readonly degraded: boolean
+}
+
+/**
+ * A replay guard. It holds no state itself: every claim is the store's, so one guard value can
+ * be shared by a whole application and works unchanged in every mode.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ReplayGuard } from "effect-failclosed"
+ *
+ * const Tokens: ReplayGuard.ReplayGuard = ReplayGuard.make({ name: "one-time-tokens", window: "15 minutes" })
+ * const redeem = (token: string) => Effect.as(Tokens.claim(token), "redeemed")
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReplayGuard {
+  readonly name: string
+  readonly window: Duration.Duration
+  /**
+   * Claims `nonce` for the window. Fails with `ReplayDetected` when it was already claimed within
+   * the window, and with `CacheValueInvalid` (nothing written, the store not contacted) for an
+   * empty or oversized nonce or tenant id.
+   */
+  readonly claim: (
+    nonce: string,
+    options?: ClaimOptions
+  ) => Effect.Effect<Claimed, CacheBackendUnavailable | CacheValueInvalid | ReplayDetected, DistributedCache>
+}
+
+const MAX_NAME_LENGTH = 128
+
+/** SHA-256 of the nonce's UTF-16 code units (so malformed strings stay distinct), base64url */
+const nonceHash = (nonce: string): string => createHash("sha256").update(nonce, "utf16le").digest("base64url")
+
+const invalidOption = (message: string): never => {
+  throw new Error(`effect-failclosed: ReplayGuard ${message}`)
+}
+
+const positiveInteger = (name: string, value: number | undefined, fallback: number): number => {
+  const v = value ?? fallback
+  if (!Number.isSafeInteger(v) || v <= 0) invalidOption(`${name} must be a positive integer`)
+  return v
+}
+
+/**
+ * Creates a replay guard. Invalid options are a programmer error: a synchronous `Error`, before
+ * anything touches Redis. Store keys are `<keyPrefix>:{rg:<name>:<tenant>:<nonce hash>}`: the `{`
+ * keeps them apart from every keyspace key, and the nonce is hashed, never stored.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LocalOnly, ReplayGuard } from "effect-failclosed"
+ *
+ * const Webhooks = ReplayGuard.make({ name: "webhooks", window: "10 minutes" })
+ *
+ * const receive = (deliveryId: string) =>
+ *   Webhooks.claim(deliveryId).pipe(
+ *     Effect.as(200),
+ *     Effect.catchTag("ReplayDetected", () => Effect.succeed(409))
+ *   )
+ *
+ * const program = Effect.zip(receive("evt_1"), receive("evt_1")).pipe(Effect.provide(LocalOnly)) // [200, 409]
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: ReplayGuardOptions): ReplayGuard => {
+  const name = options.name
+  if (typeof name !== "string" || name.length === 0 || name.length > MAX_NAME_LENGTH) {
+    invalidOption(`name must be a string of 1 to ${MAX_NAME_LENGTH} characters`)
+  }
+  const decoded = Duration.decodeUnknown(options.window)
+  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) invalidOption("window must be a finite duration")
+  const windowMillis = Math.ceil(Duration.toMillis(Option.getOrThrow(decoded)))
+  if (!(windowMillis >= 1) || !Number.isSafeInteger(windowMillis)) {
+    invalidOption("window must be at least 1 millisecond and finite")
+  }
+  const maxNonceLength = positiveInteger("maxNonceLength", options.maxNonceLength, 1024)
+  const maxTenantLength = positiveInteger("maxTenantLength", options.maxTenantLength, 256)
+  const window = Duration.millis(windowMillis)
+
+  const nameSegment = encodeSegment(name)
+  const prefixes = new Map<string, string>()
+  const prefixOf = (cache: DistributedCacheService): string => {
+    let p = prefixes.get(cache.keyPrefix)
+    if (p === undefined) {
+      p = `${cache.keyPrefix}:{rg:${nameSegment}:`
+      prefixes.set(cache.keyPrefix, p)
+    }
+    return p
+  }
+
+  const problemOf = (nonce: string, tenant: string | undefined): string | undefined => {
+    if (typeof nonce !== "string" || nonce.length === 0) return "nonce must be a non-empty string"
+    if (nonce.length > maxNonceLength) return `nonce is longer than ${maxNonceLength} characters`
+    if (tenant !== undefined) {
+      if (typeof tenant !== "string" || tenant.length === 0) return "tenant id must be a non-empty string"
+      if (tenant.length > maxTenantLength) return `tenant id is longer than ${maxTenantLength} characters`
+    }
+    return undefined
+  }
+
+  const toClaimed = (claimed: Cached<boolean>): Effect.Effect<Claimed, ReplayDetected> =>
+    claimed.value
+      ? Effect.succeed({ backend: claimed.backend, degraded: claimed.degraded })
+      : Effect.fail(new ReplayDetected({ guard: name }))
+
+  const claim: ReplayGuard["claim"] = (nonce, options) =>
+    Effect.flatMap(
+      DistributedCache,
+      (cache): Effect.Effect<Claimed, CacheBackendUnavailable | CacheValueInvalid | ReplayDetected> => {
+        const tenant = options?.tenant
+        const problem = problemOf(nonce, tenant)
+        if (problem !== undefined) return Effect.fail(new CacheValueInvalid({ keyspace: name, reason: problem }))
+        const key = prefixOf(cache) + tenantSegment(tenant) + ":" + nonceHash(nonce) + "}"
+        return Effect.flatMap(cache.claim(key, windowMillis), toClaimed)
+      }
+    )
+
+  return { name, window, claim }
+}

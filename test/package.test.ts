@@ -1,0 +1,225 @@
+/**
+ * Pack and consume: builds the package, packs the tarball npm would publish, installs it into a
+ * fresh project outside the repository (with effect, @effect/platform and ioredis linked from this
+ * repository's node_modules, so nothing is downloaded), type-checks a small consumer program with
+ * the repository's tsc and runs it with node. Catches files missing from the tarball, a broken
+ * exports map, declarations that do not type-check for a consumer, and a package that only works
+ * through the in-repo "source" condition.
+ */
+import { execFile } from "node:child_process"
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync
+} from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { promisify } from "node:util"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { redisServer } from "./support/RedisServer.js"
+
+const exec = promisify(execFile)
+const root = fileURLToPath(new URL("..", import.meta.url))
+const bin = (name: string) => join(root, "node_modules", ".bin", name)
+const ENV = { ...process.env, npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" }
+
+const CONSUMER = `import { KeyValueStore as PlatformKeyValueStore } from "@effect/platform"
+import { Effect, Layer, Option, Schema } from "effect"
+import {
+  type CacheBackendUnavailable,
+  DistributedCache,
+  Keyspace,
+  KeyValueStore,
+  LocalOnly,
+  RedisClient,
+  StrictDistributed
+} from "effect-failclosed"
+
+// the contract is in the types: LocalOnly needs nothing, StrictDistributed may fail at startup
+const local: Layer.Layer<DistributedCache> = LocalOnly
+const strict: Layer.Layer<DistributedCache, CacheBackendUnavailable, RedisClient> = StrictDistributed
+
+const Profiles = Keyspace.make({
+  name: "profiles",
+  key: Schema.Struct({ id: Schema.Number }),
+  value: Schema.Struct({ name: Schema.String }),
+  timeToLive: "1 minute"
+})
+
+const program = Effect.gen(function* () {
+  yield* Profiles.set({ id: 1 }, { name: "Ada" })
+  const cached = yield* Profiles.get({ id: 1 })
+  const kv = yield* PlatformKeyValueStore.KeyValueStore
+  yield* kv.set("greeting", "hello")
+  const stats = yield* Effect.flatMap(DistributedCache, (cache) => cache.stats)
+  return {
+    resolved: import.meta.resolve("effect-failclosed"),
+    name: Option.map(cached, (c) => c.value.name).pipe(Option.getOrNull),
+    backend: Option.map(cached, (c) => c.backend).pipe(Option.getOrNull),
+    greeting: Option.getOrNull(yield* kv.get("greeting")),
+    mode: stats.mode
+  }
+})
+
+const cache = process.argv[2] === "strict" ? strict.pipe(Layer.provide(RedisClient.layerConfig())) : local
+const live = KeyValueStore.layer({ name: "consumer" }).pipe(Layer.provideMerge(cache))
+
+Effect.runPromise(program.pipe(Effect.provide(live))).then((result) => console.log(JSON.stringify(result)))
+`
+
+const TSCONFIG = {
+  compilerOptions: {
+    target: "ES2022",
+    module: "NodeNext",
+    moduleResolution: "NodeNext",
+    lib: ["ES2022"],
+    types: ["node"],
+    strict: true,
+    exactOptionalPropertyTypes: true,
+    noUncheckedIndexedAccess: true,
+    verbatimModuleSyntax: true,
+    // as most consumers have it; checking every .d.ts of effect would cost seconds here, and a
+    // declaration of ours that does not resolve already fails the build (declaration emit)
+    skipLibCheck: true,
+    outDir: "out",
+    rootDir: "src"
+  },
+  include: ["src"]
+}
+
+let dir = ""
+let project = ""
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "effect-failclosed-pack-"))
+  project = join(dir, "consumer")
+  // a clean build: stale files in dist/ would hide a missing one
+  rmSync(join(root, "dist"), { recursive: true, force: true })
+  await exec("npm", ["run", "build"], { cwd: root, env: ENV })
+}, 60_000)
+
+afterAll(() => {
+  if (dir !== "") rmSync(dir, { recursive: true, force: true })
+})
+
+describe("the packed tarball", () => {
+  let tarball = ""
+  let files: Array<string> = []
+
+  beforeAll(async () => {
+    const { stdout } = await exec("npm", ["pack", "--json", "--pack-destination", dir], { cwd: root, env: ENV })
+    const [info] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>
+    tarball = join(dir, info!.filename)
+    files = info!.files.map((f) => f.path)
+
+    const nm = (name: string) => join(root, "node_modules", name)
+    mkdirSync(join(project, "src"), { recursive: true })
+    writeFileSync(join(project, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }))
+    writeFileSync(join(project, "tsconfig.json"), JSON.stringify(TSCONFIG, null, 2))
+    writeFileSync(join(project, "src", "main.ts"), CONSUMER)
+    await exec(
+      "npm",
+      [
+        "install",
+        "--offline",
+        "--ignore-scripts",
+        "--no-package-lock",
+        tarball,
+        nm("effect"),
+        nm("@effect/platform"),
+        nm("ioredis"),
+        nm("@types/node")
+      ],
+      { cwd: project, env: ENV }
+    )
+    await exec(bin("tsc"), ["-p", join(project, "tsconfig.json")], { cwd: project, env: ENV }).catch((e) => {
+      throw new Error(
+        `the consumer program does not type-check against the packed declarations:\n${e.stdout}${e.stderr}`
+      )
+    })
+  }, 60_000)
+
+  it("holds the built ESM, the declarations, the sources they map to and the README, and nothing else", () => {
+    for (const f of ["dist/index.js", "dist/index.d.ts", "dist/KeyValueStore.js", "dist/KeyValueStore.d.ts"]) {
+      expect(files).toContain(f)
+    }
+    expect(files).toContain("src/index.ts")
+    expect(files).toContain("README.md")
+    expect(files).toContain("package.json")
+    const unexpected = files.filter(
+      (f) => !/^(dist|src)\//.test(f) && !["README.md", "package.json", "LICENSE"].includes(f)
+    )
+    expect(unexpected).toEqual([])
+    expect(files.filter((f) => f.endsWith(".test.ts"))).toEqual([])
+    // every module of src/ was built
+    for (const f of files.filter((f) => /^src\/.*\.ts$/.test(f))) {
+      const base = f.replace(/^src\//, "dist/").replace(/\.ts$/, "")
+      expect(files).toContain(`${base}.js`)
+      expect(files).toContain(`${base}.d.ts`)
+    }
+  })
+
+  it("declares an ESM-only exports map, no side effects, and effect and @effect/platform as peers", () => {
+    const manifest = JSON.parse(
+      readFileSync(join(project, "node_modules", "effect-failclosed", "package.json"), "utf8")
+    )
+    expect(manifest.type).toBe("module")
+    expect(manifest.sideEffects).toBe(false)
+    expect(Object.keys(manifest.exports["."])).toEqual(["source", "types", "import"])
+    expect(manifest.exports["."].types).toBe("./dist/index.d.ts")
+    expect(manifest.exports["."].import).toBe("./dist/index.js")
+    expect(Object.keys(manifest.peerDependencies).sort()).toEqual(["@effect/platform", "effect"])
+    expect(manifest.dependencies).toEqual({ ioredis: expect.any(String) })
+    expect(manifest.dependencies.effect).toBeUndefined()
+  })
+
+  it("shares one copy of effect with its consumer", () => {
+    const nested = join(project, "node_modules", "effect-failclosed", "node_modules")
+    expect(existsSync(join(nested, "effect"))).toBe(false)
+    expect(existsSync(join(nested, "@effect"))).toBe(false)
+    expect(lstatSync(join(project, "node_modules", "effect")).isSymbolicLink()).toBe(true)
+    expect(realpathSync(join(project, "node_modules", "effect"))).toBe(
+      realpathSync(join(root, "node_modules", "effect"))
+    )
+  })
+
+  it("type-checks a consumer program against the declarations and runs it on LocalOnly from dist/", async () => {
+    const { stdout } = await exec("node", [join(project, "out", "main.js"), "local"], { cwd: project, env: ENV })
+    const result = JSON.parse(stdout)
+    expect(result).toEqual({
+      resolved: expect.stringMatching(/\/node_modules\/effect-failclosed\/dist\/index\.js$/),
+      name: "Ada",
+      backend: "local",
+      greeting: "hello",
+      mode: "LocalOnly"
+    })
+  })
+
+  it.scoped("runs the consumer program on StrictDistributed against a real redis-server", () =>
+    Effect.gen(function* () {
+      const redis = yield* redisServer()
+      const { stdout } = yield* Effect.promise(() =>
+        exec("node", [join(project, "out", "main.js"), "strict"], {
+          cwd: project,
+          env: { ...ENV, REDIS_URL: redis.url },
+          timeout: 20_000
+        })
+      )
+      expect(JSON.parse(stdout)).toMatchObject({
+        name: "Ada",
+        backend: "redis",
+        greeting: "hello",
+        mode: "StrictDistributed"
+      })
+      const keys = yield* Effect.promise(() => redis.command("KEYS", "*"))
+      expect(keys.split("\n")).toHaveLength(2)
+    })
+  )
+})

@@ -20,10 +20,10 @@ import { createHmac, timingSafeEqual } from "node:crypto"
 import { createServer } from "node:http"
 import { resolve } from "node:path"
 import { pathToFileURL } from "node:url"
-import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Headers, type HttpApp, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Clock, Config, Duration, Effect, Layer, Option, Redacted } from "effect"
-import { RateLimiter, RedisClient, ReplayGuard, StrictDistributed } from "effect-failclosed"
+import { HttpMiddleware, RateLimiter, RedisClient, ReplayGuard, StrictDistributed } from "effect-failclosed"
 
 export interface AppOptions {
   /** the shared secret webhook senders sign with */
@@ -43,36 +43,53 @@ export const WEBHOOK_TOLERANCE = Duration.minutes(5)
 export const signWebhook = (secret: Redacted.Redacted<string>, id: string, timestamp: number, body: string): string =>
   "v1=" + createHmac("sha256", Redacted.value(secret)).update(`${id}.${timestamp}.${body}`).digest("hex")
 
-const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
-  HttpServerResponse.unsafeJson(body, { status, headers })
-
-/** 503 with a hint to retry soon: the shared state could not be consulted, so nothing was decided */
-const unavailable = () => json(503, { error: "temporarily unavailable" }, { "retry-after": "1" })
-
-/** Retry-After is whole seconds, rounded up, at least 1 */
-const retryAfterSeconds = (d: Duration.Duration) => String(Math.max(1, Math.ceil(Duration.toMillis(d) / 1000)))
+const json = (status: number, body: unknown) => HttpServerResponse.unsafeJson(body, { status })
 
 /**
  * Who a request counts against: its API key when it carries one (a real service authenticates
  * the key before this point), otherwise the peer address. A header that clients choose freely
  * must never be the only key, or every request could claim to be a new client.
  */
-const clientOf = (request: HttpServerRequest.HttpServerRequest): string => {
-  const key = request.headers["x-api-key"]
-  if (key !== undefined && key !== "") return "key:" + key
-  return "ip:" + Option.getOrElse(request.remoteAddress, () => "unknown")
-}
-
-const header = (request: HttpServerRequest.HttpServerRequest, name: string): string | undefined => {
-  const value = request.headers[name]
-  return value === undefined || value === "" ? undefined : value
-}
+const clientOf = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.succeed(
+    Option.match(Headers.get(request.headers, "x-api-key").pipe(Option.filter((key) => key !== "")), {
+      onSome: (key) => "key:" + key,
+      onNone: () => "ip:" + Option.getOrElse(request.remoteAddress, () => "unknown")
+    })
+  )
 
 const signatureMatches = (expected: string, given: string): boolean => {
   const a = Buffer.from(expected)
   const b = Buffer.from(given)
   return a.length === b.length && timingSafeEqual(a, b)
 }
+
+/**
+ * Answers 400 or 401 unless the request is a signed delivery within the tolerance: only a
+ * verified delivery reaches the replay guard, so nobody can burn ids they cannot sign.
+ */
+const verifyWebhook =
+  (secret: Redacted.Redacted<string>) =>
+  <E, R>(app: HttpApp.Default<E, R>) =>
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const id = request.headers["webhook-id"]
+      const timestamp = Number(request.headers["webhook-timestamp"])
+      const signature = request.headers["webhook-signature"]
+      if (!id || !signature || !Number.isSafeInteger(timestamp)) {
+        return json(400, { error: "webhook-id, webhook-timestamp and webhook-signature are required" })
+      }
+      const now = yield* Clock.currentTimeMillis
+      if (Math.abs(now - timestamp * 1000) > Duration.toMillis(WEBHOOK_TOLERANCE)) {
+        return json(400, { error: "timestamp outside the tolerance" })
+      }
+      const body = yield* Effect.orElseSucceed(request.text, () => undefined)
+      if (body === undefined) return json(400, { error: "unreadable body" })
+      if (!signatureMatches(signWebhook(secret, id, timestamp, body), signature)) {
+        return json(401, { error: "bad signature" })
+      }
+      return yield* app
+    })
 
 /**
  * The routes. They need a `DistributedCache`: the mode Layer provided decides what a Redis
@@ -89,48 +106,20 @@ export const makeApp = (options: AppOptions) => {
   // remembered for twice the tolerance to refuse every replay of it
   const Deliveries = ReplayGuard.make({ name: "http-webhooks", window: Duration.times(WEBHOOK_TOLERANCE, 2) })
 
-  const hello = Effect.gen(function* () {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const decision = yield* Api.enforce(clientOf(request))
-    return json(200, { hello: "world" }, { "ratelimit-remaining": String(decision.remaining) })
-  }).pipe(
-    Effect.catchTags({
-      RateLimitExceeded: (e) =>
-        Effect.succeed(json(429, { error: "too many requests" }, { "retry-after": retryAfterSeconds(e.retryAfter) })),
-      RateLimitInputInvalid: () => Effect.succeed(json(400, { error: "bad client id" })),
-      CacheBackendUnavailable: () => Effect.succeed(unavailable())
-    })
+  const hello = json(200, { hello: "world" }).pipe(HttpMiddleware.rateLimit(Api, { subject: clientOf }))
+
+  const webhook = Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
+    json(200, { received: request.headers["webhook-id"] })
+  ).pipe(
+    HttpMiddleware.replayGuard(Deliveries, { nonce: (request) => Headers.get(request.headers, "webhook-id") }),
+    verifyWebhook(options.webhookSecret)
   )
 
-  const webhook = Effect.gen(function* () {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const id = header(request, "webhook-id")
-    const timestamp = Number(header(request, "webhook-timestamp"))
-    const signature = header(request, "webhook-signature")
-    if (id === undefined || signature === undefined || !Number.isSafeInteger(timestamp)) {
-      return json(400, { error: "webhook-id, webhook-timestamp and webhook-signature are required" })
-    }
-    const now = yield* Clock.currentTimeMillis
-    if (Math.abs(now - timestamp * 1000) > Duration.toMillis(WEBHOOK_TOLERANCE)) {
-      return json(400, { error: "timestamp outside the tolerance" })
-    }
-    const body = yield* request.text
-    if (!signatureMatches(signWebhook(options.webhookSecret, id, timestamp, body), signature)) {
-      return json(401, { error: "bad signature" })
-    }
-    // only a verified delivery may claim its id: nobody can burn ids they cannot sign
-    yield* Deliveries.claim(id)
-    return json(200, { received: id })
-  }).pipe(
-    Effect.catchTags({
-      ReplayDetected: () => Effect.succeed(json(409, { error: "delivery already received" })),
-      CacheValueInvalid: () => Effect.succeed(json(400, { error: "bad webhook-id" })),
-      CacheBackendUnavailable: () => Effect.succeed(unavailable()),
-      RequestError: () => Effect.succeed(json(400, { error: "unreadable body" }))
-    })
+  return HttpRouter.empty.pipe(
+    HttpRouter.get("/api/hello", hello),
+    HttpRouter.post("/webhooks", webhook),
+    HttpMiddleware.failClosed
   )
-
-  return HttpRouter.empty.pipe(HttpRouter.get("/api/hello", hello), HttpRouter.post("/webhooks", webhook))
 }
 
 /**

@@ -24,6 +24,13 @@ import * as SecurityEvent from "./SecurityEvent.js"
 /**
  * Options of `strictDistributed`.
  *
+ * @example
+ * ```ts
+ * import type { StrictDistributedOptions } from "effect-failclosed"
+ *
+ * const options: StrictDistributedOptions = { keyPrefix: "myapp", cooldown: "1 second", startupTimeout: "3 seconds" }
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -39,6 +46,13 @@ export interface StrictDistributedOptions {
 /**
  * Options of `explicitDegraded`.
  *
+ * @example
+ * ```ts
+ * import type { ExplicitDegradedOptions } from "effect-failclosed"
+ *
+ * const options: ExplicitDegradedOptions = { keyPrefix: "myapp", cooldown: "1 second", localCapacity: 50_000 }
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -49,6 +63,13 @@ export interface ExplicitDegradedOptions extends StrictDistributedOptions {
 
 /**
  * Options of `localOnly`.
+ *
+ * @example
+ * ```ts
+ * import type { LocalOnlyOptions } from "effect-failclosed"
+ *
+ * const options: LocalOnlyOptions = { capacity: 1_000 }
+ * ```
  *
  * @since 0.1.0
  * @category models

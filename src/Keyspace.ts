@@ -23,6 +23,20 @@ import { encodeSegment, hashKey, tenantSegment } from "./internal/keys.js"
 /**
  * Options of {@link make}.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Keyspace } from "effect-failclosed"
+ *
+ * const options: Keyspace.KeyspaceOptions<string, string, number, number> = {
+ *   name: "scores",
+ *   key: Schema.String,
+ *   value: Schema.Number,
+ *   timeToLive: "10 minutes",
+ *   maxValueBytes: 1024
+ * }
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -46,6 +60,13 @@ export interface KeyspaceOptions<K, KI, V, VI> {
 /**
  * Per-call options. `tenant` selects a partition; omitted, the untenanted partition.
  *
+ * @example
+ * ```ts
+ * import type { Keyspace } from "effect-failclosed"
+ *
+ * const forTenant = (tenant: string): Keyspace.TenantOptions => ({ tenant })
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -55,6 +76,13 @@ export interface TenantOptions {
 
 /**
  * Options of `set`.
+ *
+ * @example
+ * ```ts
+ * import type { Keyspace } from "effect-failclosed"
+ *
+ * const shortLived: Keyspace.SetOptions = { tenant: "acme", timeToLive: "30 seconds" }
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -68,6 +96,14 @@ export interface SetOptions extends TenantOptions {
  * Options of `clear`: one tenant's partition (`tenant`), the untenanted partition (nothing),
  * or the whole keyspace, every tenant included (`allTenants: true`).
  *
+ * @example
+ * ```ts
+ * import type { Keyspace } from "effect-failclosed"
+ *
+ * const oneTenant: Keyspace.ClearOptions = { tenant: "acme" }
+ * const everyTenant: Keyspace.ClearOptions = { allTenants: true }
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -77,6 +113,14 @@ export interface ClearOptions extends TenantOptions {
 
 /**
  * Options of `getOrCompute`.
+ *
+ * @example
+ * ```ts
+ * import type { Keyspace } from "effect-failclosed"
+ *
+ * // do not cache empty results
+ * const options: Keyspace.GetOrComputeOptions<ReadonlyArray<string>> = { shouldCache: (rows) => rows.length > 0 }
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -89,6 +133,20 @@ export interface GetOrComputeOptions<V> extends SetOptions {
 /**
  * A typed keyspace. Every operation needs a `DistributedCache`, so the failure policy is the
  * one of the mode Layer provided.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option, Schema } from "effect"
+ * import { Keyspace } from "effect-failclosed"
+ *
+ * const Sessions: Keyspace.Keyspace<string, { readonly user: string }> = Keyspace.make({
+ *   name: "sessions",
+ *   key: Schema.String,
+ *   value: Schema.Struct({ user: Schema.String }),
+ *   timeToLive: "1 hour"
+ * })
+ * const userOf = (sid: string) => Effect.map(Sessions.get(sid), Option.map((c) => c.value.user))
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -256,6 +314,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     if (Either.isLeft(encoded)) {
       return Either.left(invalidValue(`value does not encode with the value Schema (${issuePaths(encoded.left)})`))
     }
+    if (encoded.right === undefined) return Either.left(invalidValue("undefined is not representable in JSON"))
     const json = toFaithfulJson(encoded.right)
     if (json._tag === "err") return Either.left(invalidValue(json.reason))
     if (json.json.length > maxValueBytes || Buffer.byteLength(json.json, "utf8") > maxValueBytes) {
@@ -325,8 +384,19 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       return cache.clear(keyspacePrefixOf(cache) + tenantSegment(options?.tenant) + ":")
     })
 
-  /** single flight: one computation per store key in this process */
-  const inflight = new Map<string, Deferred.Deferred<Cached<V>, unknown>>()
+  /**
+   * single flight: one computation per cache and store key in this process (two caches, e.g. two Layers with the
+   * same key prefix, never share a computation: each stores and marks its own result)
+   */
+  const inflightByCache = new WeakMap<DistributedCacheService, Map<string, Deferred.Deferred<Cached<V>, unknown>>>()
+  const inflightOf = (cache: DistributedCacheService) => {
+    let inflight = inflightByCache.get(cache)
+    if (inflight === undefined) {
+      inflight = new Map()
+      inflightByCache.set(cache, inflight)
+    }
+    return inflight
+  }
 
   const getOrCompute = <E, R>(
     key: K,
@@ -340,18 +410,26 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       const ttl = ttlFor(options)
       if (typeof ttl === "string") return Effect.fail(invalidValue(ttl))
 
-      /** a hit, or undefined for a miss or a corrupt entry (which is recomputed) */
-      const lookup = Effect.map(cache.get(storeKey, "getOrCompute"), (entry): Cached<V> | undefined => {
-        if (entry.value === undefined) return undefined
-        const decoded = decodeEntry(entry.value)
-        return Either.isLeft(decoded)
-          ? undefined
-          : { value: decoded.right, backend: entry.backend, degraded: entry.degraded }
+      const inflight = inflightOf(cache)
+
+      /**
+       * A hit, or the miss (a corrupt entry counts as a miss and is recomputed) with the marks of the backend that
+       * answered it.
+       */
+      const lookup = Effect.map(cache.get(storeKey, "getOrCompute"), (entry): Lookup<V> => {
+        if (entry.value !== undefined) {
+          const decoded = decodeEntry(entry.value)
+          if (Either.isRight(decoded)) {
+            return { hit: true, cached: { value: decoded.right, backend: entry.backend, degraded: entry.degraded } }
+          }
+        }
+        return { hit: false, backend: entry.backend, degraded: entry.degraded }
       })
 
-      const store = (value: V): Effect.Effect<Cached<V>, CacheBackendUnavailable | CacheValueInvalid> => {
+      const store = (value: V, miss: Miss): Effect.Effect<Cached<V>, CacheBackendUnavailable | CacheValueInvalid> => {
         if (options?.shouldCache !== undefined && !options.shouldCache(value)) {
-          return Effect.succeed({ value, backend: cache.mode === "LocalOnly" ? "local" : "redis", degraded: false })
+          // not stored: marked like the miss it answers (degraded while a fallback served the lookup)
+          return Effect.succeed({ value, backend: miss.backend, degraded: miss.degraded })
         }
         const json = encodeEntry(value)
         if (Either.isLeft(json)) return Effect.fail(json.left)
@@ -368,8 +446,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         const deferred = Deferred.unsafeMake<Cached<V>, Failure>(FiberId.none)
         inflight.set(storeKey, deferred as Deferred.Deferred<Cached<V>, unknown>)
         // the leader re-reads: a previous leader may have stored the value meanwhile
-        const work: Effect.Effect<Cached<V>, Failure, R> = Effect.flatMap(lookup, (hit) =>
-          hit !== undefined ? Effect.succeed(hit) : Effect.flatMap(compute, store)
+        const work: Effect.Effect<Cached<V>, Failure, R> = Effect.flatMap(lookup, (entry) =>
+          entry.hit ? Effect.succeed(entry.cached) : Effect.flatMap(compute, (value) => store(value, entry))
         )
         return work.pipe(
           Effect.exit,
@@ -380,13 +458,21 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         )
       })
 
-      return Effect.flatMap(lookup, (hit): Effect.Effect<Cached<V>, Failure, R> =>
-        hit !== undefined ? Effect.succeed(hit) : lead
+      return Effect.flatMap(lookup, (entry): Effect.Effect<Cached<V>, Failure, R> =>
+        entry.hit ? Effect.succeed(entry.cached) : lead
       )
     })
 
   return { name, get, set, invalidate, clear, getOrCompute }
 }
+
+interface Miss {
+  readonly hit: false
+  readonly backend: Cached<unknown>["backend"]
+  readonly degraded: boolean
+}
+
+type Lookup<V> = { readonly hit: true; readonly cached: Cached<V> } | Miss
 
 const issuePaths = (error: ParseResult.ParseError): string => {
   const issues = ParseResult.ArrayFormatter.formatErrorSync(error)

@@ -16,11 +16,25 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { Redis, type Cluster, type RedisOptions } from "ioredis"
+import { Cluster as IORedisCluster, type ClusterOptions } from "ioredis"
 import { makeSecretScrubber } from "./internal/redact.js"
 
 /**
  * Options of the single-node client. Durations accept anything `Duration.decode` does
  * (`"300 millis"`, `Duration.seconds(1)`, a number of millis).
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import type { RedisClientOptions } from "effect-failclosed"
+ *
+ * const options: RedisClientOptions = {
+ *   url: "redis://cache.internal:6379/0",
+ *   password: Redacted.make("from-a-secret-store"),
+ *   commandTimeout: "250 millis",
+ *   connectTimeout: "1 second"
+ * }
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -48,6 +62,15 @@ export interface RedisClientOptions {
 
 /**
  * The connection service used by `StrictDistributed` and `ExplicitDegraded`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RedisClient, type RedisClientService } from "effect-failclosed"
+ *
+ * // for logs and health checks: where the client points, without credentials
+ * const where = Effect.map(RedisClient, (redis: RedisClientService) => redis.description)
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -107,6 +130,55 @@ export class RedisClient extends Context.Tag("effect-failclosed/RedisClient")<Re
   static layerConfig(config?: Config.Config<RedisClientOptions>): Layer.Layer<RedisClient, ConfigError> {
     return layerConfig(config)
   }
+  /**
+   * Same as the module's {@link layerCluster}: `RedisClient.layerCluster({ nodes, commandTimeout, … })`.
+   *
+   * @since 0.1.0
+   */
+  static layerCluster(options: RedisClusterOptions): Layer.Layer<RedisClient> {
+    return layerCluster(options)
+  }
+  /**
+   * Same as the module's {@link makeCluster}: the cluster client in a scope.
+   *
+   * @since 0.1.0
+   */
+  static makeCluster(options: RedisClusterOptions): Effect.Effect<RedisClientService, never, Scope.Scope> {
+    return makeCluster(options)
+  }
+  /**
+   * Same as the module's {@link layerClusterConfig}: reads `REDIS_CLUSTER_NODES` and friends through `Config`.
+   *
+   * @since 0.1.0
+   */
+  static layerClusterConfig(config?: Config.Config<RedisClusterOptions>): Layer.Layer<RedisClient, ConfigError> {
+    return layerClusterConfig(config)
+  }
+  /**
+   * Same as the module's {@link layerSentinel}: `RedisClient.layerSentinel({ sentinels, name, … })`.
+   *
+   * @since 0.1.0
+   */
+  static layerSentinel(options: RedisSentinelOptions): Layer.Layer<RedisClient> {
+    return layerSentinel(options)
+  }
+  /**
+   * Same as the module's {@link makeSentinel}: the Sentinel-managed client in a scope.
+   *
+   * @since 0.1.0
+   */
+  static makeSentinel(options: RedisSentinelOptions): Effect.Effect<RedisClientService, never, Scope.Scope> {
+    return makeSentinel(options)
+  }
+  /**
+   * Same as the module's {@link layerSentinelConfig}: reads `REDIS_SENTINELS`, `REDIS_SENTINEL_NAME` and friends
+   * through `Config`.
+   *
+   * @since 0.1.0
+   */
+  static layerSentinelConfig(config?: Config.Config<RedisSentinelOptions>): Layer.Layer<RedisClient, ConfigError> {
+    return layerSentinelConfig(config)
+  }
 }
 
 const DEFAULT_URL = "redis://127.0.0.1:6379"
@@ -138,6 +210,8 @@ export const failFastOptions = (o: {
     commandTimeout: Duration.toMillis(o.commandTimeout),
     connectTimeout: Duration.toMillis(o.connectTimeout),
     retryStrategy: (times) => Math.min(25 * 2 ** Math.min(times, 10), cap),
+    // closing waits this long at most for Redis to acknowledge, then destroys the socket (a paused Redis never does)
+    disconnectTimeout: Math.min(Duration.toMillis(o.connectTimeout), 500),
     // a failed ready check must not wait forever either
     enableReadyCheck: true,
     enableAutoPipelining: o.enableAutoPipelining,
@@ -185,6 +259,30 @@ export const awaitReadyOf =
       client.on("error", onError)
       return Effect.sync(cleanup)
     })
+
+/**
+ * Disconnects without reconnecting and closes the socket at once (commands still in flight fail; a paused Redis
+ * would never acknowledge a graceful close), then waits for ioredis to report the end, so that no socket or timer
+ * outlives the scope.
+ * @internal
+ */
+export const closeClient = (client: Redis | Cluster): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    client.disconnect(false)
+    // "reconnecting": no socket, and disconnect cleared the reconnect timer; "wait" turns into "end" at once
+    if (client.status === "end" || client.status === "reconnecting" || client.status === "close") {
+      return resume(Effect.void)
+    }
+    const done = () => {
+      clearTimeout(timer)
+      client.off("end", done)
+      resume(Effect.void)
+    }
+    // a safety net only: ioredis emits "end" once the socket is closed
+    const timer = setTimeout(done, 2_000)
+    client.once("end", done)
+    if (client instanceof Redis) client.stream?.destroy()
+  })
 
 /**
  * Builds the client in a scope; the connection is closed when the scope closes. Invalid
@@ -235,7 +333,7 @@ export const make = (options: RedisClientOptions = {}): Effect.Effect<RedisClien
           client.on("error", () => {})
           return client
         }),
-        (client) => Effect.sync(() => client.disconnect(false))
+        (client) => closeClient(client)
       ),
       (client): RedisClientService => ({
         client,
@@ -325,3 +423,501 @@ export const RedisClientConfig: Config.Config<RedisClientOptions> = Config.all({
     connectTimeout: Option.getOrUndefined(c.connectTimeout)
   }))
 )
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Redis Cluster and Sentinel
+// ---------------------------------------------------------------------------------------------------------------------
+
+/**
+ * The address of a cluster node or a sentinel: `"host:port"` (an IPv6 host in brackets, `"[::1]:7000"`) or
+ * `{ host, port }`. Credentials never go here: use the `password` options.
+ *
+ * @example
+ * ```ts
+ * import { RedisClient } from "effect-failclosed"
+ *
+ * const ClusterLive = RedisClient.layerCluster({ nodes: ["10.0.0.1:7000", { host: "10.0.0.2", port: 7000 }] })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RedisNodeAddress = string | { readonly host: string; readonly port: number }
+
+/**
+ * Options of the Redis Cluster client. The fail-fast settings of the single-node client apply to every node, and
+ * the cluster's own retries are bounded: a command that meets a failover (a closed connection, `CLUSTERDOWN`,
+ * `TRYAGAIN`) is retried at most `maxRedirections` times, `retryDelay` apart, and never after its `commandTimeout`
+ * has elapsed since it was first sent; so no command waits longer than about
+ * `commandTimeout + maxRedirections × retryDelay`.
+ *
+ * @example
+ * ```ts
+ * import { RedisClient } from "effect-failclosed"
+ *
+ * const ClusterLive = RedisClient.layerCluster({
+ *   nodes: ["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"],
+ *   commandTimeout: "250 millis",
+ *   maxRedirections: 4
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisClusterOptions {
+  /** startup nodes: any reachable subset of the cluster; the client discovers the rest (`CLUSTER SLOTS`) */
+  readonly nodes: ReadonlyArray<RedisNodeAddress>
+  /** ACL user of every node */
+  readonly username?: string | undefined
+  /** password of every node; never logged */
+  readonly password?: string | Redacted.Redacted<string> | undefined
+  /** a command that has not answered within this is failed (default 300 millis) */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** TCP connect deadline (default 1 second) */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** cap of the backoff between attempts to reach the cluster when no node answers (default 500 millis) */
+  readonly maxReconnectDelay?: Duration.DurationInput | undefined
+  /** how long a mode Layer's startup probe waits for the cluster (default 2 seconds) */
+  readonly startupTimeout?: Duration.DurationInput | undefined
+  /** deadline of one `CLUSTER SLOTS` refresh against one node (default 1 second) */
+  readonly slotsRefreshTimeout?: Duration.DurationInput | undefined
+  /**
+   * how often the slot map is refreshed in the background (default 1 second). A paused (unresponsive) master sends
+   * no `MOVED`, so this bounds how long the client keeps addressing it after its replica was promoted.
+   */
+  readonly slotsRefreshInterval?: Duration.DurationInput | undefined
+  /** retries of one command on `MOVED`/`ASK`/a failover (default 6) */
+  readonly maxRedirections?: number | undefined
+  /** delay before a command is retried on a closed connection, `CLUSTERDOWN` or `TRYAGAIN` (default 50 millis) */
+  readonly retryDelay?: Duration.DurationInput | undefined
+  /** ioredis auto-pipelining, per node (default false) */
+  readonly enableAutoPipelining?: boolean | undefined
+  /** TLS options of every node (certificate verification stays on unless you turn it off) */
+  readonly tls?: RedisOptions["tls"] | undefined
+}
+
+/**
+ * Options of the Sentinel-managed client. The client asks the sentinels for the current master of `name`, connects
+ * to it with the fail-fast settings of the single-node client, and reconnects to the new master after a failover (it
+ * subscribes to the sentinels' `+switch-master`, so a master that hangs instead of dying is left too).
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { RedisClient } from "effect-failclosed"
+ *
+ * const SentinelLive = RedisClient.layerSentinel({
+ *   sentinels: ["10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"],
+ *   name: "cache",
+ *   password: Redacted.make("from-a-secret-store")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisSentinelOptions {
+  /** the sentinels to ask (any reachable subset; others they know of are added) */
+  readonly sentinels: ReadonlyArray<RedisNodeAddress>
+  /** the master group name the sentinels monitor */
+  readonly name: string
+  /** ACL user of the data nodes */
+  readonly username?: string | undefined
+  /** password of the data nodes; never logged */
+  readonly password?: string | Redacted.Redacted<string> | undefined
+  /** ACL user of the sentinels */
+  readonly sentinelUsername?: string | undefined
+  /** password of the sentinels; never logged */
+  readonly sentinelPassword?: string | Redacted.Redacted<string> | undefined
+  /** database number (default 0) */
+  readonly db?: number | undefined
+  /** a command that has not answered within this is failed; also bounds each sentinel query (default 300 millis) */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** TCP connect deadline, to the master and to each sentinel (default 1 second) */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** cap of the reconnect backoff, also between rounds over all sentinels (default 500 millis) */
+  readonly maxReconnectDelay?: Duration.DurationInput | undefined
+  /** how long a mode Layer's startup probe waits for a first connection (default 2 seconds) */
+  readonly startupTimeout?: Duration.DurationInput | undefined
+  /** ioredis auto-pipelining (default true) */
+  readonly enableAutoPipelining?: boolean | undefined
+  /** TLS options of the data nodes */
+  readonly tls?: RedisOptions["tls"] | undefined
+  /** TLS options of the sentinels */
+  readonly sentinelTls?: RedisOptions["tls"] | undefined
+}
+
+const parseNodeAddress = (what: string, index: number, node: RedisNodeAddress): { host: string; port: number } => {
+  let host: string
+  let port: number
+  if (typeof node === "string") {
+    const colon = node.lastIndexOf(":")
+    host = colon > 0 ? node.slice(0, colon) : ""
+    port = colon > 0 && /^\d{1,5}$/.test(node.slice(colon + 1)) ? Number(node.slice(colon + 1)) : NaN
+    if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1)
+  } else if (typeof node === "object" && node !== null) {
+    host = node.host
+    port = node.port
+  } else {
+    host = ""
+    port = NaN
+  }
+  // the address is not echoed: a URL with credentials pasted here must not end up in a log
+  if (typeof host !== "string" || host.length === 0 || /[/@\s]/.test(host)) {
+    throw new Error(`effect-failclosed: ${what}[${index}] must be "host:port" or { host, port } (bad host)`)
+  }
+  if (!Number.isInteger(port) || port <= 0 || port > 65_535) {
+    throw new Error(`effect-failclosed: ${what}[${index}] must be "host:port" or { host, port } (bad port)`)
+  }
+  return { host, port }
+}
+
+const parseNodeAddresses = (what: string, nodes: ReadonlyArray<RedisNodeAddress> | undefined) => {
+  if (!Array.isArray(nodes) || nodes.length === 0) {
+    throw new Error(`effect-failclosed: ${what} must list at least one "host:port"`)
+  }
+  return nodes.map((node, i) => parseNodeAddress(what, i, node))
+}
+
+const describeNodes = (nodes: ReadonlyArray<{ host: string; port: number }>): string =>
+  nodes.map((n) => (n.host.includes(":") ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`)).join(",")
+
+const cappedBackoff = (cap: Duration.Duration) => {
+  const capMillis = Duration.toMillis(cap)
+  return (times: number) => Math.min(25 * 2 ** Math.min(times, 10), capMillis)
+}
+
+const nonNegativeInteger = (name: string, value: number | undefined, fallback: number): number => {
+  const v = value ?? fallback
+  if (!Number.isSafeInteger(v) || v < 0) throw new Error(`effect-failclosed: ${name} must be a non-negative integer`)
+  return v
+}
+
+const ignoreEvent = () => {}
+
+/**
+ * Closes a cluster client and waits until every node connection is closed. A cluster that is between two attempts
+ * to reach its nodes has no connection left: then there is nothing to wait for.
+ */
+const closeCluster = (client: Cluster): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const before = client.status
+    const hadNodes = client.nodes("all").length > 0
+    client.disconnect(false)
+    if (before === "end" || before === "close" || before === "wait" || !hadNodes) return resume(Effect.void)
+    const done = () => {
+      clearTimeout(timer)
+      client.off("end", done)
+      resume(Effect.void)
+    }
+    // a safety net only: every node connection is destroyed after its disconnectTimeout
+    const timer = setTimeout(done, 2_000)
+    client.once("end", done)
+  })
+
+/**
+ * Builds a Redis Cluster client in a scope; the connections are closed when the scope closes. Reads and writes go
+ * to the master of the key's slot (never to a replica, whose data may lag). Invalid options are a programmer
+ * error: a synchronous `Error` (a defect), before any connection.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RedisClient } from "effect-failclosed"
+ *
+ * const program = Effect.scoped(
+ *   Effect.map(RedisClient.makeCluster({ nodes: ["127.0.0.1:7000"] }), (redis) => redis.description)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeCluster = (options: RedisClusterOptions): Effect.Effect<RedisClientService, never, Scope.Scope> =>
+  Effect.suspend(() => {
+    const nodes = parseNodeAddresses("RedisClient cluster nodes", options.nodes)
+    const commandTimeout = positiveDuration("commandTimeout", options.commandTimeout, "300 millis")
+    const connectTimeout = positiveDuration("connectTimeout", options.connectTimeout, "1 second")
+    const maxReconnectDelay = positiveDuration("maxReconnectDelay", options.maxReconnectDelay, "500 millis")
+    const startupTimeout = positiveDuration("startupTimeout", options.startupTimeout, "2 seconds")
+    const slotsRefreshTimeout = positiveDuration("slotsRefreshTimeout", options.slotsRefreshTimeout, "1 second")
+    const slotsRefreshInterval = positiveDuration("slotsRefreshInterval", options.slotsRefreshInterval, "1 second")
+    const retryDelay = positiveDuration("retryDelay", options.retryDelay, "50 millis")
+    const maxRedirections = nonNegativeInteger("maxRedirections", options.maxRedirections, 6)
+    const password = reveal(options.password)
+    const describeError = makeSecretScrubber([password])
+    const enableAutoPipelining = options.enableAutoPipelining ?? false
+    // Per node: the single-node fail-fast settings. ioredis itself keeps a per-node offline queue while a node
+    // connection is being opened and never reconnects a lost node (it refreshes the slot map instead); the
+    // cluster-level `enableOfflineQueue: false` below makes a command to a node that is not connected fail at once.
+    const redisOptions: RedisOptions = {
+      ...failFastOptions({ commandTimeout, connectTimeout, maxReconnectDelay, enableAutoPipelining }),
+      ...(options.username !== undefined ? { username: options.username } : {}),
+      ...(password !== undefined ? { password } : {}),
+      ...(options.tls !== undefined ? { tls: options.tls } : {})
+    }
+    const clusterOptions: ClusterOptions = {
+      redisOptions,
+      enableOfflineQueue: false,
+      enableReadyCheck: true,
+      scaleReads: "master",
+      clusterRetryStrategy: cappedBackoff(maxReconnectDelay),
+      maxRedirections,
+      retryDelayOnFailover: Duration.toMillis(retryDelay),
+      retryDelayOnClusterDown: Duration.toMillis(retryDelay),
+      retryDelayOnTryAgain: Duration.toMillis(retryDelay),
+      retryDelayOnMoved: 0,
+      slotsRefreshTimeout: Duration.toMillis(slotsRefreshTimeout),
+      slotsRefreshInterval: Duration.toMillis(slotsRefreshInterval),
+      enableAutoPipelining,
+      lazyConnect: false
+    }
+    return Effect.map(
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const client = new IORedisCluster(nodes, clusterOptions)
+          // failures reach callers as typed errors; unhandled "error" events would only be printed
+          client.on("error", ignoreEvent)
+          client.on("node error", ignoreEvent)
+          return client
+        }),
+        closeCluster
+      ),
+      (client): RedisClientService => ({
+        client,
+        commandTimeout,
+        startupTimeout,
+        description: `cluster ${describeNodes(nodes)}`,
+        awaitReady: awaitReadyOf(client, describeError),
+        describeError
+      })
+    )
+  })
+
+/**
+ * A Layer of the Redis Cluster client.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { RedisClient, StrictDistributed } from "effect-failclosed"
+ *
+ * const CacheLive = StrictDistributed.pipe(
+ *   Layer.provide(RedisClient.layerCluster({ nodes: ["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"] }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerCluster = (options: RedisClusterOptions): Layer.Layer<RedisClient> =>
+  Layer.scoped(RedisClient, makeCluster(options))
+
+/**
+ * Builds a Sentinel-managed client in a scope; the connection is closed when the scope closes. Invalid options are
+ * a programmer error: a synchronous `Error` (a defect), before any connection.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RedisClient } from "effect-failclosed"
+ *
+ * const program = Effect.scoped(
+ *   Effect.map(
+ *     RedisClient.makeSentinel({ sentinels: ["127.0.0.1:26379"], name: "cache" }),
+ *     (redis) => redis.description
+ *   )
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeSentinel = (options: RedisSentinelOptions): Effect.Effect<RedisClientService, never, Scope.Scope> =>
+  Effect.suspend(() => {
+    const sentinels = parseNodeAddresses("RedisClient sentinels", options.sentinels)
+    const name = options.name
+    if (typeof name !== "string" || name.length === 0) {
+      throw new Error("effect-failclosed: RedisClient sentinel name (the master group) must be a non-empty string")
+    }
+    const commandTimeout = positiveDuration("commandTimeout", options.commandTimeout, "300 millis")
+    const connectTimeout = positiveDuration("connectTimeout", options.connectTimeout, "1 second")
+    const maxReconnectDelay = positiveDuration("maxReconnectDelay", options.maxReconnectDelay, "500 millis")
+    const startupTimeout = positiveDuration("startupTimeout", options.startupTimeout, "2 seconds")
+    const db = nonNegativeInteger("db", options.db, 0)
+    const password = reveal(options.password)
+    const sentinelPassword = reveal(options.sentinelPassword)
+    const describeError = makeSecretScrubber([password, sentinelPassword])
+    const backoff = cappedBackoff(maxReconnectDelay)
+    const redisOptions: RedisOptions = {
+      ...failFastOptions({
+        commandTimeout,
+        connectTimeout,
+        maxReconnectDelay,
+        enableAutoPipelining: options.enableAutoPipelining ?? true
+      }),
+      sentinels,
+      name,
+      role: "master",
+      db,
+      // never give up: a connector that returns no delay ends the client for good. Each round asks every
+      // sentinel, each question bounded by connectTimeout and sentinelCommandTimeout.
+      sentinelRetryStrategy: backoff,
+      sentinelReconnectStrategy: backoff,
+      sentinelCommandTimeout: Duration.toMillis(commandTimeout),
+      // leave a master as soon as the sentinels announce +switch-master: a paused master closes no connection
+      failoverDetector: true,
+      updateSentinels: true,
+      ...(options.username !== undefined ? { username: options.username } : {}),
+      ...(password !== undefined ? { password } : {}),
+      ...(options.sentinelUsername !== undefined ? { sentinelUsername: options.sentinelUsername } : {}),
+      ...(sentinelPassword !== undefined ? { sentinelPassword } : {}),
+      ...(options.tls !== undefined ? { tls: options.tls, enableTLSForSentinelMode: true } : {}),
+      ...(options.sentinelTls !== undefined ? { sentinelTLS: options.sentinelTls } : {})
+    }
+    return Effect.map(
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const client = new Redis(redisOptions)
+          client.on("error", ignoreEvent)
+          return client
+        }),
+        (client) => closeClient(client)
+      ),
+      (client): RedisClientService => ({
+        client,
+        commandTimeout,
+        startupTimeout,
+        description: `sentinel master "${name}" via ${describeNodes(sentinels)}`,
+        awaitReady: awaitReadyOf(client, describeError),
+        describeError
+      })
+    )
+  })
+
+/**
+ * A Layer of the Sentinel-managed client.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { RedisClient, StrictDistributed } from "effect-failclosed"
+ *
+ * const CacheLive = StrictDistributed.pipe(
+ *   Layer.provide(RedisClient.layerSentinel({ sentinels: ["10.0.0.1:26379", "10.0.0.2:26379"], name: "cache" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSentinel = (options: RedisSentinelOptions): Layer.Layer<RedisClient> =>
+  Layer.scoped(RedisClient, makeSentinel(options))
+
+/**
+ * The default `Config` of {@link layerClusterConfig}: `REDIS_CLUSTER_NODES` (comma-separated `host:port`, required),
+ * `REDIS_USERNAME`, `REDIS_PASSWORD` (redacted), `REDIS_COMMAND_TIMEOUT`, `REDIS_CONNECT_TIMEOUT`.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { RedisClient, RedisClusterConfig } from "effect-failclosed"
+ *
+ * // CACHE_REDIS_CLUSTER_NODES=10.0.0.1:7000,10.0.0.2:7000
+ * const ClusterLive = RedisClient.layerClusterConfig(Config.nested(RedisClusterConfig, "CACHE"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const RedisClusterConfig: Config.Config<RedisClusterOptions> = Config.all({
+  nodes: Config.array(Config.string(), "REDIS_CLUSTER_NODES"),
+  username: Config.option(Config.string("REDIS_USERNAME")),
+  password: Config.option(Config.redacted("REDIS_PASSWORD")),
+  commandTimeout: Config.option(Config.duration("REDIS_COMMAND_TIMEOUT")),
+  connectTimeout: Config.option(Config.duration("REDIS_CONNECT_TIMEOUT"))
+}).pipe(
+  Config.map((c) => ({
+    nodes: c.nodes,
+    username: Option.getOrUndefined(c.username),
+    password: Option.getOrUndefined(c.password),
+    commandTimeout: Option.getOrUndefined(c.commandTimeout),
+    connectTimeout: Option.getOrUndefined(c.connectTimeout)
+  }))
+)
+
+/**
+ * Reads the cluster settings through Effect `Config` (by default {@link RedisClusterConfig}).
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { RedisClient, StrictDistributed } from "effect-failclosed"
+ *
+ * // REDIS_CLUSTER_NODES=10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000
+ * const CacheLive = StrictDistributed.pipe(Layer.provide(RedisClient.layerClusterConfig()))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClusterConfig = (
+  config: Config.Config<RedisClusterOptions> = RedisClusterConfig
+): Layer.Layer<RedisClient, ConfigError> => Layer.scoped(RedisClient, Effect.flatMap(config, makeCluster))
+
+/**
+ * The default `Config` of {@link layerSentinelConfig}: `REDIS_SENTINELS` (comma-separated `host:port`, required),
+ * `REDIS_SENTINEL_NAME` (the master group, required), `REDIS_USERNAME`, `REDIS_PASSWORD` (redacted),
+ * `REDIS_SENTINEL_PASSWORD` (redacted), `REDIS_COMMAND_TIMEOUT`, `REDIS_CONNECT_TIMEOUT`.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { RedisClient, RedisSentinelConfig } from "effect-failclosed"
+ *
+ * // CACHE_REDIS_SENTINELS=10.0.0.1:26379 CACHE_REDIS_SENTINEL_NAME=cache
+ * const SentinelLive = RedisClient.layerSentinelConfig(Config.nested(RedisSentinelConfig, "CACHE"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const RedisSentinelConfig: Config.Config<RedisSentinelOptions> = Config.all({
+  sentinels: Config.array(Config.string(), "REDIS_SENTINELS"),
+  name: Config.string("REDIS_SENTINEL_NAME"),
+  username: Config.option(Config.string("REDIS_USERNAME")),
+  password: Config.option(Config.redacted("REDIS_PASSWORD")),
+  sentinelPassword: Config.option(Config.redacted("REDIS_SENTINEL_PASSWORD")),
+  commandTimeout: Config.option(Config.duration("REDIS_COMMAND_TIMEOUT")),
+  connectTimeout: Config.option(Config.duration("REDIS_CONNECT_TIMEOUT"))
+}).pipe(
+  Config.map((c) => ({
+    sentinels: c.sentinels,
+    name: c.name,
+    username: Option.getOrUndefined(c.username),
+    password: Option.getOrUndefined(c.password),
+    sentinelPassword: Option.getOrUndefined(c.sentinelPassword),
+    commandTimeout: Option.getOrUndefined(c.commandTimeout),
+    connectTimeout: Option.getOrUndefined(c.connectTimeout)
+  }))
+)
+
+/**
+ * Reads the Sentinel settings through Effect `Config` (by default {@link RedisSentinelConfig}).
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { ExplicitDegraded, RedisClient } from "effect-failclosed"
+ *
+ * // REDIS_SENTINELS=10.0.0.1:26379,10.0.0.2:26379 REDIS_SENTINEL_NAME=cache
+ * const CacheLive = ExplicitDegraded.pipe(Layer.provide(RedisClient.layerSentinelConfig()))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSentinelConfig = (
+  config: Config.Config<RedisSentinelOptions> = RedisSentinelConfig
+): Layer.Layer<RedisClient, ConfigError> => Layer.scoped(RedisClient, Effect.flatMap(config, makeSentinel))

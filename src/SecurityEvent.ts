@@ -11,6 +11,13 @@ import { CacheModeName } from "./errors.js"
 /**
  * The kinds of security event.
  *
+ * @example
+ * ```ts
+ * import type { SecurityEventKind } from "effect-failclosed"
+ *
+ * const pagesOnCall = (kind: SecurityEventKind) => kind !== "BACKEND_RECOVERED"
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -32,10 +39,15 @@ export type SecurityEventKind = typeof SecurityEventKind.Type
  *
  * @example
  * ```ts
- * import { Schema } from "effect"
+ * import { Logger, Schema } from "effect"
  * import { SecurityEvent } from "effect-failclosed"
  *
- * const isEvent = Schema.is(SecurityEvent.SecurityEvent)
+ * const isEvent = Schema.is(SecurityEvent)
+ * // a Logger that forwards security events to an alerting pipeline
+ * const alerts = Logger.make(({ message }) => {
+ *   const [event] = message as ReadonlyArray<unknown>
+ *   if (isEvent(event)) console.error("security event", event.event, event.mode)
+ * })
  * ```
  *
  * @since 0.1.0
@@ -58,20 +70,7 @@ export type SecurityEvent = typeof SecurityEvent.Type
 
 /**
  * Builds an event stamped with the current time of Effect's `Clock`.
- *
- * @example
- * ```ts
- * import { SecurityEvent } from "effect-failclosed"
- *
- * const event = SecurityEvent.make({
- *   event: "BACKEND_RECOVERED",
- *   mode: "ExplicitDegraded",
- *   detail: "Redis answered again"
- * })
- * ```
- *
- * @since 0.1.0
- * @category constructors
+ * @internal
  */
 export const make = (fields: {
   readonly event: SecurityEventKind
@@ -92,21 +91,9 @@ export const make = (fields: {
   )
 
 /**
- * Logs an event at level Warning, as one structured value.
- *
- * @example
- * ```ts
- * import { SecurityEvent } from "effect-failclosed"
- *
- * const program = SecurityEvent.emit({
- *   event: "BACKEND_UNAVAILABLE_AT_RUNTIME",
- *   mode: "ExplicitDegraded",
- *   detail: "timeout"
- * })
- * ```
- *
- * @since 0.1.0
- * @category logging
+ * Logs an event at level Warning, as one structured value (`Effect.logWarning(event)`: a Logger receives
+ * `message = [event]`).
+ * @internal
  */
 export const emit = (fields: Parameters<typeof make>[0]): Effect.Effect<void> =>
   Effect.flatMap(make(fields), (event) => Effect.logWarning(event))

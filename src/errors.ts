@@ -10,6 +10,15 @@ import * as Schema from "effect/Schema"
 /**
  * The failure policy a cache was composed with.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { CacheModeName } from "effect-failclosed"
+ *
+ * const isStrict = (mode: CacheModeName) => mode === "StrictDistributed"
+ * const decodeMode = Schema.decodeUnknownSync(CacheModeName)
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */

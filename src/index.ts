@@ -75,3 +75,5 @@ export {
  * @since 0.1.0
  */
 export * as KeyValueStore from "./KeyValueStore.js"
+
+export * as HttpMiddleware from "./HttpMiddleware.js"

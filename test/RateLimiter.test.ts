@@ -262,6 +262,7 @@ describe("RateLimiter across two nodes sharing one Redis", () => {
         const windowMillis = 400
         const limiter = RateLimiter.make({ name: "honest", limit: 2, window: windowMillis, algorithm })
         expect((yield* node(limiter.consume("gina", { cost: 2 }))).allowed).toBe(true)
+        const sentDenied = performance.now()
         const denied = yield* node(limiter.consume("gina"))
         expect(denied.allowed).toBe(false)
         const wait = Duration.toMillis(denied.retryAfter)
@@ -269,7 +270,10 @@ describe("RateLimiter across two nodes sharing one Redis", () => {
         expect(wait).toBeLessThanOrEqual(windowMillis)
         if (wait > 60) {
           yield* Effect.sleep(wait - 50)
-          expect((yield* node(limiter.consume("gina"))).allowed).toBe(false)
+          // only meaningful when the scheduler did not oversleep past the deadline (a loaded machine)
+          const sent = performance.now()
+          const early = yield* node(limiter.consume("gina"))
+          if (sent - sentDenied < wait - 10) expect(early.allowed).toBe(false)
         }
         yield* Effect.sleep(Duration.millis(60))
         const again = yield* node(limiter.consume("gina"))

@@ -14,19 +14,57 @@ const isPlainObject = (u: object): boolean => {
   return proto === Object.prototype || proto === null
 }
 
-const describePath = (path: ReadonlyArray<string | number>): string => {
+/**
+ * Escapes every character outside printable ASCII as `\uXXXX`: a property name chosen by whoever supplied the
+ * value (newlines, control characters, line separators, bidi overrides) cannot forge or reorder a log line.
+ */
+const printableAscii = (s: string): string =>
+  s.replace(/[^\x20-\x7e]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"))
+
+/**
+ * A path into a value, as it appears in a rejection reason: `$.a[0]["b c"]`, printable ASCII only and at most 120
+ * characters, whatever the property names hold.
+ * @internal
+ */
+export const describePath = (path: ReadonlyArray<PropertyKey>): string => {
   let out = "$"
-  for (const p of path)
-    out += typeof p === "number" ? `[${p}]` : /^[A-Za-z_$][\w$]*$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`
+  for (const p of path) {
+    if (typeof p === "number") out += `[${p}]`
+    else if (typeof p === "symbol") out += `[${printableAscii(String(p))}]`
+    else out += /^[A-Za-z_$][\w$]*$/.test(p) ? `.${p}` : `[${printableAscii(JSON.stringify(p))}]`
+    if (out.length > 120) break
+  }
   return out.length > 120 ? out.slice(0, 117) + "..." : out
 }
 
+/** a class name for a reason, or a neutral word when the name is not a plain identifier */
+const className = (u: object): string => {
+  const name = (u as { constructor?: { name?: unknown } }).constructor?.name
+  return typeof name === "string" && /^[A-Za-z_$][\w$]{0,63}$/.test(name) ? name : "a class"
+}
+
+/**
+ * Deepest nesting accepted. Deeper values are rejected with a reason rather than left to overflow the stack here,
+ * in `JSON.stringify` or in the canonical encoder (a defect instead of a typed rejection).
+ * @internal
+ */
+export const MAX_DEPTH = 1000
+
 /**
  * Returns the first reason why `value` cannot round-trip through JSON, or undefined.
- * Iterative-recursive with an explicit ancestor set for cycle detection.
+ * Recursive, with an explicit ancestor set for cycle detection and a depth bound.
  * @internal
  */
 export const unfaithfulReason = (value: unknown): string | undefined => {
+  try {
+    return firstUnfaithful(value)
+  } catch {
+    // a getter or a Proxy that throws: whatever it would have produced, it cannot be stored faithfully
+    return "reading the value threw an exception"
+  }
+}
+
+const firstUnfaithful = (value: unknown): string | undefined => {
   const ancestors = new Set<object>()
   const path: Array<string | number> = []
   const visit = (u: unknown, inArray: boolean): string | undefined => {
@@ -47,6 +85,7 @@ export const unfaithfulReason = (value: unknown): string | undefined => {
       case "object": {
         if (u === null) return undefined
         if (ancestors.has(u)) return `a circular reference at ${describePath(path)}`
+        if (path.length >= MAX_DEPTH) return `nesting deeper than ${MAX_DEPTH} levels at ${describePath(path)}`
         if (Array.isArray(u)) {
           ancestors.add(u)
           for (let i = 0; i < u.length; i++) {
@@ -59,9 +98,8 @@ export const unfaithfulReason = (value: unknown): string | undefined => {
           return undefined
         }
         if (!isPlainObject(u)) {
-          const name = (u as { constructor?: { name?: unknown } }).constructor?.name
           return (
-            `an instance of ${typeof name === "string" ? name : "a class"} at ${describePath(path)} is not ` +
+            `an instance of ${className(u)} at ${describePath(path)} is not ` +
             `plain JSON (use a Schema that encodes it, e.g. Schema.Date)`
           )
         }
@@ -85,6 +123,7 @@ export const unfaithfulReason = (value: unknown): string | undefined => {
 
 /** @internal */
 export const toFaithfulJson = (value: unknown): JsonResult => {
+  if (value === undefined) return { _tag: "err", reason: "undefined is not representable in JSON" }
   const reason = unfaithfulReason(value)
   if (reason !== undefined) return { _tag: "err", reason }
   return { _tag: "ok", json: JSON.stringify(value) }

@@ -11,7 +11,7 @@
  * - fixed-window: hash `K` {w: window start, c: cost used}; windows are aligned to multiples of
  *   the window on the server's epoch clock. TTL: the end of the window.
  * - sliding-window: an exact sliding log. Sorted set `K:l` of members `<seq>:<cost>` scored by
- *   decision time, and hash `K:m` {t: cost in the log, q: member sequence, n: last time}. A
+ *   decision time in microseconds, and hash `K:m` {t: cost in the log, q: member sequence, n: last time}. A
  *   decision at `now` counts every allowed cost with time > now - window, so no interval of one
  *   window length ever holds more than `limit`. Memory is O(allowed decisions in one window).
  *   TTL of both: until the newest member leaves the window.
@@ -56,9 +56,15 @@ redis.call('PEXPIRE', KEYS[1], reset)
 return {1, limit - used - cost, 0}
 `
 
-const SLIDING_WINDOW =
-  CLOCK +
-  `
+// The sliding log keeps time in microseconds: with millisecond truncation two decisions up to
+// one millisecond less than a window apart could both be counted as a window apart.
+const SLIDING_WINDOW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2]) * 1000
+local cost = tonumber(ARGV[3])
+local function millis(us) return math.floor((us + 999) / 1000) end
 local log, meta = KEYS[1], KEYS[2]
 local m = redis.call('HMGET', meta, 't', 'q', 'n')
 local last = tonumber(m[3])
@@ -95,17 +101,17 @@ if total + cost > limit then
   if #newest == 2 then
     local ttl = tonumber(newest[2]) + window - now
     redis.call('HSET', meta, 't', total, 'q', seq, 'n', now)
-    redis.call('PEXPIRE', log, ttl)
-    redis.call('PEXPIRE', meta, ttl)
+    redis.call('PEXPIRE', log, millis(ttl))
+    redis.call('PEXPIRE', meta, millis(ttl))
   end
-  return {0, limit - total, retry}
+  return {0, limit - total, millis(retry)}
 end
 seq = seq + 1
 total = total + cost
 redis.call('ZADD', log, now, string.format('%d:%d', seq, cost))
 redis.call('HSET', meta, 't', total, 'q', seq, 'n', now)
-redis.call('PEXPIRE', log, window)
-redis.call('PEXPIRE', meta, window)
+redis.call('PEXPIRE', log, millis(window))
+redis.call('PEXPIRE', meta, millis(window))
 return {1, limit - total, 0}
 `
 

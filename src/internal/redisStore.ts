@@ -61,6 +61,37 @@ const scanAndCount = async (node: Redis, pattern: string): Promise<number> => {
 
 const isCluster = (client: Redis | Cluster): client is Cluster => (client as Cluster).isCluster === true
 
+const CLUSTER_SLOTS = 16384
+
+/**
+ * The connections to the masters that own the 16384 slots, from the client's slot map. A prefix scan that skipped a
+ * master would report success for a partial clear (or count), so this fails unless every slot has an owner and every
+ * owner is connected: after a failover the slot map is refreshed first, and a later call succeeds.
+ */
+const clusterMasters = (client: Cluster): Array<Redis> => {
+  const connections = new Map<string, Redis>()
+  for (const node of client.nodes("all")) connections.set(`${node.options.host}:${node.options.port}`, node)
+  const owners = new Set<string>()
+  for (let slot = 0; slot < CLUSTER_SLOTS; slot++) {
+    const owner = client.slots[slot]?.[0]
+    if (owner === undefined) throw new Error("the cluster slot map does not cover every slot")
+    owners.add(owner)
+  }
+  return Array.from(owners, (owner) => {
+    const node = connections.get(owner)
+    if (node === undefined || node.status === "end" || node.status === "close") {
+      throw new Error("a cluster master is not connected")
+    }
+    return node
+  })
+}
+
+/** runs `f` on every master at once and adds the results; any failure fails the whole */
+const onEveryMaster = async (client: Cluster, f: (node: Redis) => Promise<number>): Promise<number> => {
+  const counts = await Promise.all(clusterMasters(client).map(f))
+  return counts.reduce((a, b) => a + b, 0)
+}
+
 /** @internal */
 export const makeRedisStore = (redis: RedisClientService): Store => {
   const client = redis.client
@@ -83,19 +114,13 @@ export const makeRedisStore = (redis: RedisClientService): Store => {
     clear: (prefix) =>
       attempt(async () => {
         const pattern = escapeGlob(prefix) + "*"
-        if (isCluster(client)) {
-          const counts = await Promise.all(client.nodes("master").map((node) => scanAndDelete(node, pattern, true)))
-          return counts.reduce((a, b) => a + b, 0)
-        }
+        if (isCluster(client)) return onEveryMaster(client, (node) => scanAndDelete(node, pattern, true))
         return scanAndDelete(client, pattern, false)
       }),
     count: (prefix) =>
       attempt(async () => {
         const pattern = escapeGlob(prefix) + "*"
-        if (isCluster(client)) {
-          const counts = await Promise.all(client.nodes("master").map((node) => scanAndCount(node, pattern)))
-          return counts.reduce((a, b) => a + b, 0)
-        }
+        if (isCluster(client)) return onEveryMaster(client, (node) => scanAndCount(node, pattern))
         return scanAndCount(client, pattern)
       }),
     claim: (key, ttlMillis) =>

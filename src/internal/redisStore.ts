@@ -2,6 +2,7 @@
  * The Redis store: each operation is one command (or one script) with the client's
  * fail-fast settings; every error becomes a secret-free StoreFailure.
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type { Cluster, Redis } from "ioredis"
 import type { RedisClientService } from "../RedisClient.js"
@@ -96,7 +97,43 @@ const onEveryMaster = async (client: Cluster, f: (node: Redis) => Promise<number
 export const makeRedisStore = (redis: RedisClientService): Store => {
   const client = redis.client
   const fail = toStoreFailure(redis.describeError)
-  const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, StoreFailure> => Effect.tryPromise({ try: f, catch: fail })
+  const deadline = Duration.toMillis(redis.commandTimeout)
+  const timedOut = new StoreFailure("unavailable", "timeout")
+  /**
+   * One call, bounded by the command timeout from the moment it is made. ioredis starts a
+   * command's timer only when it writes the command, and with auto-pipelining a command waits
+   * unwritten, without a timer, while the previous pipeline is in flight: on a silent Redis a
+   * call would otherwise take up to twice the command timeout.
+   */
+  const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, StoreFailure> =>
+    Effect.async<A, StoreFailure>((resume) => {
+      let settled = false
+      const timer = setTimeout(() => {
+        settled = true
+        resume(Effect.fail(timedOut))
+      }, deadline)
+      const settle = (result: Effect.Effect<A, StoreFailure>) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        resume(result)
+      }
+      try {
+        f().then(
+          (a) => settle(Effect.succeed(a)),
+          (e) => settle(Effect.fail(fail(e)))
+        )
+      } catch (e) {
+        settle(Effect.fail(fail(e)))
+      }
+      return Effect.sync(() => {
+        settled = true
+        clearTimeout(timer)
+      })
+    })
+  /** several commands (SCAN batches), each bounded by ioredis' command timeout */
+  const attemptAll = <A>(f: () => Promise<A>): Effect.Effect<A, StoreFailure> =>
+    Effect.tryPromise({ try: f, catch: fail })
 
   return {
     backend: "redis",
@@ -112,13 +149,13 @@ export const makeRedisStore = (redis: RedisClientService): Store => {
         (n) => n > 0
       ),
     clear: (prefix) =>
-      attempt(async () => {
+      attemptAll(async () => {
         const pattern = escapeGlob(prefix) + "*"
         if (isCluster(client)) return onEveryMaster(client, (node) => scanAndDelete(node, pattern, true))
         return scanAndDelete(client, pattern, false)
       }),
     count: (prefix) =>
-      attempt(async () => {
+      attemptAll(async () => {
         const pattern = escapeGlob(prefix) + "*"
         if (isCluster(client)) return onEveryMaster(client, (node) => scanAndCount(node, pattern))
         return scanAndCount(client, pattern)

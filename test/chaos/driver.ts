@@ -1,0 +1,923 @@
+/**
+ * The load driver of the fault-injection suite: N fibers (default 200) run a mix of keyspace
+ * get/set, getOrCompute, rate-limit decisions and nonce claims against one mode Layer, while a
+ * fault script (./faults.ts) breaks a real redis-server. Everything a run observes is recorded
+ * (outcomes, latencies per phase, recovery time, security events, memory) and the invariants of
+ * docs/outages.md are checked as it goes; a run returns a `Report` whose `violations` must be
+ * empty.
+ *
+ * Instrumentation, not mocks: the Redis is real. The driver wraps the `DistributedCache`
+ * service to see the mark of every result and where every value was written, and watches the
+ * ioredis client (`set`, `sendCommand`) to know which values were handed to Redis, and when.
+ * Every value written is unique, so a read can be traced to its write: a value that reaches
+ * Redis by any path other than its own write, a value read from Redis that was never sent to
+ * it (or was lost in a restart), and a fallback value read after the recovery that dropped it
+ * are all wrong values.
+ */
+import { performance } from "node:perf_hooks"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
+import { Cause, Effect, Exit, Fiber, FiberRef, Layer, Logger, Option, Schema } from "effect"
+import type { Redis } from "ioredis"
+import {
+  type Backend,
+  CacheBackendUnavailable,
+  type Cached,
+  DistributedCache,
+  type DistributedCacheService,
+  explicitDegraded,
+  Keyspace,
+  RateLimiter,
+  RedisClient,
+  ReplayGuard,
+  strictDistributed
+} from "effect-failclosed"
+import type { RedisServer } from "../support/RedisServer.js"
+import type { Fault, FaultTimeline } from "./faults.js"
+import { type LoopWatch, watchLoop } from "./stalls.js"
+
+// ---------------------------------------------------------------------------------------------------------------------
+// settings
+// ---------------------------------------------------------------------------------------------------------------------
+
+export type ModeName = "StrictDistributed" | "ExplicitDegraded"
+
+export interface Settings {
+  /** concurrent fibers */
+  readonly fibers: number
+  /** each fiber waits a random 0 .. 2 × this between two operations */
+  readonly thinkMillis: number
+  readonly commandTimeoutMillis: number
+  readonly cooldownMillis: number
+  readonly maxReconnectDelayMillis: number
+  readonly connectTimeoutMillis: number
+  /** load before the fault starts (also the warm-up: the heap is measured at its end) */
+  readonly beforeMillis: number
+  /** load after Redis is back */
+  readonly afterMillis: number
+  /** an operation may take this much longer than its commands' timeouts (event-loop lag of a shared machine) */
+  readonly hangMarginMillis: number
+  /** a call refused by the cooldown must settle within this */
+  readonly fastMillis: number
+  /** heap after the run may exceed heap before by this much */
+  readonly heapMarginBytes: number
+  /** recovery may take this much longer than cooldown + command timeout + reconnect delay */
+  readonly recoveryMarginMillis: number
+  /** seed of the operation mix */
+  readonly seed: number
+  /** operations the driver records at most (preallocated, so that its bookkeeping does not grow the heap) */
+  readonly capacity: number
+}
+
+/** Short timeouts, a few seconds per fault: the CI variant. */
+export const ciSettings: Settings = {
+  fibers: 200,
+  thinkMillis: 20,
+  commandTimeoutMillis: 200,
+  cooldownMillis: 300,
+  maxReconnectDelayMillis: 200,
+  connectTimeoutMillis: 500,
+  beforeMillis: 600,
+  afterMillis: 1_200,
+  hangMarginMillis: 150,
+  fastMillis: 25,
+  heapMarginBytes: 16 * 1024 * 1024,
+  recoveryMarginMillis: 250,
+  seed: 42,
+  capacity: 500_000
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// report
+// ---------------------------------------------------------------------------------------------------------------------
+
+export const OP_KINDS = ["get", "set", "getOrCompute", "rateLimit", "claim"] as const
+export type OpKind = (typeof OP_KINDS)[number]
+export const PHASES = ["before", "during", "after"] as const
+export type Phase = (typeof PHASES)[number]
+
+export interface Outcomes {
+  /** settled operations */
+  readonly ops: number
+  readonly ok: number
+  /** failed with CacheBackendUnavailable */
+  readonly unavailable: number
+  /** any other failure */
+  readonly other: number
+  readonly defects: number
+  /** succeeded with a result from the node-local fallback (ExplicitDegraded) */
+  readonly degraded: number
+}
+
+export interface Latency {
+  readonly p50: number
+  readonly p99: number
+  readonly max: number
+}
+
+export interface Report {
+  readonly mode: ModeName
+  readonly fault: string
+  readonly description: string
+  readonly settings: Settings
+  readonly timeline: FaultTimeline & { readonly start: number; readonly end: number }
+  readonly totals: Outcomes
+  readonly byKind: Readonly<Record<OpKind, Outcomes>>
+  readonly phases: Readonly<Record<Phase, Outcomes & Latency & { readonly millis: number }>>
+  /** Redis back → first operation served by Redis again; undefined if none */
+  readonly recoveryMillis: number | undefined
+  /** slowest call refused by the cooldown (strict) */
+  readonly cooldownMaxMillis: number | undefined
+  /** single-command calls slower than fastMillis that failed or fell back */
+  readonly slowUnavailable: number
+  readonly events: { readonly startup: number; readonly runtime: number; readonly recovered: number }
+  readonly memory: {
+    readonly gcExposed: boolean
+    readonly heapBefore: number
+    readonly heapAfter: number
+    readonly rssBefore: number
+    readonly rssAfter: number
+  }
+  /** the longest interval during which the process ran no timer, and the sum of all such intervals */
+  readonly stallMaxMillis: number
+  readonly stallTotalMillis: number
+  /** stalls of at least half the command timeout (each may cause an outage of its own) */
+  readonly longStalls: number
+  readonly unhandledRejections: number
+  /** operations still running when the run was stopped, after waiting for them */
+  readonly unsettled: number
+  readonly opsPerSecond: number
+  /** every broken invariant, with how often it was broken and one example */
+  readonly violations: ReadonlyArray<string>
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// instrumentation state
+// ---------------------------------------------------------------------------------------------------------------------
+
+const OUT_OK = 0
+const OUT_UNAVAILABLE = 1
+const OUT_COOLDOWN = 2
+const OUT_OTHER = 3
+const OUT_DEFECT = 4
+
+const SEEN_REDIS = 1
+const SEEN_FALLBACK = 2
+const SEEN_LOCAL = 4
+
+/** flags of a written value id */
+const W_ALLOCATED = 1
+/** its own write operation is in flight */
+const W_PENDING = 2
+/** handed to ioredis (`client.set`) by its own write */
+const W_ISSUED = 4
+/** written into the degraded fallback */
+const W_FALLBACK = 8
+/** handed to the connection (`sendCommand`), possibly after its write gave up waiting */
+const W_SENT = 16
+
+const KEYS = 64
+const COMPUTED_KEYS = 16
+const SUBJECTS = 16
+
+class Violations {
+  readonly #byKind = new Map<string, { count: number; example: string }>()
+  add(kind: string, example: string): void {
+    const v = this.#byKind.get(kind)
+    if (v === undefined) this.#byKind.set(kind, { count: 1, example })
+    else v.count++
+  }
+  list(): Array<string> {
+    return [...this.#byKind].map(([kind, v]) => `${kind} (${v.count}×), e.g. ${v.example}`)
+  }
+}
+
+/** Per-operation context, visible to the service wrapper through a FiberRef (forks inherit it). */
+interface OpContext {
+  seen: number
+  /** epoch (count of recoveries) when the operation started */
+  readonly epoch: number
+}
+
+const currentOp = FiberRef.unsafeMake<OpContext | undefined>(undefined)
+
+const Value = Schema.Struct({ w: Schema.Int, g: Schema.Int })
+type Value = typeof Value.Type
+
+const Entries = Keyspace.make({ name: "chaos", key: Schema.Int, value: Value, timeToLive: "1 minute" })
+const Computed = Keyspace.make({ name: "chaos-computed", key: Schema.Int, value: Value, timeToLive: "250 millis" })
+const Limiters = (["fixed-window", "sliding-window", "token-bucket"] as const).map((algorithm) =>
+  RateLimiter.make({ name: `chaos-${algorithm}`, limit: 100, window: "1 second", algorithm })
+)
+const Nonces = ReplayGuard.make({ name: "chaos", window: "1 minute" })
+
+const WRITE_ID = /"w":(\d+)/
+
+const gcFunction: (() => void) | undefined = (() => {
+  const exposed = (globalThis as { gc?: () => void }).gc
+  if (typeof exposed === "function") return exposed
+  try {
+    setFlagsFromString("--expose-gc")
+    const gc = runInNewContext("gc") as unknown
+    return typeof gc === "function" ? (gc as () => void) : undefined
+  } catch {
+    return undefined
+  }
+})()
+
+const memory = () => {
+  gcFunction?.()
+  const m = process.memoryUsage()
+  return { heap: m.heapUsed, rss: m.rss }
+}
+
+/** mulberry32 */
+const prng = (seed: number) => {
+  let a = seed >>> 0
+  return (): number => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const percentile = (sorted: Float64Array, p: number): number =>
+  sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+
+/** how many store calls an operation makes one after the other (each bounded by the command timeout) */
+const sequentialCommands: Record<OpKind, number> = {
+  get: 1,
+  set: 1,
+  // on a miss: the lookup, the single-flight leader's re-read, the write of the computed value
+  getOrCompute: 3,
+  // one script per decision (EVALSHA, and EVAL after a restart emptied the script cache, in one call)
+  rateLimit: 1,
+  claim: 1
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// the run
+// ---------------------------------------------------------------------------------------------------------------------
+
+/**
+ * Runs `fault` against `server` under load in `mode`. Never fails: what went wrong is in the
+ * report's `violations`.
+ */
+export const runScenario = (
+  server: RedisServer,
+  mode: ModeName,
+  fault: Fault,
+  settings: Settings = ciSettings
+): Effect.Effect<Report> =>
+  Effect.suspend(() => {
+    const s = settings
+    const violations = new Violations()
+    const capacity = s.capacity
+    const opStart = new Float64Array(capacity)
+    const opEnd = new Float64Array(capacity)
+    const opKind = new Uint8Array(capacity)
+    const opOutcome = new Uint8Array(capacity)
+    const opSeen = new Uint8Array(capacity)
+    const writeFlags = new Uint8Array(capacity)
+    const writeSentAt = new Float64Array(capacity)
+    const writeFallbackEpoch = new Int32Array(capacity)
+    let ops = 0
+    let started = 0
+    let writes = 0
+    let epoch = 0
+    let generation = 0
+    let nonce = 0
+    let overflow = false
+    let stopped = false
+    const events = { startup: 0, runtime: 0, recovered: 0 }
+    const eventTimes: Array<{ kind: string; at: number }> = []
+    const killedAt: Array<number> = []
+
+    const allocWrite = (): Value => {
+      if (writes >= capacity - 1) overflow = true
+      else writes++
+      const w = writes
+      writeFlags[w] = W_ALLOCATED
+      return { w, g: generation }
+    }
+
+    // -- events, through Effect's Logger: the event object is message[0]
+    const captureLogger = Logger.make(({ message }) => {
+      const first: unknown = Array.isArray(message) ? message[0] : message
+      if (typeof first !== "object" || first === null || !("event" in first)) return
+      const kind = (first as { event: unknown }).event
+      eventTimes.push({ kind: String(kind), at: performance.now() })
+      if (kind === "BACKEND_UNAVAILABLE_AT_STARTUP") events.startup++
+      else if (kind === "BACKEND_UNAVAILABLE_AT_RUNTIME") events.runtime++
+      else if (kind === "BACKEND_RECOVERED") {
+        events.recovered++
+        // the fallback was dropped just before this event: values written into it before now are gone
+        epoch++
+      } else violations.add("unknown security event", String(kind))
+    })
+
+    // -- the service wrapper: checks the mark of every result, records where each value was written
+    const seen = (backend: Backend): number =>
+      backend === "redis" ? SEEN_REDIS : backend === "local_degraded" ? SEEN_FALLBACK : SEEN_LOCAL
+    const checkMark = (operation: string, cached: Pick<Cached<unknown>, "backend" | "degraded">): void => {
+      if (mode === "StrictDistributed" && (cached.backend !== "redis" || cached.degraded)) {
+        violations.add("strict served from outside Redis", `${operation} → ${cached.backend}`)
+      }
+      if (mode === "ExplicitDegraded") {
+        const marked = cached.backend === "local_degraded" && cached.degraded
+        const redis = cached.backend === "redis" && !cached.degraded
+        if (!marked && !redis) {
+          violations.add("unmarked or mismarked result", `${operation} → ${cached.backend}/${cached.degraded}`)
+        }
+      }
+    }
+    let cooldownMax: number | undefined
+    const slowRefusals: Array<SlowRefusal> = []
+    const note = <A extends Cached<unknown>>(operation: string, effect: Effect.Effect<A, CacheBackendUnavailable>) =>
+      Effect.flatMap(FiberRef.get(currentOp), (ctx) => {
+        const startedAt = performance.now()
+        return Effect.tapBoth(effect, {
+          onSuccess: (cached) =>
+            Effect.sync(() => {
+              checkMark(operation, cached)
+              if (ctx !== undefined) ctx.seen |= seen(cached.backend)
+            }),
+          onFailure: (error) =>
+            Effect.sync(() => {
+              // a call refused by the cooldown does not wait
+              if (error.reason.startsWith("cooldown")) {
+                const endedAt = performance.now()
+                const latency = endedAt - startedAt
+                // judged after the run: a stall is only known once the process runs again
+                if (latency <= s.fastMillis) cooldownMax = Math.max(cooldownMax ?? 0, latency)
+                else if (slowRefusals.length < 10_000) slowRefusals.push({ operation, startedAt, endedAt })
+              }
+            })
+        })
+      })
+    const wrap = (svc: DistributedCacheService): DistributedCacheService => ({
+      ...svc,
+      get: (key, operation) => note("get", svc.get(key, operation)),
+      set: (key, value, ttl, operation) => {
+        const match = WRITE_ID.exec(value)
+        const w = match === null ? 0 : Number(match[1])
+        if (w > 0) writeFlags[w] = writeFlags[w]! | W_PENDING
+        return note("set", svc.set(key, value, ttl, operation)).pipe(
+          Effect.tap((cached) =>
+            Effect.sync(() => {
+              if (w > 0 && cached.backend === "local_degraded") {
+                writeFlags[w] = writeFlags[w]! | W_FALLBACK
+                writeFallbackEpoch[w] = epoch
+              }
+            })
+          ),
+          Effect.ensuring(Effect.sync(() => w > 0 && (writeFlags[w] = writeFlags[w]! & ~W_PENDING)))
+        )
+      },
+      claim: (key, ttl) => note("claim", svc.claim(key, ttl)),
+      rateLimit: (request) => note("rateLimit", svc.rateLimit(request))
+    })
+
+    // -- what Redis is sent: a value of ours is handed to ioredis only by its own write, while that write is in
+    // flight; ioredis may send it later (auto-pipelining queues commands while a pipeline is in flight)
+    const writeIdOf = (raw: unknown): number => {
+      const text = typeof raw === "string" ? raw : Buffer.isBuffer(raw) ? raw.toString("utf8") : ""
+      const match = WRITE_ID.exec(text)
+      return match === null ? 0 : Number(match[1])
+    }
+    const watchClient = (client: Redis) => {
+      const originalSet = client.set
+      const originalSend = client.sendCommand
+      client.set = function (this: Redis, ...args: Array<unknown>) {
+        const w = writeIdOf(args[1])
+        if (w > 0) {
+          if ((writeFlags[w]! & W_PENDING) === 0) violations.add("a value was written outside its own write", `${w}`)
+          else writeFlags[w] = writeFlags[w]! | W_ISSUED
+        }
+        return (originalSet as (...a: Array<unknown>) => unknown).apply(this, args)
+      } as Redis["set"]
+      client.sendCommand = function (this: Redis, ...args: Parameters<Redis["sendCommand"]>) {
+        const command = args[0] as { args?: ReadonlyArray<unknown> }
+        for (const arg of command.args ?? []) {
+          const w = writeIdOf(arg)
+          if (w === 0) continue
+          if ((writeFlags[w]! & W_ISSUED) === 0) violations.add("a value reached Redis by another path", `${w}`)
+          writeFlags[w] = writeFlags[w]! | W_SENT
+          writeSentAt[w] = performance.now()
+        }
+        return originalSend.apply(this, args)
+      } as Redis["sendCommand"]
+      return Effect.sync(() => {
+        client.set = originalSet
+        client.sendCommand = originalSend
+      })
+    }
+
+    /** a value read from the cache: where it claims to come from must be where it can be */
+    const checkRead = (what: string, ctx: OpContext, cached: Cached<Value>, startedAt: number): void => {
+      checkMark(what, cached)
+      const w = cached.value.w
+      const flags = writeFlags[w] ?? 0
+      if (w <= 0 || w > writes || (flags & W_ALLOCATED) === 0) {
+        violations.add("read a value nobody wrote", `${what} → ${w}`)
+        return
+      }
+      if (cached.backend === "redis") {
+        if ((flags & W_SENT) === 0) {
+          violations.add("read from Redis a value never sent to Redis", `${what} → value ${w}`)
+        }
+        // a redis-server that was killed comes back empty: a read that started after the kill can only see
+        // values sent to Redis after it
+        let lastKill = -Infinity
+        for (const k of killedAt) if (k <= startedAt) lastKill = k
+        if (writeSentAt[w]! < lastKill) violations.add("read a value Redis lost in a restart", `${what} → value ${w}`)
+      } else if (cached.backend === "local_degraded") {
+        if ((flags & W_FALLBACK) === 0) {
+          violations.add("read from the fallback a value never written to it", `${what} → value ${w}`)
+        } else if (writeFallbackEpoch[w]! < ctx.epoch) {
+          violations.add("read from the fallback a value dropped at recovery", `${what} → value ${w}`)
+        }
+      }
+    }
+
+    const random = prng(s.seed)
+    const loop = watchLoop()
+
+    return Effect.gen(function* () {
+      const redis = yield* RedisClient
+      yield* Effect.acquireRelease(
+        Effect.sync(() => watchClient(redis.client as Redis)),
+        (restore) => restore
+      )
+      const cache = yield* DistributedCache
+
+      // ---- operations
+      const operation = (kind: OpKind, ctx: OpContext, startedAt: number): Effect.Effect<void, unknown, never> => {
+        const pick = (n: number) => Math.floor(random() * n)
+        switch (kind) {
+          case "get":
+            return Entries.get(pick(KEYS)).pipe(
+              Effect.map((o) => {
+                if (Option.isSome(o)) checkRead("get", ctx, o.value, startedAt)
+              }),
+              Effect.provideService(DistributedCache, cache)
+            )
+          case "set":
+            return Effect.provideService(Entries.set(pick(KEYS), allocWrite()), DistributedCache, cache)
+          case "getOrCompute":
+            return Computed.getOrCompute(pick(COMPUTED_KEYS), Effect.sync(allocWrite)).pipe(
+              Effect.map((c) => checkRead("getOrCompute", ctx, c, startedAt)),
+              Effect.provideService(DistributedCache, cache)
+            )
+          case "rateLimit":
+            return Limiters[pick(Limiters.length)]!.consume(`subject-${pick(SUBJECTS)}`).pipe(
+              Effect.map((decision) => checkMark("consume", decision)),
+              Effect.provideService(DistributedCache, cache)
+            )
+          case "claim":
+            // every nonce is fresh: a ReplayDetected is a wrong answer (counted as another failure)
+            return Nonces.claim(`nonce-${++nonce}`).pipe(
+              Effect.map((claimed) => checkMark("claim", claimed)),
+              Effect.provideService(DistributedCache, cache)
+            )
+        }
+      }
+
+      const weights: ReadonlyArray<readonly [OpKind, number]> = [
+        ["get", 0.35],
+        ["set", 0.2],
+        ["getOrCompute", 0.2],
+        ["rateLimit", 0.15],
+        ["claim", 0.1]
+      ]
+      const pickKind = (): OpKind => {
+        let r = random()
+        for (const [k, w] of weights) {
+          if ((r -= w) < 0) return k
+        }
+        return "get"
+      }
+
+      const classify = (exit: Exit.Exit<void, unknown>): number => {
+        if (Exit.isSuccess(exit)) return OUT_OK
+        const failure = Cause.failureOption(exit.cause)
+        if (Option.isSome(failure)) {
+          const error = failure.value
+          if (error instanceof CacheBackendUnavailable)
+            return error.reason.startsWith("cooldown") ? OUT_COOLDOWN : OUT_UNAVAILABLE
+          return OUT_OTHER
+        }
+        return Cause.isInterruptedOnly(exit.cause) ? OUT_OTHER : OUT_DEFECT
+      }
+
+      const one: Effect.Effect<void> = Effect.suspend(() => {
+        const kind = pickKind()
+        const ctx: OpContext = { seen: 0, epoch }
+        const startedAt = performance.now()
+        started++
+        return operation(kind, ctx, startedAt).pipe(
+          Effect.locally(currentOp, ctx),
+          Effect.exit,
+          Effect.map((exit) => {
+            const endedAt = performance.now()
+            const outcome = classify(exit)
+            if (outcome === OUT_DEFECT || outcome === OUT_OTHER) {
+              violations.add(
+                outcome === OUT_DEFECT ? "defect" : "failure other than CacheBackendUnavailable",
+                `${kind}: ${Exit.isFailure(exit) ? Cause.pretty(exit.cause).split("\n")[0] : ""}`
+              )
+            }
+            if (ops >= capacity) {
+              overflow = true
+              return
+            }
+            const i = ops++
+            opStart[i] = startedAt
+            opEnd[i] = endedAt
+            opKind[i] = OP_KINDS.indexOf(kind)
+            opOutcome[i] = outcome
+            opSeen[i] = ctx.seen
+          })
+        )
+      })
+
+      // A fiber is not preempted inside an operation (it yields at every await and between operations anyway):
+      // with 200 fibers, a preempted fiber would wait for all the others, and a synchronous path such as a
+      // cooldown refusal would be measured as the time the other fibers take.
+      const worker = Effect.suspend(() =>
+        Effect.whileLoop({
+          while: () => !stopped,
+          body: () => Effect.zipRight(one, Effect.sleep(random() * 2 * s.thinkMillis)),
+          step: () => {}
+        })
+      ).pipe(Effect.withMaxOpsBeforeYield(1_000_000))
+
+      // ---- the timeline
+      const unhandled = { count: 0 }
+      const onUnhandled = () => {
+        unhandled.count++
+      }
+      process.on("unhandledRejection", onUnhandled)
+      yield* Effect.addFinalizer(() => Effect.sync(() => process.off("unhandledRejection", onUnhandled)))
+
+      const start = performance.now()
+      const workers = yield* Effect.fork(
+        Effect.forEach(Array.from({ length: s.fibers }), () => worker, { concurrency: "unbounded", discard: true })
+      )
+      yield* Effect.sleep(s.beforeMillis)
+      // heap after a full GC, with the load warmed up and running (as it will be at the end)
+      const before = memory()
+
+      generation++
+      const timeline = yield* Effect.promise(() => fault.run(server, { killed: (at) => killedAt.push(at) }))
+      generation++
+
+      yield* Effect.sleep(s.afterMillis)
+      const after = memory()
+      stopped = true
+      const settleMillis = s.commandTimeoutMillis * 3 + s.hangMarginMillis + s.thinkMillis * 2 + 1_000
+      const joined = yield* Fiber.join(workers).pipe(Effect.timeout(settleMillis), Effect.option)
+      if (Option.isNone(joined)) {
+        violations.add("operations did not settle", `still running ${settleMillis} ms after the load stopped`)
+        yield* Fiber.interrupt(workers)
+      }
+      const end = performance.now()
+      loop.stop()
+      const unsettled = started - ops
+
+      // ---- the final read: once Redis serves again, every key read through the cache equals what Redis holds
+      let lastStoreKey = ""
+      let lastBackend: Backend = "redis"
+      const spy: DistributedCacheService = {
+        ...cache,
+        get: (key, operation) => {
+          lastStoreKey = key
+          return Effect.tap(cache.get(key, operation), (c) => {
+            lastBackend = c.backend
+          })
+        }
+      }
+      /** true when settled (equal, or a violation recorded), false when Redis did not serve it yet */
+      const finalRead = (k: number) =>
+        Effect.gen(function* () {
+          const viaCache = yield* Entries.get(k).pipe(Effect.provideService(DistributedCache, spy), Effect.either)
+          if (viaCache._tag === "Left") {
+            if (viaCache.left._tag === "CacheBackendUnavailable") return false
+            violations.add("final read failed", `key ${k}: ${viaCache.left._tag}`)
+            return true
+          }
+          // a miss carries no mark in the Keyspace API: where it came from is the service's answer
+          if (lastBackend !== "redis") return false
+          const got = Option.getOrUndefined(viaCache.right)
+          const raw = yield* Effect.promise(() =>
+            (redis.client as Redis).get(lastStoreKey).then(
+              (r) => ({ ok: true as const, r }),
+              () => ({ ok: false as const })
+            )
+          )
+          if (!raw.ok) return false
+          const expected = raw.r === null ? undefined : (JSON.parse(raw.r) as Value).w
+          if (got?.value.w !== expected) {
+            violations.add("final read differs from what Redis holds", `key ${k}: ${got?.value.w} vs ${expected}`)
+          }
+          return true
+        })
+      let unread = Array.from({ length: KEYS }, (_, k) => k)
+      const readDeadline =
+        performance.now() + s.cooldownMillis + s.commandTimeoutMillis + s.maxReconnectDelayMillis + 3_000
+      while (unread.length > 0 && performance.now() < readDeadline) {
+        const next: Array<number> = []
+        for (const k of unread) if (!(yield* finalRead(k))) next.push(k)
+        unread = next
+        if (unread.length > 0) yield* Effect.sleep(25)
+      }
+      if (unread.length > 0) {
+        violations.add("final read not served by Redis", `${unread.length} keys, Redis up for seconds`)
+      }
+
+      return summarise({
+        mode,
+        fault,
+        settings: s,
+        timeline: { ...timeline, start, end },
+        n: ops,
+        opStart,
+        opEnd,
+        opKind,
+        opOutcome,
+        opSeen,
+        events,
+        eventTimes,
+        memory: {
+          gcExposed: gcFunction !== undefined,
+          heapBefore: before.heap,
+          heapAfter: after.heap,
+          rssBefore: before.rss,
+          rssAfter: after.rss
+        },
+        loop,
+        unhandledRejections: unhandled.count,
+        unsettled,
+        overflow,
+        cooldownMaxMillis: cooldownMax,
+        slowRefusals,
+        violations
+      })
+    }).pipe(
+      Effect.provide(modeLayer(server, mode, s, wrap)),
+      Effect.provide(Logger.replace(Logger.defaultLogger, captureLogger)),
+      Effect.scoped,
+      Effect.ensuring(Effect.sync(() => loop.stop())),
+      Effect.orDie
+    )
+  })
+
+const modeLayer = (
+  server: RedisServer,
+  mode: ModeName,
+  s: Settings,
+  wrap: (svc: DistributedCacheService) => DistributedCacheService
+) => {
+  const client = RedisClient.layer({
+    url: server.url,
+    commandTimeout: s.commandTimeoutMillis,
+    connectTimeout: s.connectTimeoutMillis,
+    maxReconnectDelay: s.maxReconnectDelayMillis
+  })
+  const cache =
+    mode === "StrictDistributed"
+      ? strictDistributed({ cooldown: s.cooldownMillis })
+      : explicitDegraded({ cooldown: s.cooldownMillis })
+  const wrapped = Layer.effect(DistributedCache, Effect.map(DistributedCache, wrap)).pipe(Layer.provide(cache))
+  return Layer.provideMerge(wrapped, client)
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// aggregate figures and invariants
+// ---------------------------------------------------------------------------------------------------------------------
+
+interface Raw {
+  readonly mode: ModeName
+  readonly fault: Fault
+  readonly settings: Settings
+  readonly timeline: Report["timeline"]
+  readonly n: number
+  readonly opStart: Float64Array
+  readonly opEnd: Float64Array
+  readonly opKind: Uint8Array
+  readonly opOutcome: Uint8Array
+  readonly opSeen: Uint8Array
+  readonly events: Report["events"]
+  readonly eventTimes: ReadonlyArray<{ kind: string; at: number }>
+  readonly memory: Report["memory"]
+  readonly loop: LoopWatch
+  readonly unhandledRejections: number
+  readonly unsettled: number
+  readonly overflow: boolean
+  readonly cooldownMaxMillis: number | undefined
+  readonly slowRefusals: ReadonlyArray<SlowRefusal>
+  readonly violations: Violations
+}
+
+interface SlowRefusal {
+  readonly operation: string
+  readonly startedAt: number
+  readonly endedAt: number
+}
+
+class Counter {
+  ops = 0
+  ok = 0
+  unavailable = 0
+  other = 0
+  defects = 0
+  degraded = 0
+  add(outcome: number, seen: number): void {
+    this.ops++
+    if (outcome === OUT_OK) {
+      this.ok++
+      if ((seen & SEEN_FALLBACK) !== 0) this.degraded++
+    } else if (outcome === OUT_UNAVAILABLE || outcome === OUT_COOLDOWN) this.unavailable++
+    else if (outcome === OUT_DEFECT) this.defects++
+    else this.other++
+  }
+  get outcomes(): Outcomes {
+    return {
+      ops: this.ops,
+      ok: this.ok,
+      unavailable: this.unavailable,
+      other: this.other,
+      defects: this.defects,
+      degraded: this.degraded
+    }
+  }
+}
+
+const summarise = (raw: Raw): Report => {
+  const { n, opEnd, opKind, opOutcome, opSeen, opStart, settings: s, timeline: t } = raw
+  const v = raw.violations
+  const phaseOf = (at: number): number => (at < t.startedAt ? 0 : at < t.backAt ? 1 : 2)
+  const totals = new Counter()
+  const byKind = OP_KINDS.map(() => new Counter())
+  const phases = PHASES.map(() => new Counter())
+  const phaseLatencies: Array<Array<number>> = PHASES.map(() => [])
+  let recoveryEnd = Infinity
+  let slowUnavailable = 0
+  const outageMillis = t.backAt - t.startedAt
+
+  for (let i = 0; i < n; i++) {
+    const start = opStart[i]!
+    const end = opEnd[i]!
+    const latency = end - start
+    const kind = OP_KINDS[opKind[i]!]!
+    const outcome = opOutcome[i]!
+    const seen = opSeen[i]!
+    const phase = phaseOf(start)
+    totals.add(outcome, seen)
+    byKind[opKind[i]!]!.add(outcome, seen)
+    phases[phase]!.add(outcome, seen)
+    phaseLatencies[phase]!.push(latency)
+
+    // no operation hangs: it settles within its commands' timeouts of its start, plus the margin, plus however
+    // late the event loop ran timers at that deadline (a busy or starved process runs every timer late)
+    const budget = s.commandTimeoutMillis * sequentialCommands[kind]
+    if (latency > budget + s.hangMarginMillis) {
+      const deadline = start + budget
+      const timersRanAt = Math.max(deadline, raw.loop.firstTickAfter(deadline))
+      // and the stalls after that (intervals in which the process ran nothing at all)
+      const stalled = raw.loop.stalledWithin(timersRanAt, end)
+      if (end > timersRanAt + stalled + s.hangMarginMillis) {
+        v.add(
+          "operation slower than its timeouts allow",
+          `${kind} took ${latency.toFixed(0)} ms > ${budget} + ${s.hangMarginMillis} ms ` +
+            `(timers ran ${(timersRanAt - deadline).toFixed(0)} ms late at its deadline, then ${stalled.toFixed(0)} ms of stalls)`
+        )
+      }
+    }
+    // calls that waited (the event loop turned meanwhile) for an unavailable Redis
+    const unavailableOrFallback =
+      outcome === OUT_UNAVAILABLE || outcome === OUT_COOLDOWN || (seen & SEEN_FALLBACK) !== 0
+    if (
+      kind !== "getOrCompute" &&
+      unavailableOrFallback &&
+      latency > s.fastMillis &&
+      raw.loop.turnedWithin(start, end)
+    ) {
+      slowUnavailable++
+    }
+    // degraded: get/set (and everything else) never fail
+    if (raw.mode === "ExplicitDegraded" && outcome !== OUT_OK) {
+      v.add("ExplicitDegraded operation failed", `${kind} (outcome ${outcome})`)
+    }
+    // first success served by Redis after Redis is back
+    if (end >= t.backAt && outcome === OUT_OK && seen === SEEN_REDIS && end < recoveryEnd) recoveryEnd = end
+  }
+
+  // a call refused by the cooldown does not wait: it is synchronous (a slow one without a turn of the event loop
+  // inside was descheduled, not waiting), and fast
+  let cooldownMax = raw.cooldownMaxMillis
+  for (const r of raw.slowRefusals) {
+    if (!raw.loop.turnedWithin(r.startedAt, r.endedAt)) continue
+    const latency = r.endedAt - r.startedAt
+    cooldownMax = Math.max(cooldownMax ?? 0, latency)
+    v.add("cooldown refusal waited", `${r.operation} took ${latency.toFixed(1)} ms`)
+  }
+
+  const phaseReport = (i: number) => {
+    const sorted = Float64Array.from(phaseLatencies[i]!).sort()
+    const from = i === 0 ? t.start : i === 1 ? t.startedAt : t.backAt
+    const to = i === 0 ? t.startedAt : i === 1 ? t.backAt : t.end
+    return {
+      ...phases[i]!.outcomes,
+      millis: to - from,
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      max: sorted.length === 0 ? 0 : sorted[sorted.length - 1]!
+    }
+  }
+
+  const recoveryMillis = recoveryEnd === Infinity ? undefined : recoveryEnd - t.backAt
+  const recoveryBound = s.cooldownMillis + s.commandTimeoutMillis + s.maxReconnectDelayMillis + s.recoveryMarginMillis
+  if (recoveryMillis === undefined) v.add("traffic did not resume", "no operation served by Redis after it came back")
+  else {
+    const stalled = raw.loop.stalledWithin(t.backAt, recoveryEnd)
+    if (recoveryMillis - stalled > recoveryBound) {
+      v.add(
+        "traffic resumed late",
+        `${recoveryMillis.toFixed(0)} ms (${stalled.toFixed(0)} ms of it stalled) after Redis was back > ${recoveryBound} ms`
+      )
+    }
+  }
+
+  // A stall of the process itself (no CPU) as long as a good part of the command timeout lets command timers
+  // fire before the answers are read: from inside the process that is an outage too, with its own events.
+  const longStalls = raw.loop.stallsOfAtLeast(s.commandTimeoutMillis / 2)
+  const spurious = longStalls.length
+  const spuriousBeforeFault = longStalls.filter(([from]) => from < t.startedAt).length
+  const e = raw.events
+  const runtimeBeforeFault = raw.eventTimes.filter(
+    (x) => x.at < t.startedAt && x.kind === "BACKEND_UNAVAILABLE_AT_RUNTIME"
+  ).length
+  if (runtimeBeforeFault > spuriousBeforeFault) {
+    v.add("runtime event before the fault", `${runtimeBeforeFault} event(s), ${spuriousBeforeFault} long stall(s)`)
+  }
+  if (e.startup !== 0) v.add("startup event with Redis up at startup", `${e.startup}`)
+  if (e.runtime < 1) v.add("outage without BACKEND_UNAVAILABLE_AT_RUNTIME", "0 events")
+  if (e.recovered !== e.runtime) {
+    v.add("runtime and recovery events do not pair up", `${e.runtime} runtime, ${e.recovered} recovered`)
+  }
+  if (t.downs === 1 && e.runtime > 1 + spurious) {
+    v.add("more than one runtime event for one outage", `${e.runtime}, ${spurious} long stall(s)`)
+  }
+  if (e.runtime > t.downs + spurious) {
+    v.add("more runtime events than outages", `${e.runtime} events, ${t.downs} outages, ${spurious} long stall(s)`)
+  }
+
+  // the cooldown works: only calls in flight when Redis went down, and probes, wait for Redis
+  const probes = Math.ceil(outageMillis / s.cooldownMillis) + e.runtime + 1 + spurious
+  const slowBound = s.fibers * Math.max(1, e.runtime) + probes
+  if (slowUnavailable > slowBound) {
+    v.add("calls kept waiting for an unavailable Redis", `${slowUnavailable} slow calls > ${slowBound}`)
+  }
+
+  const during = phases[1]!.outcomes
+  if (raw.mode === "StrictDistributed" && during.unavailable === 0) {
+    v.add("the fault was not observed", "no CacheBackendUnavailable during the fault")
+  }
+  if (raw.mode === "ExplicitDegraded" && totals.degraded === 0) {
+    v.add("the fault was not observed", "no result from the fallback")
+  }
+
+  if (raw.unhandledRejections > 0) v.add("unhandled rejection", `${raw.unhandledRejections}`)
+  if (raw.unsettled > 0) v.add("operations never settled", `${raw.unsettled}`)
+  if (raw.overflow) v.add("driver capacity exceeded", "raise the capacity")
+  const growth = raw.memory.heapAfter - raw.memory.heapBefore
+  if (growth > s.heapMarginBytes) {
+    v.add("heap grew", `${(growth / 1048576).toFixed(1)} MiB > ${(s.heapMarginBytes / 1048576).toFixed(0)} MiB`)
+  }
+
+  return {
+    mode: raw.mode,
+    fault: raw.fault.name,
+    description: raw.fault.description,
+    settings: s,
+    timeline: t,
+    totals: totals.outcomes,
+    byKind: Object.fromEntries(OP_KINDS.map((k, i) => [k, byKind[i]!.outcomes])) as Record<OpKind, Outcomes>,
+    phases: { before: phaseReport(0), during: phaseReport(1), after: phaseReport(2) },
+    recoveryMillis,
+    cooldownMaxMillis: cooldownMax,
+    slowUnavailable,
+    events: e,
+    memory: raw.memory,
+    stallMaxMillis: raw.loop.longestStall(),
+    stallTotalMillis: raw.loop.totalStalled(),
+    longStalls: spurious,
+    unhandledRejections: raw.unhandledRejections,
+    unsettled: raw.unsettled,
+    opsPerSecond: n / ((t.end - t.start) / 1000),
+    violations: v.list()
+  }
+}

@@ -269,11 +269,14 @@ describe("RateLimiter across two nodes sharing one Redis", () => {
         expect(wait).toBeGreaterThan(0)
         expect(wait).toBeLessThanOrEqual(windowMillis)
         if (wait > 60) {
-          yield* Effect.sleep(wait - 50)
-          // only meaningful when the scheduler did not oversleep past the deadline (a loaded machine)
+          yield* Effect.sleep(wait / 2)
+          // only meaningful when the scheduler did not oversleep towards the deadline (a loaded machine)
           const sent = performance.now()
           const early = yield* node(limiter.consume("gina"))
-          if (sent - sentDenied < wait - 10) expect(early.allowed).toBe(false)
+          if (sent - sentDenied < wait - 50) expect(early.allowed).toBe(false)
+          // a late early call that was allowed took the refilled budget: nothing more to check
+          if (early.allowed) return
+          yield* Effect.sleep(Duration.millis(Math.max(0, wait - (performance.now() - sentDenied))))
         }
         yield* Effect.sleep(Duration.millis(60))
         const again = yield* node(limiter.consume("gina"))

@@ -29,11 +29,20 @@ const COMMAND_TIMEOUT_MS = 200
 type Node = Context.Context<DistributedCache>
 
 /** one "node": its own ioredis connection and its own StrictDistributed cache */
-const strictNode = (url: string): Effect.Effect<Node, CacheBackendUnavailable, Scope.Scope> =>
+/**
+ * Tests of exactness use a generous command timeout: a loaded CI machine must not turn them into
+ * timeout tests. The fail-closed tests pass COMMAND_TIMEOUT_MS.
+ */
+const LOAD_COMMAND_TIMEOUT_MS = 3_000
+
+const strictNode = (
+  url: string,
+  commandTimeoutMs: number = LOAD_COMMAND_TIMEOUT_MS
+): Effect.Effect<Node, CacheBackendUnavailable, Scope.Scope> =>
   Layer.build(
     Layer.fresh(
       strictDistributed().pipe(
-        Layer.provide(RedisClient.layer({ url, commandTimeout: Duration.millis(COMMAND_TIMEOUT_MS) }))
+        Layer.provide(RedisClient.layer({ url, commandTimeout: Duration.millis(commandTimeoutMs) }))
       )
     )
   )
@@ -291,7 +300,10 @@ describe("RateLimiter fails closed", () => {
     Effect.gen(function* () {
       for (const outage of ["kill", "pause"] as const) {
         const redis = yield* redisServer()
-        const nodes = [yield* strictNode(redis.url), yield* strictNode(redis.url)]
+        const nodes = [
+          yield* strictNode(redis.url, COMMAND_TIMEOUT_MS),
+          yield* strictNode(redis.url, COMMAND_TIMEOUT_MS)
+        ]
         for (const algorithm of ["fixed-window", "sliding-window", "token-bucket"] as const) {
           const limiter = RateLimiter.make({ name: `down-${algorithm}`, limit: 5, window: "1 minute", algorithm })
           expect((yield* on(nodes[0]!)(limiter.consume("hank"))).allowed).toBe(true)

@@ -15,11 +15,20 @@ const COMMAND_TIMEOUT_MS = 200
 
 type Node = Context.Context<DistributedCache>
 
-const strictNode = (url: string): Effect.Effect<Node, CacheBackendUnavailable, Scope.Scope> =>
+/**
+ * Tests of exactness use a generous command timeout: a loaded CI machine must not turn them into
+ * timeout tests. The fail-closed tests pass COMMAND_TIMEOUT_MS.
+ */
+const LOAD_COMMAND_TIMEOUT_MS = 3_000
+
+const strictNode = (
+  url: string,
+  commandTimeoutMs: number = LOAD_COMMAND_TIMEOUT_MS
+): Effect.Effect<Node, CacheBackendUnavailable, Scope.Scope> =>
   Layer.build(
     Layer.fresh(
       strictDistributed().pipe(
-        Layer.provide(RedisClient.layer({ url, commandTimeout: Duration.millis(COMMAND_TIMEOUT_MS) }))
+        Layer.provide(RedisClient.layer({ url, commandTimeout: Duration.millis(commandTimeoutMs) }))
       )
     )
   )
@@ -121,7 +130,10 @@ describe("ReplayGuard fails closed", () => {
     Effect.gen(function* () {
       for (const outage of ["kill", "pause"] as const) {
         const redis = yield* redisServer()
-        const nodes = [yield* strictNode(redis.url), yield* strictNode(redis.url)]
+        const nodes = [
+          yield* strictNode(redis.url, COMMAND_TIMEOUT_MS),
+          yield* strictNode(redis.url, COMMAND_TIMEOUT_MS)
+        ]
         const guard = ReplayGuard.make({ name: "down", window: "1 minute" })
         yield* on(nodes[0]!)(guard.claim("before"))
         if (outage === "kill") yield* Effect.promise(() => redis.kill())

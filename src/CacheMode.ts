@@ -16,10 +16,10 @@ import { CacheBackendUnavailable } from "./errors.js"
 import { Breaker } from "./internal/breaker.js"
 import { PREFIX_PATTERN } from "./internal/keys.js"
 import { makeMemoryStore } from "./internal/memoryStore.js"
+import { emitSecurityEvent } from "./internal/observability.js"
 import { makeDegraded, makeLocal, makeStrict } from "./internal/policy.js"
 import { makeRedisStore } from "./internal/redisStore.js"
 import { positiveDuration, RedisClient, type RedisClientService } from "./RedisClient.js"
-import * as SecurityEvent from "./SecurityEvent.js"
 
 /**
  * Options of `strictDistributed`.
@@ -41,6 +41,15 @@ export interface StrictDistributedOptions {
   readonly cooldown?: Duration.DurationInput | undefined
   /** how long the startup probe waits for Redis (default: the client's `startupTimeout`) */
   readonly startupTimeout?: Duration.DurationInput | undefined
+  /**
+   * Replay claims and rate-limit decisions are answered only once this many replicas have acknowledged them (Redis
+   * `WAIT`, on the master that took them); when fewer do within `replicaTimeout` the call fails closed with
+   * `CacheBackendUnavailable`. Redis replicates asynchronously: without this, a claim or a decision answered just
+   * before a failover can be lost with the master. Default 0 (no wait). Cache reads and writes never wait.
+   */
+  readonly waitForReplicas?: number | undefined
+  /** how long a claim or decision waits for the replicas: less than the client's `commandTimeout` (default: half of it) */
+  readonly replicaTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -95,6 +104,25 @@ const capacityOf = (name: string, capacity: number | undefined): number => {
   return c
 }
 
+/** validated at construction; the timeout is checked against the client's commandTimeout when the Layer is built */
+const replicasOf = (options: StrictDistributedOptions) => {
+  const count = options.waitForReplicas ?? 0
+  if (!Number.isSafeInteger(count) || count < 0) {
+    throw new Error("effect-failclosed: waitForReplicas must be a non-negative integer")
+  }
+  const timeout =
+    options.replicaTimeout === undefined ? undefined : positiveDuration("replicaTimeout", options.replicaTimeout, 1)
+  return (redis: RedisClientService) => {
+    if (count === 0) return Effect.succeed({})
+    const commandTimeout = Duration.toMillis(redis.commandTimeout)
+    const millis = timeout === undefined ? Math.max(1, Math.floor(commandTimeout / 2)) : Duration.toMillis(timeout)
+    if (millis >= commandTimeout) {
+      return Effect.dieMessage("effect-failclosed: replicaTimeout must be less than the client's commandTimeout")
+    }
+    return Effect.succeed({ waitForReplicas: count, replicaTimeoutMillis: Math.ceil(millis) })
+  }
+}
+
 const startupProbe = (redis: RedisClientService, timeout: Duration.Duration) =>
   Effect.zipRight(
     redis.awaitReady(timeout),
@@ -127,14 +155,16 @@ export const strictDistributed = (
   const cooldown = positiveDuration("cooldown", options.cooldown, "500 millis")
   const startupTimeout =
     options.startupTimeout === undefined ? undefined : positiveDuration("startupTimeout", options.startupTimeout, 1)
+  const replicas = replicasOf(options)
   return Layer.effect(
     DistributedCache,
     Effect.gen(function* () {
       const redis = yield* RedisClient
       const clock = yield* Effect.clock
+      const storeOptions = yield* replicas(redis)
       yield* Effect.catchAll(startupProbe(redis, startupTimeout ?? redis.startupTimeout), (reason) =>
         Effect.zipRight(
-          SecurityEvent.emit({
+          emitSecurityEvent({
             event: "BACKEND_UNAVAILABLE_AT_STARTUP",
             mode: "StrictDistributed",
             detail: `Redis at ${redis.description} is unavailable (${reason}); the Layer fails closed`
@@ -143,7 +173,7 @@ export const strictDistributed = (
         )
       )
       return makeStrict({
-        store: makeRedisStore(redis),
+        store: makeRedisStore(redis, storeOptions),
         breaker: new Breaker(clock, Duration.toMillis(cooldown)),
         keyPrefix
       })
@@ -177,22 +207,24 @@ export const explicitDegraded = (
   const capacity = capacityOf("localCapacity", options.localCapacity)
   const startupTimeout =
     options.startupTimeout === undefined ? undefined : positiveDuration("startupTimeout", options.startupTimeout, 1)
+  const replicas = replicasOf(options)
   return Layer.effect(
     DistributedCache,
     Effect.gen(function* () {
       const redis = yield* RedisClient
       const clock = yield* Effect.clock
+      const storeOptions = yield* replicas(redis)
       const breaker = new Breaker(clock, Duration.toMillis(cooldown))
       yield* Effect.catchAll(startupProbe(redis, startupTimeout ?? redis.startupTimeout), (reason) => {
         breaker.openAtStartup()
-        return SecurityEvent.emit({
+        return emitSecurityEvent({
           event: "BACKEND_UNAVAILABLE_AT_STARTUP",
           mode: "ExplicitDegraded",
           detail: `Redis at ${redis.description} is unavailable (${reason}); serving node-local, marked degraded`
         })
       })
       return makeDegraded({
-        store: makeRedisStore(redis),
+        store: makeRedisStore(redis, storeOptions),
         fallback: makeMemoryStore({ capacity, clock }),
         breaker,
         keyPrefix

@@ -15,10 +15,11 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { type Cached, DistributedCache, type DistributedCacheService } from "./DistributedCache.js"
+import type { Cached, DistributedCache, DistributedCacheService } from "./DistributedCache.js"
 import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "./errors.js"
-import { canonicalJson, toFaithfulJson, unfaithfulReason } from "./internal/json.js"
+import { canonicalJson, describePath, toFaithfulJson, unfaithfulReason } from "./internal/json.js"
 import { encodeSegment, hashKey, tenantSegment } from "./internal/keys.js"
+import { feature, increment, keyspaceMetrics } from "./internal/observability.js"
 
 /**
  * Options of {@link make}.
@@ -338,27 +339,47 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       : Either.right(decoded.right)
   }
 
+  // spans and metrics: tagged with the mode and this keyspace's name, never a key, a value or a tenant
+  const observe = feature("keyspace", name)
+  const metricsOf = keyspaceMetrics(name)
+  type Metrics = ReturnType<typeof metricsOf>
+  const hitOrMiss = (result: Option.Option<unknown>) => (Option.isSome(result) ? "hit" : "miss")
+
   const none = Effect.succeed(Option.none<Cached<V>>())
-  const toOption = (entry: Cached<string | undefined>): Effect.Effect<Option.Option<Cached<V>>, CacheEntryInvalid> => {
-    if (entry.value === undefined) return none
+  const toOption = (
+    entry: Cached<string | undefined>,
+    metrics: Metrics
+  ): Effect.Effect<Option.Option<Cached<V>>, CacheEntryInvalid> => {
+    if (entry.value === undefined) {
+      increment(metrics.misses)
+      return none
+    }
     const decoded = decodeEntry(entry.value)
-    return Either.isLeft(decoded)
-      ? Effect.fail(decoded.left)
-      : Effect.succeed(Option.some({ value: decoded.right, backend: entry.backend, degraded: entry.degraded }))
+    if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
+    increment(metrics.hits)
+    return Effect.succeed(Option.some({ value: decoded.right, backend: entry.backend, degraded: entry.degraded }))
   }
 
   const ttlFor = (options: SetOptions | undefined): number | undefined | string =>
     options?.timeToLive === undefined ? defaultTtl : ttlMillisOf(options.timeToLive)
 
   const get: Keyspace<K, V>["get"] = (key, options) =>
-    Effect.flatMap(DistributedCache, (cache) => {
-      const storeKey = storeKeyOf(cache, key, options?.tenant)
-      if (typeof storeKey !== "string") return none
-      return Effect.flatMap(cache.get(storeKey), toOption)
-    })
+    observe(
+      "get",
+      (cache) => {
+        const metrics = metricsOf(cache.mode)
+        const storeKey = storeKeyOf(cache, key, options?.tenant)
+        if (typeof storeKey !== "string") {
+          increment(metrics.misses)
+          return none
+        }
+        return Effect.flatMap(cache.get(storeKey), (entry) => toOption(entry, metrics))
+      },
+      hitOrMiss
+    )
 
   const set: Keyspace<K, V>["set"] = (key, value, options) =>
-    Effect.flatMap(DistributedCache, (cache): Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid> => {
+    observe("set", (cache): Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid> => {
       const storeKey = storeKeyOf(cache, key, options?.tenant)
       if (typeof storeKey !== "string") return Effect.fail(invalidValue(storeKey.reason))
       const ttl = ttlFor(options)
@@ -369,13 +390,13 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     })
 
   const invalidate: Keyspace<K, V>["invalidate"] = (key, options) =>
-    Effect.flatMap(DistributedCache, (cache) => {
+    observe("invalidate", (cache) => {
       const storeKey = storeKeyOf(cache, key, options?.tenant)
       return typeof storeKey !== "string" ? Effect.succeed(false) : cache.invalidate(storeKey)
     })
 
   const clear: Keyspace<K, V>["clear"] = (options) =>
-    Effect.flatMap(DistributedCache, (cache): Effect.Effect<number, CacheBackendUnavailable> => {
+    observe("clear", (cache): Effect.Effect<number, CacheBackendUnavailable> => {
       if (options?.allTenants === true) {
         if (options.tenant !== undefined) return Effect.dieMessage("clear: give either tenant or allTenants, not both")
         return cache.clear(keyspacePrefixOf(cache))
@@ -403,7 +424,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     compute: Effect.Effect<V, E, R>,
     options?: GetOrComputeOptions<V>
   ): Effect.Effect<Cached<V>, E | CacheBackendUnavailable | CacheValueInvalid, DistributedCache | R> =>
-    Effect.flatMap(DistributedCache, (cache) => {
+    observe("getOrCompute", (cache, report) => {
       type Failure = E | CacheBackendUnavailable | CacheValueInvalid
       const storeKey = storeKeyOf(cache, key, options?.tenant)
       if (typeof storeKey !== "string") return Effect.fail(invalidValue(storeKey.reason))
@@ -458,9 +479,12 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         )
       })
 
-      return Effect.flatMap(lookup, (entry): Effect.Effect<Cached<V>, Failure, R> =>
-        entry.hit ? Effect.succeed(entry.cached) : lead
-      )
+      const metrics = metricsOf(cache.mode)
+      return Effect.flatMap(lookup, (entry): Effect.Effect<Cached<V>, Failure, R> => {
+        increment(entry.hit ? metrics.hits : metrics.misses)
+        report.outcome = entry.hit ? "hit" : "miss"
+        return entry.hit ? Effect.succeed(entry.cached) : lead
+      })
     })
 
   return { name, get, set, invalidate, clear, getOrCompute }
@@ -476,6 +500,9 @@ type Lookup<V> = { readonly hit: true; readonly cached: Cached<V> } | Miss
 
 const issuePaths = (error: ParseResult.ParseError): string => {
   const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
-  const paths = issues.slice(0, 3).map((i) => (i.path.length === 0 ? "$" : "$." + i.path.map(String).join(".")))
-  return `at ${paths.join(", ")}`
+  // describePath prints only printable ASCII: a hostile property name cannot forge a log line
+  return `at ${issues
+    .slice(0, 3)
+    .map((i) => describePath(i.path))
+    .join(", ")}`
 }

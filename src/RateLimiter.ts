@@ -17,13 +17,14 @@ import * as Schema from "effect/Schema"
 import {
   type Backend,
   type Cached,
-  DistributedCache,
+  type DistributedCache,
   type DistributedCacheService,
   type RateLimitAlgorithm,
   type RateLimitDecision
 } from "./DistributedCache.js"
 import { type CacheBackendUnavailable, RateLimitExceeded } from "./errors.js"
 import { encodeSegment, tenantSegment } from "./internal/keys.js"
+import { feature, increment, rateLimitMetrics } from "./internal/observability.js"
 
 /**
  * A call to `consume` or `enforce` was rejected before anything reached the store: an empty or
@@ -307,14 +308,20 @@ export const make = (options: RateLimiterOptions): RateLimiter => {
     }
   }
 
+  // spans and metrics: tagged with the mode and this limiter's name, never a subject or a tenant
+  const observe = feature("limiter", name)
+  const metricsOf = rateLimitMetrics(name)
+  const allowedOrDenied = (result: RateLimitResult) => (result.allowed ? "ok" : "denied")
+
   const consume: RateLimiter["consume"] = (subject, options) =>
-    Effect.flatMap(
-      DistributedCache,
+    observe(
+      "rateLimit",
       (cache): Effect.Effect<RateLimitResult, CacheBackendUnavailable | RateLimitInputInvalid> => {
         const tenant = options?.tenant
         const cost = options?.cost ?? 1
         const problem = problemOf(subject, tenant, cost)
         if (problem !== undefined) return invalid(problem)
+        const metrics = metricsOf(cache.mode)
         return Effect.map(
           cache.rateLimit({
             key: prefixOf(cache, tenant) + subjectHash(subject) + "}",
@@ -323,9 +330,13 @@ export const make = (options: RateLimiterOptions): RateLimiter => {
             windowMillis,
             cost
           }),
-          toResult
+          (decision) => {
+            increment(decision.value.allowed ? metrics.allowed : metrics.denied)
+            return toResult(decision)
+          }
         )
-      }
+      },
+      allowedOrDenied
     )
 
   const exceeded = (result: RateLimitResult) =>

@@ -232,6 +232,9 @@ export const positiveDuration = (
   return d.value
 }
 
+const PERMANENT_STARTUP_ERROR =
+  /WRONGPASS|NOAUTH|NOPERM|certificate|self[- ]signed|unable to verify|CERT_|ERR_TLS|wrong version number/i
+
 /** @internal */
 export const awaitReadyOf =
   (client: Redis | Cluster, describeError: (e: unknown) => string) =>
@@ -245,6 +248,11 @@ export const awaitReadyOf =
       }
       const onError = (e: unknown) => {
         lastError = describeError(e)
+        // waiting cannot fix a wrong password, a missing ACL permission or an untrusted certificate
+        if (PERMANENT_STARTUP_ERROR.test(lastError)) {
+          cleanup()
+          resume(Effect.fail(lastError))
+        }
       }
       const timer = setTimeout(() => {
         cleanup()
@@ -371,8 +379,21 @@ const safeUrlPassword = (url: string): string | undefined => {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: RedisClientOptions = {}): Layer.Layer<RedisClient> =>
-  Layer.scoped(RedisClient, make(options))
+export const layer = (options: RedisClientOptions = {}): Layer.Layer<RedisClient> => {
+  validateOptions(options)
+  return Layer.scoped(RedisClient, make(options))
+}
+
+/** invalid options are a programmer error: thrown when the Layer is made, before any connection */
+const validateOptions = (options: RedisClientOptions): void => {
+  positiveDuration("commandTimeout", options.commandTimeout, "300 millis")
+  positiveDuration("connectTimeout", options.connectTimeout, "1 second")
+  positiveDuration("maxReconnectDelay", options.maxReconnectDelay, "500 millis")
+  positiveDuration("startupTimeout", options.startupTimeout, "2 seconds")
+  if (!/^rediss?:\/\//.test(reveal(options.url) ?? DEFAULT_URL)) {
+    throw new Error("effect-failclosed: RedisClient url must start with redis:// or rediss://")
+  }
+}
 
 /**
  * Reads the connection settings through Effect `Config`: `REDIS_URL` (redacted: it may hold a
@@ -480,7 +501,7 @@ export interface RedisClusterOptions {
   readonly maxReconnectDelay?: Duration.DurationInput | undefined
   /** how long a mode Layer's startup probe waits for the cluster (default 2 seconds) */
   readonly startupTimeout?: Duration.DurationInput | undefined
-  /** deadline of one `CLUSTER SLOTS` refresh against one node (default 1 second) */
+  /** deadline of one `CLUSTER SLOTS` refresh against one node, connection included (default 500 millis) */
   readonly slotsRefreshTimeout?: Duration.DurationInput | undefined
   /**
    * how often the slot map is refreshed in the background (default 1 second). A paused (unresponsive) master sends
@@ -616,6 +637,19 @@ const closeCluster = (client: Cluster): Effect.Effect<void> =>
     client.once("end", done)
   })
 
+/** the validated settings of a cluster client: an invalid option throws (a programmer error) */
+const clusterSettings = (options: RedisClusterOptions) => ({
+  nodes: parseNodeAddresses("RedisClient cluster nodes", options.nodes),
+  commandTimeout: positiveDuration("commandTimeout", options.commandTimeout, "300 millis"),
+  connectTimeout: positiveDuration("connectTimeout", options.connectTimeout, "1 second"),
+  maxReconnectDelay: positiveDuration("maxReconnectDelay", options.maxReconnectDelay, "500 millis"),
+  startupTimeout: positiveDuration("startupTimeout", options.startupTimeout, "2 seconds"),
+  slotsRefreshTimeout: positiveDuration("slotsRefreshTimeout", options.slotsRefreshTimeout, "500 millis"),
+  slotsRefreshInterval: positiveDuration("slotsRefreshInterval", options.slotsRefreshInterval, "1 second"),
+  retryDelay: positiveDuration("retryDelay", options.retryDelay, "50 millis"),
+  maxRedirections: nonNegativeInteger("maxRedirections", options.maxRedirections, 6)
+})
+
 /**
  * Builds a Redis Cluster client in a scope; the connections are closed when the scope closes. Reads and writes go
  * to the master of the key's slot (never to a replica, whose data may lag). Invalid options are a programmer
@@ -636,15 +670,17 @@ const closeCluster = (client: Cluster): Effect.Effect<void> =>
  */
 export const makeCluster = (options: RedisClusterOptions): Effect.Effect<RedisClientService, never, Scope.Scope> =>
   Effect.suspend(() => {
-    const nodes = parseNodeAddresses("RedisClient cluster nodes", options.nodes)
-    const commandTimeout = positiveDuration("commandTimeout", options.commandTimeout, "300 millis")
-    const connectTimeout = positiveDuration("connectTimeout", options.connectTimeout, "1 second")
-    const maxReconnectDelay = positiveDuration("maxReconnectDelay", options.maxReconnectDelay, "500 millis")
-    const startupTimeout = positiveDuration("startupTimeout", options.startupTimeout, "2 seconds")
-    const slotsRefreshTimeout = positiveDuration("slotsRefreshTimeout", options.slotsRefreshTimeout, "1 second")
-    const slotsRefreshInterval = positiveDuration("slotsRefreshInterval", options.slotsRefreshInterval, "1 second")
-    const retryDelay = positiveDuration("retryDelay", options.retryDelay, "50 millis")
-    const maxRedirections = nonNegativeInteger("maxRedirections", options.maxRedirections, 6)
+    const {
+      commandTimeout,
+      connectTimeout,
+      maxReconnectDelay,
+      maxRedirections,
+      nodes,
+      retryDelay,
+      slotsRefreshInterval,
+      slotsRefreshTimeout,
+      startupTimeout
+    } = clusterSettings(options)
     const password = reveal(options.password)
     const describeError = makeSecretScrubber([password])
     const enableAutoPipelining = options.enableAutoPipelining ?? false
@@ -711,8 +747,28 @@ export const makeCluster = (options: RedisClusterOptions): Effect.Effect<RedisCl
  * @since 0.1.0
  * @category layers
  */
-export const layerCluster = (options: RedisClusterOptions): Layer.Layer<RedisClient> =>
-  Layer.scoped(RedisClient, makeCluster(options))
+export const layerCluster = (options: RedisClusterOptions): Layer.Layer<RedisClient> => {
+  // invalid options throw here, when the Layer is made, before any connection
+  clusterSettings(options)
+  return Layer.scoped(RedisClient, makeCluster(options))
+}
+
+/** the validated settings of a Sentinel-managed client: an invalid option throws (a programmer error) */
+const sentinelSettings = (options: RedisSentinelOptions) => {
+  const name = options.name
+  if (typeof name !== "string" || name.length === 0) {
+    throw new Error("effect-failclosed: RedisClient sentinel name (the master group) must be a non-empty string")
+  }
+  return {
+    sentinels: parseNodeAddresses("RedisClient sentinels", options.sentinels),
+    name,
+    commandTimeout: positiveDuration("commandTimeout", options.commandTimeout, "300 millis"),
+    connectTimeout: positiveDuration("connectTimeout", options.connectTimeout, "1 second"),
+    maxReconnectDelay: positiveDuration("maxReconnectDelay", options.maxReconnectDelay, "500 millis"),
+    startupTimeout: positiveDuration("startupTimeout", options.startupTimeout, "2 seconds"),
+    db: nonNegativeInteger("db", options.db, 0)
+  }
+}
 
 /**
  * Builds a Sentinel-managed client in a scope; the connection is closed when the scope closes. Invalid options are
@@ -736,16 +792,8 @@ export const layerCluster = (options: RedisClusterOptions): Layer.Layer<RedisCli
  */
 export const makeSentinel = (options: RedisSentinelOptions): Effect.Effect<RedisClientService, never, Scope.Scope> =>
   Effect.suspend(() => {
-    const sentinels = parseNodeAddresses("RedisClient sentinels", options.sentinels)
-    const name = options.name
-    if (typeof name !== "string" || name.length === 0) {
-      throw new Error("effect-failclosed: RedisClient sentinel name (the master group) must be a non-empty string")
-    }
-    const commandTimeout = positiveDuration("commandTimeout", options.commandTimeout, "300 millis")
-    const connectTimeout = positiveDuration("connectTimeout", options.connectTimeout, "1 second")
-    const maxReconnectDelay = positiveDuration("maxReconnectDelay", options.maxReconnectDelay, "500 millis")
-    const startupTimeout = positiveDuration("startupTimeout", options.startupTimeout, "2 seconds")
-    const db = nonNegativeInteger("db", options.db, 0)
+    const { commandTimeout, connectTimeout, db, maxReconnectDelay, name, sentinels, startupTimeout } =
+      sentinelSettings(options)
     const password = reveal(options.password)
     const sentinelPassword = reveal(options.sentinelPassword)
     const describeError = makeSecretScrubber([password, sentinelPassword])
@@ -764,7 +812,9 @@ export const makeSentinel = (options: RedisSentinelOptions): Effect.Effect<Redis
       // never give up: a connector that returns no delay ends the client for good. Each round asks every
       // sentinel, each question bounded by connectTimeout and sentinelCommandTimeout.
       sentinelRetryStrategy: backoff,
-      sentinelReconnectStrategy: backoff,
+      // the failover detector's subscriptions come back when a sentinel does; ioredis prints every failed attempt
+      // of these connections (they have no error listener), so they retry at most every 5 seconds
+      sentinelReconnectStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 10), 5_000),
       sentinelCommandTimeout: Duration.toMillis(commandTimeout),
       // leave a master as soon as the sentinels announce +switch-master: a paused master closes no connection
       failoverDetector: true,
@@ -781,11 +831,11 @@ export const makeSentinel = (options: RedisSentinelOptions): Effect.Effect<Redis
         Effect.sync(() => {
           const client = new Redis(redisOptions)
           client.on("error", ignoreEvent)
-          return client
+          return { client, revival: reviveWhenEnded(client, maxReconnectDelay) }
         }),
-        (client) => closeClient(client)
+        ({ client, revival }) => Effect.zipRight(Effect.sync(revival.stop), closeClient(client))
       ),
-      (client): RedisClientService => ({
+      ({ client }): RedisClientService => ({
         client,
         commandTimeout,
         startupTimeout,
@@ -795,6 +845,39 @@ export const makeSentinel = (options: RedisSentinelOptions): Effect.Effect<Redis
       })
     )
   })
+
+/**
+ * ioredis ends a Sentinel client for good when its failover detector (on `+switch-master`) closes the connector while
+ * a connection attempt is under way: the attempt then fails with "Connection is closed." and the client never
+ * reconnects. Until the client is closed by its scope, an end that nobody asked for starts a new connection, after
+ * a capped backoff.
+ */
+const reviveWhenEnded = (client: Redis, maxDelay: Duration.Duration) => {
+  const backoff = cappedBackoff(maxDelay)
+  let stopped = false
+  let attempts = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const onReady = () => {
+    attempts = 0
+  }
+  const onEnd = () => {
+    if (stopped || timer !== undefined) return
+    timer = setTimeout(() => {
+      timer = undefined
+      if (!stopped && client.status === "end") client.connect().catch(ignoreEvent)
+    }, backoff(++attempts))
+  }
+  client.on("ready", onReady)
+  client.on("end", onEnd)
+  return {
+    stop: () => {
+      stopped = true
+      if (timer !== undefined) clearTimeout(timer)
+      client.off("ready", onReady)
+      client.off("end", onEnd)
+    }
+  }
+}
 
 /**
  * A Layer of the Sentinel-managed client.
@@ -812,8 +895,11 @@ export const makeSentinel = (options: RedisSentinelOptions): Effect.Effect<Redis
  * @since 0.1.0
  * @category layers
  */
-export const layerSentinel = (options: RedisSentinelOptions): Layer.Layer<RedisClient> =>
-  Layer.scoped(RedisClient, makeSentinel(options))
+export const layerSentinel = (options: RedisSentinelOptions): Layer.Layer<RedisClient> => {
+  // invalid options throw here, when the Layer is made, before any connection
+  sentinelSettings(options)
+  return Layer.scoped(RedisClient, makeSentinel(options))
+}
 
 /**
  * The default `Config` of {@link layerClusterConfig}: `REDIS_CLUSTER_NODES` (comma-separated `host:port`, required),
@@ -821,11 +907,10 @@ export const layerSentinel = (options: RedisSentinelOptions): Layer.Layer<RedisC
  *
  * @example
  * ```ts
- * import { Config } from "effect"
- * import { RedisClient, RedisClusterConfig } from "effect-failclosed"
+ * import { RedisClient } from "effect-failclosed"
  *
- * // CACHE_REDIS_CLUSTER_NODES=10.0.0.1:7000,10.0.0.2:7000
- * const ClusterLive = RedisClient.layerClusterConfig(Config.nested(RedisClusterConfig, "CACHE"))
+ * // REDIS_CLUSTER_NODES=10.0.0.1:7000,10.0.0.2:7000 REDIS_PASSWORD=… (RedisClusterConfig is the default)
+ * const ClusterLive = RedisClient.layerClusterConfig()
  * ```
  *
  * @since 0.1.0
@@ -852,11 +937,12 @@ export const RedisClusterConfig: Config.Config<RedisClusterOptions> = Config.all
  *
  * @example
  * ```ts
- * import { Layer } from "effect"
+ * import { Config, Layer } from "effect"
  * import { RedisClient, StrictDistributed } from "effect-failclosed"
  *
- * // REDIS_CLUSTER_NODES=10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000
- * const CacheLive = StrictDistributed.pipe(Layer.provide(RedisClient.layerClusterConfig()))
+ * // CACHE_NODES=10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000
+ * const ClusterConfig = Config.map(Config.array(Config.string(), "CACHE_NODES"), (nodes) => ({ nodes }))
+ * const CacheLive = StrictDistributed.pipe(Layer.provide(RedisClient.layerClusterConfig(ClusterConfig)))
  * ```
  *
  * @since 0.1.0
@@ -873,11 +959,10 @@ export const layerClusterConfig = (
  *
  * @example
  * ```ts
- * import { Config } from "effect"
- * import { RedisClient, RedisSentinelConfig } from "effect-failclosed"
+ * import { RedisClient } from "effect-failclosed"
  *
- * // CACHE_REDIS_SENTINELS=10.0.0.1:26379 CACHE_REDIS_SENTINEL_NAME=cache
- * const SentinelLive = RedisClient.layerSentinelConfig(Config.nested(RedisSentinelConfig, "CACHE"))
+ * // REDIS_SENTINELS=10.0.0.1:26379 REDIS_SENTINEL_NAME=cache (RedisSentinelConfig is the default)
+ * const SentinelLive = RedisClient.layerSentinelConfig()
  * ```
  *
  * @since 0.1.0

@@ -16,9 +16,10 @@ import { createHash } from "node:crypto"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { type Backend, type Cached, DistributedCache, type DistributedCacheService } from "./DistributedCache.js"
-import { type CacheBackendUnavailable, CacheValueInvalid, ReplayDetected } from "./errors.js"
+import type { Backend, Cached, DistributedCache, DistributedCacheService } from "./DistributedCache.js"
+import { type CacheBackendUnavailable, type CacheModeName, CacheValueInvalid, ReplayDetected } from "./errors.js"
 import { encodeSegment, tenantSegment } from "./internal/keys.js"
+import { feature, increment, replayMetrics } from "./internal/observability.js"
 
 /**
  * Options of {@link make}.
@@ -192,22 +193,24 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
     return undefined
   }
 
-  const toClaimed = (claimed: Cached<boolean>): Effect.Effect<Claimed, ReplayDetected> =>
-    claimed.value
-      ? Effect.succeed({ backend: claimed.backend, degraded: claimed.degraded })
-      : Effect.fail(new ReplayDetected({ guard: name }))
+  // spans and metrics: tagged with the mode and this guard's name, never a nonce or a tenant
+  const observe = feature("guard", name)
+  const replaysOf = replayMetrics(name)
+
+  const toClaimed = (claimed: Cached<boolean>, mode: CacheModeName): Effect.Effect<Claimed, ReplayDetected> => {
+    if (claimed.value) return Effect.succeed({ backend: claimed.backend, degraded: claimed.degraded })
+    increment(replaysOf(mode))
+    return Effect.fail(new ReplayDetected({ guard: name }))
+  }
 
   const claim: ReplayGuard["claim"] = (nonce, options) =>
-    Effect.flatMap(
-      DistributedCache,
-      (cache): Effect.Effect<Claimed, CacheBackendUnavailable | CacheValueInvalid | ReplayDetected> => {
-        const tenant = options?.tenant
-        const problem = problemOf(nonce, tenant)
-        if (problem !== undefined) return Effect.fail(new CacheValueInvalid({ keyspace: name, reason: problem }))
-        const key = prefixOf(cache) + tenantSegment(tenant) + ":" + nonceHash(nonce) + "}"
-        return Effect.flatMap(cache.claim(key, windowMillis), toClaimed)
-      }
-    )
+    observe("claim", (cache): Effect.Effect<Claimed, CacheBackendUnavailable | CacheValueInvalid | ReplayDetected> => {
+      const tenant = options?.tenant
+      const problem = problemOf(nonce, tenant)
+      if (problem !== undefined) return Effect.fail(new CacheValueInvalid({ keyspace: name, reason: problem }))
+      const key = prefixOf(cache) + tenantSegment(tenant) + ":" + nonceHash(nonce) + "}"
+      return Effect.flatMap(cache.claim(key, windowMillis), (claimed) => toClaimed(claimed, cache.mode))
+    })
 
   return { name, window, claim }
 }

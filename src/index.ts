@@ -37,7 +37,17 @@ export {
 /**
  * @since 0.1.0
  */
-export { RedisClient, RedisClientConfig, type RedisClientOptions, type RedisClientService } from "./RedisClient.js"
+export {
+  RedisClient,
+  RedisClientConfig,
+  type RedisClientOptions,
+  type RedisClientService,
+  RedisClusterConfig,
+  type RedisClusterOptions,
+  type RedisNodeAddress,
+  RedisSentinelConfig,
+  type RedisSentinelOptions
+} from "./RedisClient.js"
 
 /**
  * @since 0.1.0
@@ -75,5 +85,10 @@ export {
  * @since 0.1.0
  */
 export * as KeyValueStore from "./KeyValueStore.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Observability from "./Observability.js"
 
 export * as HttpMiddleware from "./HttpMiddleware.js"

@@ -33,6 +33,11 @@ export class Breaker {
     private readonly cooldownMillis: number
   ) {}
 
+  /** a new, closed breaker with the same clock and cooldown (one per failure domain) */
+  sibling(): Breaker {
+    return new Breaker(this.clock, this.cooldownMillis)
+  }
+
   admit(): Admission {
     if (!this.isOpen) return CLOSED
     if (this.probing || this.clock.unsafeCurrentTimeMillis() < this.openUntil) return OPEN

@@ -5,11 +5,22 @@
  * transition); LocalOnly is memory only.
  */
 import * as Effect from "effect/Effect"
-import type { Backend, Cached, CacheStats, DistributedCacheService } from "../DistributedCache.js"
+import type { Backend, Cached, CacheStats, DistributedCacheService, RateLimitDecision } from "../DistributedCache.js"
 import { CacheBackendUnavailable, type CacheModeName } from "../errors.js"
-import * as SecurityEvent from "../SecurityEvent.js"
 import { type Breaker, CLOSED, OPEN } from "./breaker.js"
 import type { MemoryStore } from "./memoryStore.js"
+import {
+  classify,
+  emitSecurityEvent,
+  type FailureReason,
+  increment,
+  isBuildingFeatureCall,
+  isTraced,
+  operationMetrics,
+  recordDuration,
+  stateGauges,
+  traceOperation
+} from "./observability.js"
 import type { Store, StoreFailure } from "./store.js"
 
 const mark =
@@ -66,31 +77,80 @@ const statsOf = (
     }
   })
 
+/** outcomes of the spans the policy opens itself (direct `DistributedCache` calls) */
+const readOutcome = (entry: Cached<string | undefined>) => (entry.value === undefined ? "miss" : "hit")
+const okOutcome = () => "ok"
+const claimOutcome = (claimed: Cached<boolean>) => (claimed.value ? "ok" : "replay")
+const rateLimitOutcome = (decision: Cached<RateLimitDecision>) => (decision.value.allowed ? "ok" : "denied")
+
 /** @internal */
 export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   const read = countRead(counters, fromLocal, MISS_LOCAL)
+  // Memory operations are not timed (two clock reads would cost more than the operation). A direct call is traced
+  // when a tracer is installed; a call a feature builds is covered by the feature's span.
+  const observed = <B>(operation: string, body: Effect.Effect<B>, outcome: (b: B) => string): Effect.Effect<B> =>
+    isBuildingFeatureCall()
+      ? body
+      : Effect.withFiberRuntime((fiber) =>
+          isTraced(fiber) ? traceOperation(fiber, "LocalOnly", "local", operation, body, outcome) : body
+        )
   return {
     mode: "LocalOnly",
     keyPrefix,
     stats: statsOf("LocalOnly", counters, () => "local", memory.size),
-    get: (key) => Effect.map(memory.get(key), read),
-    set: (key, value, ttl) => Effect.map(memory.set(key, value, ttl), fromLocal),
-    invalidate: (key) => memory.delete(key),
-    clear: (prefix) => memory.clear(prefix),
-    count: (prefix) => memory.count(prefix),
-    claim: (key, ttl) => Effect.map(memory.claim(key, ttl), fromLocal),
-    rateLimit: (request) => Effect.map(memory.rateLimit(request), fromLocal)
+    get: (key, operation = "get") => observed(operation, Effect.map(memory.get(key), read), readOutcome),
+    set: (key, value, ttl, operation = "set") =>
+      observed(operation, Effect.map(memory.set(key, value, ttl), fromLocal), okOutcome),
+    invalidate: (key) => observed("invalidate", memory.delete(key), okOutcome),
+    clear: (prefix) => observed("clear", memory.clear(prefix), okOutcome),
+    count: (prefix) => observed("count", memory.count(prefix), okOutcome),
+    claim: (key, ttl) => observed("claim", Effect.map(memory.claim(key, ttl), fromLocal), claimOutcome),
+    rateLimit: (request) => observed("rateLimit", Effect.map(memory.rateLimit(request), fromLocal), rateLimitOutcome)
   }
 }
 
+const COOLDOWN_REASON = "cooldown after a failure; Redis is not contacted until it ends"
+
+/**
+ * One breaker per failure domain of the store (`Store.domainOf`). The whole-store breaker (domain `""`) gates every
+ * domain while it is open: a store without domains has only that one.
+ */
+class Domains {
+  private readonly byDomain = new Map<string, Breaker>()
+  constructor(readonly whole: Breaker) {}
+  of(domain: string): Breaker {
+    if (domain === "") return this.whole
+    let breaker = this.byDomain.get(domain)
+    if (breaker === undefined) {
+      breaker = this.whole.sibling()
+      this.byDomain.set(domain, breaker)
+    }
+    return breaker
+  }
+  get anyOpen(): boolean {
+    if (this.whole.isOpen) return true
+    for (const breaker of this.byDomain.values()) if (breaker.isOpen) return true
+    return false
+  }
+}
+
+/** the domain of operations that need every domain (clear, count) of a store that has domains */
+const EVERY_DOMAIN = "every shard"
+const wholeStore = () => ""
+const domainsOf = (store: Store) => ({
+  of: store.domainOf ?? wholeStore,
+  every: store.domainOf === undefined ? "" : EVERY_DOMAIN
+})
+const redisOf = (label: string) => (label === "" ? "Redis" : `Redis (${label})`)
+
 /**
  * Shared by the two Redis modes: admission through the breaker, failure classification,
- * events on transitions.
+ * events on transitions, metrics and spans.
  */
 const makeGuard = (options: {
   readonly mode: CacheModeName
-  readonly breaker: Breaker
+  readonly domains: Domains
   readonly counters: Counters
   /**
    * Runs synchronously, in the same step as the breaker's transition (closed to open, or open to closed), so that
@@ -98,72 +158,126 @@ const makeGuard = (options: {
    */
   readonly onTransition: () => void
 }) => {
-  const { breaker, counters, mode, onTransition } = options
-  const unavailable = (operation: string, reason: string) => new CacheBackendUnavailable({ mode, operation, reason })
-
-  const recovered = SecurityEvent.emit({
-    event: "BACKEND_RECOVERED",
-    mode,
-    detail: "Redis answered a probe after the cooldown"
-  })
-  /** true when this probe closed the breaker (the transition has then been handled) */
-  const probeSucceeded = (): boolean => {
-    if (!breaker.probeSucceeded()) return false
+  const { counters, domains, mode, onTransition } = options
+  const metricsOf = operationMetrics(mode)
+  const gauges = stateGauges(mode)
+  gauges(domains.anyOpen)
+  /** with domains, "down" is: any domain is in its cooldown */
+  const transition = () => {
+    gauges(domains.anyOpen)
     onTransition()
+  }
+  const unavailable = (operation: string, reason: string) => new CacheBackendUnavailable({ mode, operation, reason })
+  const failure = (operation: string, kind: FailureReason, reason: string) =>
+    classify(unavailable(operation, reason), kind)
+
+  const recovered = (label: string) =>
+    emitSecurityEvent({
+      event: "BACKEND_RECOVERED",
+      mode,
+      detail: `${redisOf(label)} answered a probe after the cooldown`
+    })
+  /** true when this probe closed the breaker (the transition has then been handled) */
+  const probeSucceeded = (breaker: Breaker): boolean => {
+    if (!breaker.probeSucceeded()) return false
+    transition()
     return true
   }
-  const wentDown = (reason: string) =>
-    SecurityEvent.emit({
+  const wentDown = (reason: string, label: string) =>
+    emitSecurityEvent({
       event: "BACKEND_UNAVAILABLE_AT_RUNTIME",
       mode,
       detail:
         mode === "ExplicitDegraded"
-          ? `Redis is unavailable (${reason}); get/set are served node-locally and marked degraded until it answers`
-          : `Redis is unavailable (${reason}); operations fail with CacheBackendUnavailable until it answers`
+          ? `${redisOf(label)} is unavailable (${reason}); get/set are served node-locally and marked degraded until it answers`
+          : `${redisOf(label)} is unavailable (${reason}); operations fail with CacheBackendUnavailable until it answers`
     })
 
-  /**
-   * Runs `effect` against Redis; on unavailability, records the transition and continues with
-   * `orElse` (the fallback, or a failure).
-   */
-  const run = <A, B>(
+  /** admission, the Redis round trip (timed), failure classification and transitions */
+  const attempt = <A, B>(
     operation: string,
+    domain: string,
     effect: Effect.Effect<A, StoreFailure>,
     onSuccess: (a: A) => B,
     orElse: (error: CacheBackendUnavailable) => Effect.Effect<B, CacheBackendUnavailable>
-  ): Effect.Effect<B, CacheBackendUnavailable> =>
-    Effect.suspend(() => {
-      const admission = breaker.admit()
-      if (admission === OPEN) {
-        counters.failures++
-        return orElse(unavailable(operation, "cooldown after a failure; Redis is not contacted until it ends"))
+  ): Effect.Effect<B, CacheBackendUnavailable> => {
+    const metrics = metricsOf(operation)
+    let breaker = domains.whole
+    let admission = breaker.admit()
+    if (admission === CLOSED && domain !== "") {
+      breaker = domains.of(domain)
+      admission = breaker.admit()
+    }
+    const label = breaker === domains.whole ? "" : domain
+    if (admission === OPEN) {
+      counters.failures++
+      increment(metrics.cooldown)
+      return orElse(failure(operation, "cooldown", COOLDOWN_REASON))
+    }
+    const start = performance.now()
+    const generation = breaker.generation
+    const isProbe = admission !== CLOSED
+    const handle = (storeFailure: StoreFailure): Effect.Effect<B, CacheBackendUnavailable> => {
+      recordDuration(metrics, start)
+      if (storeFailure.kind === "rejected") {
+        // Redis answered: it is up, so this is not an outage; fail closed without a cooldown.
+        increment(metrics.rejected)
+        const error = failure(operation, "rejected", `Redis refused the command: ${storeFailure.reason}`)
+        if (isProbe && probeSucceeded(breaker)) return Effect.zipRight(recovered(label), Effect.fail(error))
+        return Effect.fail(error)
       }
-      const generation = breaker.generation
-      const isProbe = admission !== CLOSED
-      const handle = (failure: StoreFailure): Effect.Effect<B, CacheBackendUnavailable> => {
-        const error = unavailable(
-          operation,
-          failure.kind === "rejected" ? `Redis refused the command: ${failure.reason}` : failure.reason
-        )
-        if (failure.kind === "rejected") {
-          // Redis answered: it is up, so this is not an outage; fail closed without a cooldown.
-          if (isProbe && probeSucceeded()) return Effect.zipRight(recovered, Effect.fail(error))
-          return Effect.fail(error)
-        }
-        counters.failures++
-        if (breaker.failed(generation, isProbe)) {
-          onTransition()
-          return Effect.zipRight(wentDown(failure.reason), orElse(error))
-        }
-        return orElse(error)
+      counters.failures++
+      increment(metrics.unavailable)
+      const error = failure(operation, "unavailable", storeFailure.reason)
+      if (breaker.failed(generation, isProbe)) {
+        transition()
+        return Effect.zipRight(wentDown(storeFailure.reason, label), orElse(error))
       }
-      if (!isProbe)
-        return Effect.matchEffect(effect, { onFailure: handle, onSuccess: (a) => Effect.succeed(onSuccess(a)) })
+      return orElse(error)
+    }
+    if (!isProbe) {
       return Effect.matchEffect(effect, {
         onFailure: handle,
-        onSuccess: (a) => (probeSucceeded() ? Effect.as(recovered, onSuccess(a)) : Effect.succeed(onSuccess(a)))
-      }).pipe(Effect.onInterrupt(() => Effect.sync(() => breaker.probeAbandoned())))
-    })
+        onSuccess: (a) => {
+          recordDuration(metrics, start)
+          return Effect.succeed(onSuccess(a))
+        }
+      })
+    }
+    return Effect.matchEffect(effect, {
+      onFailure: handle,
+      onSuccess: (a) => {
+        recordDuration(metrics, start)
+        return probeSucceeded(breaker) ? Effect.as(recovered(label), onSuccess(a)) : Effect.succeed(onSuccess(a))
+      }
+    }).pipe(Effect.onInterrupt(() => Effect.sync(() => breaker.probeAbandoned())))
+  }
+
+  /**
+   * Runs `effect` against Redis; on unavailability, records the transition and continues with
+   * `orElse` (the fallback, or a failure). `outcome` names a result in the span of a direct call.
+   */
+  const run = <A, B>(
+    operation: string,
+    domain: string,
+    effect: Effect.Effect<A, StoreFailure>,
+    onSuccess: (a: A) => B,
+    orElse: (error: CacheBackendUnavailable) => Effect.Effect<B, CacheBackendUnavailable>,
+    outcome: (b: B) => string
+  ): Effect.Effect<B, CacheBackendUnavailable> =>
+    Effect.withFiberRuntime((fiber) =>
+      isTraced(fiber)
+        ? traceOperation(
+            fiber,
+            mode,
+            "redis",
+            operation,
+            // admitted inside the span, so that nothing can interrupt between the admission and the round trip
+            Effect.suspend(() => attempt(operation, domain, effect, onSuccess, orElse)),
+            outcome
+          )
+        : attempt(operation, domain, effect, onSuccess, orElse)
+    )
 
   return { run, unavailable }
 }
@@ -179,7 +293,13 @@ export const makeStrict = (options: {
   const { breaker, store } = options
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   const read = countRead(counters, fromRedis, MISS_REDIS)
-  const guard = makeGuard({ mode: "StrictDistributed", breaker, counters, onTransition: () => {} })
+  const domain = domainsOf(store)
+  const guard = makeGuard({
+    mode: "StrictDistributed",
+    domains: new Domains(breaker),
+    counters,
+    onTransition: () => {}
+  })
   const fail = Effect.fail
   return {
     mode: "StrictDistributed",
@@ -190,13 +310,15 @@ export const makeStrict = (options: {
       () => "redis",
       () => 0
     ),
-    get: (key, operation = "get") => guard.run(operation, store.get(key), read, fail),
-    set: (key, value, ttl, operation = "set") => guard.run(operation, store.set(key, value, ttl), fromRedis, fail),
-    invalidate: (key) => guard.run("invalidate", store.delete(key), identity, fail),
-    clear: (prefix) => guard.run("clear", store.clear(prefix), identity, fail),
-    count: (prefix) => guard.run("count", store.count(prefix), identity, fail),
-    claim: (key, ttl) => guard.run("claim", store.claim(key, ttl), fromRedis, fail),
-    rateLimit: (request) => guard.run("rateLimit", store.rateLimit(request), fromRedis, fail)
+    get: (key, operation = "get") => guard.run(operation, domain.of(key), store.get(key), read, fail, readOutcome),
+    set: (key, value, ttl, operation = "set") =>
+      guard.run(operation, domain.of(key), store.set(key, value, ttl), fromRedis, fail, okOutcome),
+    invalidate: (key) => guard.run("invalidate", domain.of(key), store.delete(key), identity, fail, okOutcome),
+    clear: (prefix) => guard.run("clear", domain.every, store.clear(prefix), identity, fail, okOutcome),
+    count: (prefix) => guard.run("count", domain.every, store.count(prefix), identity, fail, okOutcome),
+    claim: (key, ttl) => guard.run("claim", domain.of(key), store.claim(key, ttl), fromRedis, fail, claimOutcome),
+    rateLimit: (request) =>
+      guard.run("rateLimit", domain.of(request.key), store.rateLimit(request), fromRedis, fail, rateLimitOutcome)
   }
 }
 
@@ -214,7 +336,9 @@ export const makeDegraded = (options: {
   // The fallback is emptied at both transitions, in the same synchronous step as the breaker's: what was written
   // node-locally during an outage is never served after Redis answered again, not even during a later outage (a
   // fallback write that was admitted before the recovery but landed after it is dropped when the next outage starts).
-  const guard = makeGuard({ mode: "ExplicitDegraded", breaker, counters, onTransition: fallback.unsafeReset })
+  const domains = new Domains(breaker)
+  const domain = domainsOf(store)
+  const guard = makeGuard({ mode: "ExplicitDegraded", domains, counters, onTransition: fallback.unsafeReset })
   const fail = Effect.fail
   const local =
     <A>(effect: Effect.Effect<A>) =>
@@ -223,18 +347,47 @@ export const makeDegraded = (options: {
   return {
     mode: "ExplicitDegraded",
     keyPrefix: options.keyPrefix,
-    stats: statsOf("ExplicitDegraded", counters, () => (breaker.isOpen ? "local_degraded" : "redis"), fallback.size),
+    stats: statsOf("ExplicitDegraded", counters, () => (domains.anyOpen ? "local_degraded" : "redis"), fallback.size),
     get: (key, operation = "get") =>
-      guard.run(operation, store.get(key), read, () => Effect.map(fallback.get(key), readFallback)),
+      guard.run(
+        operation,
+        domain.of(key),
+        store.get(key),
+        read,
+        () => Effect.map(fallback.get(key), readFallback),
+        readOutcome
+      ),
     set: (key, value, ttl, operation = "set") =>
-      guard.run(operation, store.set(key, value, ttl), fromRedis, local(fallback.set(key, value, ttl))),
+      guard.run(
+        operation,
+        domain.of(key),
+        store.set(key, value, ttl),
+        fromRedis,
+        local(fallback.set(key, value, ttl)),
+        okOutcome
+      ),
     // a distributed deletion cannot be confirmed locally: these fail closed in every mode
-    invalidate: (key) => guard.run("invalidate", store.delete(key), identity, fail),
-    clear: (prefix) => guard.run("clear", store.clear(prefix), identity, fail),
+    invalidate: (key) => guard.run("invalidate", domain.of(key), store.delete(key), identity, fail, okOutcome),
+    clear: (prefix) => guard.run("clear", domain.every, store.clear(prefix), identity, fail, okOutcome),
     // the fallback holds only what was written while degraded: no distributed count from it
-    count: (prefix) => guard.run("count", store.count(prefix), identity, fail),
-    claim: (key, ttl) => guard.run("claim", store.claim(key, ttl), fromRedis, local(fallback.claim(key, ttl))),
+    count: (prefix) => guard.run("count", domain.every, store.count(prefix), identity, fail, okOutcome),
+    claim: (key, ttl) =>
+      guard.run(
+        "claim",
+        domain.of(key),
+        store.claim(key, ttl),
+        fromRedis,
+        local(fallback.claim(key, ttl)),
+        claimOutcome
+      ),
     rateLimit: (request) =>
-      guard.run("rateLimit", store.rateLimit(request), fromRedis, local(fallback.rateLimit(request)))
+      guard.run(
+        "rateLimit",
+        domain.of(request.key),
+        store.rateLimit(request),
+        fromRedis,
+        local(fallback.rateLimit(request)),
+        rateLimitOutcome
+      )
   }
 }

@@ -4,8 +4,9 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type { Cluster, Redis } from "ioredis"
+import { type Cluster, Command, type Redis } from "ioredis"
 import type { RedisClientService } from "../RedisClient.js"
+import { keySlot, SLOT_COUNT } from "./clusterSlot.js"
 import { escapeGlob } from "./keys.js"
 import { redisRateLimit } from "./redisRateLimit.js"
 import { StoreFailure, type Store } from "./store.js"
@@ -62,7 +63,7 @@ const scanAndCount = async (node: Redis, pattern: string): Promise<number> => {
 
 const isCluster = (client: Redis | Cluster): client is Cluster => (client as Cluster).isCluster === true
 
-const CLUSTER_SLOTS = 16384
+const CLUSTER_SLOTS = SLOT_COUNT
 
 /**
  * The connections to the masters that own the 16384 slots, from the client's slot map. A prefix scan that skipped a
@@ -87,6 +88,38 @@ const clusterMasters = (client: Cluster): Array<Redis> => {
   })
 }
 
+/**
+ * The failure domains of a cluster: the slot ranges of its shards (`slots 0-5460`), taken from the client's slot map
+ * and recomputed when ioredis replaces it. A failover keeps the ranges, so a domain's label, and its cooldown,
+ * survive the promotion of a replica. `""` (the whole store) while the slot map is not known yet.
+ */
+const clusterDomains = (client: Cluster): ((key: string) => string) => {
+  let seen: Array<ReadonlyArray<string> | undefined> = []
+  let labels: Array<string> = []
+  const rebuild = () => {
+    const slots = client.slots
+    seen = new Array(CLUSTER_SLOTS)
+    labels = new Array(CLUSTER_SLOTS)
+    let start = 0
+    for (let slot = 0; slot <= CLUSTER_SLOTS; slot++) {
+      const owner = slot < CLUSTER_SLOTS ? slots[slot]?.[0] : undefined
+      if (slot === CLUSTER_SLOTS || owner !== slots[start]?.[0]) {
+        const label = slots[start]?.[0] === undefined ? "" : `slots ${start}-${slot - 1}`
+        for (let s = start; s < slot; s++) labels[s] = label
+        start = slot
+      }
+      if (slot < CLUSTER_SLOTS) seen[slot] = slots[slot]
+    }
+  }
+  return (key) => {
+    const slot = keySlot(key)
+    const owners = client.slots[slot]
+    if (owners === undefined) return ""
+    if (seen[slot] !== owners) rebuild()
+    return labels[slot] ?? ""
+  }
+}
+
 /** runs `f` on every master at once and adds the results; any failure fails the whole */
 const onEveryMaster = async (client: Cluster, f: (node: Redis) => Promise<number>): Promise<number> => {
   const counts = await Promise.all(clusterMasters(client).map(f))
@@ -94,7 +127,15 @@ const onEveryMaster = async (client: Cluster, f: (node: Redis) => Promise<number
 }
 
 /** @internal */
-export const makeRedisStore = (redis: RedisClientService): Store => {
+export interface RedisStoreOptions {
+  /** claims and rate-limit decisions wait (`WAIT`) for this many replicas, and fail closed when fewer acknowledge */
+  readonly waitForReplicas?: number | undefined
+  /** the `WAIT` timeout, less than the command timeout */
+  readonly replicaTimeoutMillis?: number | undefined
+}
+
+/** @internal */
+export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOptions = {}): Store => {
   const client = redis.client
   const fail = toStoreFailure(redis.describeError)
   const deadline = Duration.toMillis(redis.commandTimeout)
@@ -135,8 +176,63 @@ export const makeRedisStore = (redis: RedisClientService): Store => {
   const attemptAll = <A>(f: () => Promise<A>): Effect.Effect<A, StoreFailure> =>
     Effect.tryPromise({ try: f, catch: fail })
 
+  const replicas = options.waitForReplicas ?? 0
+  const replicaTimeout = options.replicaTimeoutMillis ?? Math.max(1, Math.floor(deadline / 2))
+  /** the connection a key's commands go to: in a cluster, the master of its slot */
+  const connectionOf = (key: string): string => (isCluster(client) ? (client.slots[keySlot(key)]?.[0] ?? "") : "")
+  /**
+   * `WAIT` on the connection that carried the write to `key`: it counts the replicas that acknowledged every write
+   * this connection sent before it (a keyless command in a cluster would go to any node, hence the slot).
+   */
+  const sendWait = (key: string): Promise<unknown> =>
+    isCluster(client)
+      ? (client.sendCommand(new Command("wait", [replicas, replicaTimeout]), undefined, {
+          slot: keySlot(key)
+        }) as Promise<unknown>)
+      : client.wait(replicas, replicaTimeout)
+  /**
+   * WAIT blocks the connection it is sent on, so the writes that were answered in one turn of the event loop share
+   * one WAIT (sent after all of them, it covers them all) instead of queueing one each.
+   */
+  const pendingWaits = new Map<string, Promise<number>>()
+  const waitFor = (key: string, connection: string): Promise<number> => {
+    let pending = pendingWaits.get(connection)
+    if (pending === undefined) {
+      pending = new Promise<number>((resolve, reject) =>
+        setImmediate(() => {
+          pendingWaits.delete(connection)
+          sendWait(key).then((n) => resolve(Number(n)), reject)
+        })
+      )
+      pendingWaits.set(connection, pending)
+    }
+    return pending
+  }
+  const notReplicated = (acked: number) =>
+    new StoreFailure(
+      "rejected",
+      acked < 0
+        ? "the key's slot moved to another master during the call; failing closed"
+        : `only ${acked} of ${replicas} replica(s) acknowledged within ${replicaTimeout} ms; failing closed`
+    )
+  /** the write, then WAIT, within one command timeout; fewer acknowledgements than asked fail closed */
+  const replicated = <A>(key: string, write: () => Promise<A>): Effect.Effect<A, StoreFailure> =>
+    replicas === 0
+      ? attempt(write)
+      : Effect.flatMap(
+          attempt(async () => {
+            const connection = connectionOf(key)
+            const a = await write()
+            const acked = await waitFor(key, connection)
+            // a write and a WAIT that reached different masters prove nothing
+            return [a, connectionOf(key) === connection ? acked : -1] as const
+          }),
+          ([a, acked]) => (acked >= replicas ? Effect.succeed(a) : Effect.fail(notReplicated(acked)))
+        )
+
   return {
     backend: "redis",
+    domainOf: isCluster(client) ? clusterDomains(client) : undefined,
     ping: attempt(() => client.ping()).pipe(Effect.asVoid),
     get: (key) => attempt(() => client.get(key)),
     set: (key, value, ttlMillis) =>
@@ -162,10 +258,10 @@ export const makeRedisStore = (redis: RedisClientService): Store => {
       }),
     claim: (key, ttlMillis) =>
       Effect.map(
-        attempt(() => client.set(key, "1", "PX", ttlMillis, "NX")),
+        replicated(key, () => client.set(key, "1", "PX", ttlMillis, "NX")),
         (r) => r === "OK"
       ),
-    rateLimit: (request) => attempt(() => redisRateLimit(client, request)),
+    rateLimit: (request) => replicated(request.key, () => redisRateLimit(client, request)),
     reset: Effect.void
   }
 }

@@ -23,6 +23,13 @@ export class StoreFailure {
 /** @internal */
 export interface Store {
   readonly backend: "redis" | "local"
+  /**
+   * The failure domain of a key: keys of one domain become unavailable and recover together, and the modes keep one
+   * cooldown per domain, so an outage of one domain does not refuse the keys of another. In a Redis Cluster: the
+   * slot range of the shard that owns the key's slot (a label such as `slots 0-5460`, stable across a failover).
+   * `""` (and an absent function) is the whole store.
+   */
+  readonly domainOf?: ((key: string) => string) | undefined
   /** answers when the backend answers */
   readonly ping: Effect.Effect<void, StoreFailure>
   readonly get: (key: string) => Effect.Effect<string | null, StoreFailure>

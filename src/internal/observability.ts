@@ -18,6 +18,7 @@ import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricKey from "effect/MetricKey"
@@ -137,7 +138,7 @@ export const replayMetrics = (name: string) =>
     ])
   )
 
-/** Why an operation failed (or fell back): the `reason` tag of the failures metric. */
+/** Why an operation failed (or fell back): the `reason` tag of the failures metric. @internal */
 export type FailureReason = "unavailable" | "cooldown" | "rejected"
 
 /** The metrics a mode updates for one operation name. @internal */
@@ -219,8 +220,13 @@ export const emitSecurityEvent = (fields: Parameters<typeof SecurityEvent.emit>[
 
 const NATIVE_TRACER = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
-/** true when the fiber's tracer is one an application installed (only then are spans made) @internal */
-export const isTraced = (fiber: Fiber.RuntimeFiber<any, any>): boolean => fiber.currentTracer !== NATIVE_TRACER
+/**
+ * true when the fiber's tracer is one an application installed and tracing is enabled: only then are spans made
+ * (the first comparison reads a field of the fiber, the common case costs nothing more)
+ * @internal
+ */
+export const isTraced = (fiber: Fiber.RuntimeFiber<any, any>): boolean =>
+  fiber.currentTracer !== NATIVE_TRACER && fiber.getFiberRef(FiberRef.currentTracerEnabled)
 
 /** @internal */
 export const ATTRIBUTES = {
@@ -247,14 +253,20 @@ const spanName = (operation: string): string => {
   return name
 }
 
-/** the failure reason of each CacheBackendUnavailable the policy made (read when a span is annotated) */
-const failureReasons = new WeakMap<object, FailureReason>()
+/**
+ * The failure reason of a CacheBackendUnavailable the policy made, kept on the error itself (not in a WeakMap: a
+ * failure inside a span reaches the cause wrapped in a Proxy that forwards property reads, not identity).
+ */
+const FailureReasonKey = Symbol.for("effect-failclosed/FailureReason")
 
 /** @internal */
-export const classify = <E extends object>(error: E, reason: FailureReason): E => {
-  failureReasons.set(error, reason)
-  return error
-}
+export const classify = <E extends object>(error: E, reason: FailureReason): E =>
+  Object.defineProperty(error, FailureReasonKey, { value: reason, enumerable: false })
+
+const reasonOf = (error: unknown): FailureReason | undefined =>
+  typeof error === "object" && error !== null
+    ? ((error as { readonly [FailureReasonKey]?: FailureReason })[FailureReasonKey] ?? undefined)
+    : undefined
 
 const tagOf = (u: unknown): unknown =>
   typeof u === "object" && u !== null && "_tag" in u ? (u as { readonly _tag: unknown })._tag : undefined
@@ -265,7 +277,7 @@ export const failureOutcome = (cause: Cause.Cause<unknown>): string => {
   if (failure._tag === "None") return Cause.isInterruptedOnly(cause) ? "interrupted" : "defect"
   switch (tagOf(failure.value)) {
     case "CacheBackendUnavailable":
-      return failureReasons.get(failure.value as object) === "rejected" ? "rejected" : "unavailable"
+      return reasonOf(failure.value) === "rejected" ? "rejected" : "unavailable"
     case "CacheEntryInvalid":
     case "CacheValueInvalid":
     case "RateLimitInputInvalid":
@@ -281,9 +293,7 @@ export const failureOutcome = (cause: Cause.Cause<unknown>): string => {
 
 const failureReasonOf = (cause: Cause.Cause<unknown>): FailureReason | undefined => {
   const failure = Cause.failureOption(cause)
-  return failure._tag === "Some" && typeof failure.value === "object" && failure.value !== null
-    ? failureReasons.get(failure.value)
-    : undefined
+  return failure._tag === "Some" ? reasonOf(failure.value) : undefined
 }
 
 /** the spans features opened, with their operation: the policy annotates these instead of opening its own */
@@ -330,8 +340,8 @@ const build = <A, E, R>(
   }
 }
 
-/** the marks of a LocalOnly result, known before the call */
-const localAttributes = (mode: CacheModeName, subject: Subject, name: string) =>
+/** the attributes a feature's span starts with (a LocalOnly result's marks are known before the call) */
+const featureAttributes = (mode: CacheModeName, subject: Subject, name: string) =>
   mode === "LocalOnly"
     ? {
         [ATTRIBUTES.mode]: mode,
@@ -359,8 +369,8 @@ export const feature =
   ): Effect.Effect<A, E, R | DistributedCache> =>
     Effect.withFiberRuntime<A, E, R | DistributedCache>((fiber) => {
       const cache = Context.unsafeGet(fiber.currentContext, DistributedCache)
-      if (fiber.currentTracer === NATIVE_TRACER) return build(body, cache, UNTRACED)
-      return Effect.useSpan(spanName(operation), spanOptions(localAttributes(cache.mode, subject, name)), (span) => {
+      if (!isTraced(fiber)) return build(body, cache, UNTRACED)
+      return Effect.useSpan(spanName(operation), spanOptions(featureAttributes(cache.mode, subject, name)), (span) => {
         featureSpans.set(span, operation)
         const report: Report = { outcome: undefined }
         return Effect.withParentSpan(

@@ -39,19 +39,32 @@ export interface Case {
   readonly target?: number | undefined
 }
 
+export interface Measured {
+  readonly label: string
+  /** median over rounds, wall clock */
+  readonly opsPerSec: number
+  /** median over rounds: CPU time of this process (all threads) per operation, in nanoseconds */
+  readonly cpuNanosPerOp: number
+}
+
 export interface Result {
   readonly group: string
   readonly name: string
-  readonly library: { readonly label: string; readonly opsPerSec: number }
-  readonly baselines: ReadonlyArray<{
-    readonly label: string
-    readonly opsPerSec: number
-    /** median over rounds of library / this baseline */
-    readonly ratio: number
-    /** smallest and largest per-round ratio */
-    readonly ratioMin: number
-    readonly ratioMax: number
-  }>
+  readonly library: Measured
+  readonly baselines: ReadonlyArray<
+    Measured & {
+      /** median over rounds of library ops/s / baseline ops/s (wall clock, same round) */
+      readonly ratio: number
+      /** smallest and largest per-round ratio */
+      readonly ratioMin: number
+      readonly ratioMax: number
+      /**
+       * median over rounds of baseline CPU per op / library CPU per op: the throughput ratio
+       * when the client process is the bottleneck; barely disturbed by other processes
+       */
+      readonly cpuRatio: number
+    }
+  >
   readonly target: number | undefined
   readonly rounds: number
 }
@@ -70,12 +83,22 @@ export const median = (xs: ReadonlyArray<number>): number => {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
 }
 
-const timeOnce = async (run: Runner, ops: number): Promise<number> => {
-  gc()
+interface Sample {
+  readonly opsPerSec: number
+  readonly cpuNanosPerOp: number
+}
+
+/**
+ * One sample. No forced GC before it: V8 ages code at each full GC and flushes the bytecode of functions that did
+ * not run since, so forcing one before every sample made each sample re-warm its JIT (and measured mostly that).
+ */
+const timeOnce = async (run: Runner, ops: number): Promise<Sample> => {
+  const cpu = process.cpuUsage()
   const start = process.hrtime.bigint()
   await run(ops)
   const elapsed = Number(process.hrtime.bigint() - start) / 1e9
-  return ops / elapsed
+  const used = process.cpuUsage(cpu)
+  return { opsPerSec: ops / elapsed, cpuNanosPerOp: ((used.user + used.system) * 1000) / ops }
 }
 
 /**
@@ -86,7 +109,7 @@ const timeOnce = async (run: Runner, ops: number): Promise<number> => {
 const calibrate = async (side: Side, settings: Settings): Promise<number> => {
   let ops = settings.warmupOps
   for (;;) {
-    const rate = await timeOnce(side.run, ops)
+    const rate = (await timeOnce(side.run, ops)).opsPerSec
     const millis = (ops / rate) * 1000
     if (millis >= settings.sampleMillis / 3) {
       const wanted = Math.max(settings.warmupOps, Math.round((rate * settings.sampleMillis) / 1000))
@@ -102,28 +125,33 @@ export const runCase = async (c: Case, settings: Settings): Promise<Result> => {
   const sides = [c.library, ...c.baselines]
   const ops: Array<number> = []
   for (const side of sides) ops.push(await calibrate(side, settings))
-  const rates: Array<Array<number>> = sides.map(() => [])
+  const samples: Array<Array<Sample>> = sides.map(() => [])
   for (let round = 0; round < settings.rounds; round++) {
     // rotate the order: A B C, B C A, C A B, …
     for (let k = 0; k < sides.length; k++) {
       const i = (round + k) % sides.length
-      rates[i]!.push(await timeOnce(sides[i]!.run, ops[i]!))
+      samples[i]!.push(await timeOnce(sides[i]!.run, ops[i]!))
     }
   }
-  const lib = rates[0]!
+  const measured = (label: string, xs: ReadonlyArray<Sample>): Measured => ({
+    label,
+    opsPerSec: median(xs.map((x) => x.opsPerSec)),
+    cpuNanosPerOp: median(xs.map((x) => x.cpuNanosPerOp))
+  })
+  const lib = samples[0]!
   return {
     group: c.group,
     name: c.name,
-    library: { label: c.library.label, opsPerSec: median(lib) },
+    library: measured(c.library.label, lib),
     baselines: c.baselines.map((b, j) => {
-      const base = rates[j + 1]!
-      const ratios = lib.map((x, r) => x / base[r]!)
+      const base = samples[j + 1]!
+      const ratios = lib.map((x, r) => x.opsPerSec / base[r]!.opsPerSec)
       return {
-        label: b.label,
-        opsPerSec: median(base),
+        ...measured(b.label, base),
         ratio: median(ratios),
         ratioMin: Math.min(...ratios),
-        ratioMax: Math.max(...ratios)
+        ratioMax: Math.max(...ratios),
+        cpuRatio: median(lib.map((x, r) => base[r]!.cpuNanosPerOp / x.cpuNanosPerOp))
       }
     }),
     target: c.target,
@@ -153,22 +181,29 @@ const fmtInt = (n: number): string => Math.round(n).toLocaleString("en-US")
 
 const fmtRatio = (r: number): string => r.toFixed(2) + "×"
 
+const fmtMicros = (nanos: number): string => (nanos / 1000).toFixed(nanos < 10_000 ? 2 : 1)
+
 /** the results as a Markdown table (one line per library/baseline pair) */
 export const toMarkdown = (results: ReadonlyArray<Result>): string => {
   const lines = [
-    "| group | case | library ops/s | baseline | baseline ops/s | ratio (min–max) | target |",
-    "|---|---|---:|---|---:|---:|---|"
+    "| group | case | library ops/s | CPU µs/op | baseline | baseline ops/s | CPU µs/op | ratio (min–max) | CPU ratio | target |",
+    "|---|---|---:|---:|---|---:|---:|---:|---:|---|"
   ]
+  let group = ""
   for (const r of results) {
     r.baselines.forEach((b, j) => {
       const target =
         j === 0 && r.target !== undefined
           ? `≥ ${r.target.toFixed(2)}× ${b.ratio >= r.target ? "met" : "**missed**"}`
           : ""
+      const first = j === 0
       lines.push(
-        `| ${j === 0 ? r.group : ""} | ${j === 0 ? r.name : ""} | ${j === 0 ? fmtInt(r.library.opsPerSec) : ""} | ` +
-          `${b.label} | ${fmtInt(b.opsPerSec)} | ${fmtRatio(b.ratio)} (${b.ratioMin.toFixed(2)}–${b.ratioMax.toFixed(2)}) | ${target} |`
+        `| ${first && r.group !== group ? r.group : ""} | ${first ? r.name : ""} | ` +
+          `${first ? fmtInt(r.library.opsPerSec) : ""} | ${first ? fmtMicros(r.library.cpuNanosPerOp) : ""} | ` +
+          `${b.label} | ${fmtInt(b.opsPerSec)} | ${fmtMicros(b.cpuNanosPerOp)} | ` +
+          `${fmtRatio(b.ratio)} (${b.ratioMin.toFixed(2)}–${b.ratioMax.toFixed(2)}) | ${fmtRatio(b.cpuRatio)} | ${target} |`
       )
+      group = r.group
     })
   }
   return lines.join("\n")

@@ -1,0 +1,171 @@
+/**
+ * `npm run bench`: starts its own redis-server on a free loopback port, measures this library
+ * against raw ioredis, effect's Cache and lru-cache in one run (interleaved rounds, medians),
+ * then the memory figures in a child process, prints a Markdown report and stops the server.
+ *
+ *   npm run bench                      # full run (about 3 minutes)
+ *   BENCH_QUICK=1 npm run bench        # a fast, noisier run
+ *   BENCH_ONLY=local,redis npm run bench   # some sections (local, redis, mode, memory)
+ *   BENCH_JSON=out.json npm run bench  # also write every figure as JSON
+ *
+ * Figures are ratios measured in the same run; nothing here asserts a wall-clock time.
+ */
+import { spawn } from "node:child_process"
+import { writeFileSync } from "node:fs"
+import * as os from "node:os"
+import { fileURLToPath } from "node:url"
+import { startRedis } from "../test/support/RedisServer.js"
+import { PAYLOAD_BYTES, KEYS, versions } from "./fixtures.js"
+import { type Case, QUICK, type Result, runCase, type Settings, toMarkdown } from "./harness.js"
+import { localCases } from "./local.js"
+import type { MemoryReport } from "./memory.js"
+import { modeCases } from "./mode.js"
+import { redisCases, redisVersion } from "./redis.js"
+
+const settings: Settings = QUICK
+  ? { rounds: 3, sampleMillis: 50, warmupOps: 1024 }
+  : { rounds: 5, sampleMillis: 120, warmupOps: 1024 }
+
+const only = new Set((process.env["BENCH_ONLY"] ?? "local,redis,mode,memory").split(",").map((s) => s.trim()))
+
+const log = (line: string) => process.stderr.write(line + "\n")
+
+const runAll = async (cases: ReadonlyArray<Case>, results: Array<Result>) => {
+  for (const c of cases) {
+    const started = Date.now()
+    const r = await runCase(c, settings)
+    results.push(r)
+    const b = r.baselines[0]!
+    log(`  ${c.group} · ${c.name}: ${b.ratio.toFixed(2)}× ${b.label} (${((Date.now() - started) / 1000).toFixed(1)} s)`)
+  }
+}
+
+const measureMemoryInChild = (url: string): Promise<MemoryReport> =>
+  new Promise((resolve, reject) => {
+    const file = fileURLToPath(new URL("./memory.ts", import.meta.url))
+    const child = spawn(process.execPath, [...process.execArgv, "--expose-gc", file, url], {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: process.env
+    })
+    let out = ""
+    child.stdout.setEncoding("utf8")
+    child.stdout.on("data", (d: string) => (out += d))
+    child.on("error", reject)
+    child.on("exit", (code) => {
+      if (code !== 0) return reject(new Error(`bench/memory.ts exited with ${code}`))
+      try {
+        resolve(JSON.parse(out.trim().split("\n").pop() ?? "") as MemoryReport)
+      } catch (e) {
+        reject(e)
+      }
+    })
+  })
+
+const mb = (n: number) => (n / 1024 / 1024).toFixed(1) + " MiB"
+
+const memoryMarkdown = (m: MemoryReport): string => {
+  const ratio = (n: number) => (n / m.valueBytes).toFixed(2) + "×"
+  const first = m.rss.samples[0]!
+  const last = m.rss.samples[m.rss.samples.length - 1]!
+  return [
+    `LocalOnly store, ${m.entries.toLocaleString("en-US")} entries, encoded value ${m.valueBytes.toFixed(0)} bytes ` +
+      `(heap delta / entries, after a full GC):`,
+    "",
+    "| store | bytes per entry | per entry / encoded value | target |",
+    "|---|---:|---:|---|",
+    `| LocalOnly keyspace | ${m.perEntry.localOnly.toFixed(0)} | ${ratio(m.perEntry.localOnly)} | ≤ 3.00× ${
+      m.perEntry.localOnly / m.valueBytes <= 3 ? "met" : "**missed**"
+    } |`,
+    `| bare Map<string, string>, same keys and values (floor) | ${m.perEntry.map.toFixed(0)} | ${ratio(m.perEntry.map)} | |`,
+    `| lru-cache, same keys and values | ${m.perEntry.lruCache.toFixed(0)} | ${ratio(m.perEntry.lruCache)} | |`,
+    "",
+    `Process memory around ${m.rss.operations.toLocaleString("en-US")} mixed keyspace operations against Redis ` +
+      `(StrictDistributed, 256 in flight; after a full GC):`,
+    "",
+    "| operations done | RSS | heap used |",
+    "|---:|---:|---:|",
+    ...m.rss.samples.map(([done, rss, heap]) => `| ${done.toLocaleString("en-US")} | ${mb(rss)} | ${mb(heap)} |`),
+    "",
+    `RSS after / before: ${(last[1] / first[1]).toFixed(2)}× (${mb(last[1] - first[1])}); ` +
+      `heap after / before: ${(last[2] / first[2]).toFixed(2)}×`
+  ].join("\n")
+}
+
+const main = async () => {
+  const startedAt = Date.now()
+  const load = os.loadavg()
+  const server = await startRedis()
+  const results: Array<Result> = []
+  let memory: MemoryReport | undefined
+  let redis = "?"
+  try {
+    redis = await redisVersion(server.url)
+    log(`bench: redis-server ${redis} on ${server.url}${QUICK ? " (BENCH_QUICK)" : ""}`)
+    if (only.has("local")) {
+      log("LocalOnly vs in-process caches")
+      const local = await localCases()
+      try {
+        await runAll(local.cases, results)
+      } finally {
+        await local.close()
+      }
+    }
+    if (only.has("redis")) {
+      log("Redis paths vs raw ioredis")
+      const r = await redisCases(server.url)
+      try {
+        await runAll(r.cases, results)
+      } finally {
+        await r.close()
+      }
+    }
+    if (only.has("mode")) {
+      log("Mode overhead and layers")
+      const m = await modeCases(server.url)
+      try {
+        await runAll(m.cases, results)
+      } finally {
+        await m.close()
+      }
+    }
+    if (only.has("memory")) {
+      log("Memory (child process)")
+      memory = await measureMemoryInChild(server.url)
+    }
+  } finally {
+    await server.stop()
+  }
+
+  const v = versions()
+  const cpus = os.cpus()
+  const report = [
+    `# effect-failclosed benchmark`,
+    "",
+    `effect-failclosed ${v["effect-failclosed"]} · effect ${v.effect} · ioredis ${v.ioredis} · lru-cache ${v["lru-cache"]} · ` +
+      `Node ${v.node} · Redis ${redis} (loopback, no persistence)`,
+    `${cpus.length} × ${cpus[0]?.model ?? "?"} · ${os.platform()} ${os.release()} · load average at start ` +
+      `${load.map((l) => l.toFixed(2)).join(" ")}`,
+    `payload ${PAYLOAD_BYTES} bytes of JSON, ${KEYS.toLocaleString("en-US")} distinct keys · ${settings.rounds} interleaved ` +
+      `rounds of ~${settings.sampleMillis} ms per side; medians; ratio = median of per-round library / baseline` +
+      (QUICK ? " · BENCH_QUICK" : ""),
+    "",
+    results.length > 0 ? toMarkdown(results) : "",
+    "",
+    memory !== undefined ? memoryMarkdown(memory) : "",
+    "",
+    `total ${((Date.now() - startedAt) / 1000).toFixed(0)} s`
+  ].join("\n")
+  process.stdout.write(report + "\n")
+  const json = process.env["BENCH_JSON"]
+  if (json !== undefined && json !== "") {
+    writeFileSync(json, JSON.stringify({ versions: v, redis, settings, results, memory }, null, 2))
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error)
+    process.exit(1)
+  }
+)

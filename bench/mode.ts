@@ -1,0 +1,178 @@
+/**
+ * Where the time goes, on one shared ioredis client (so connections cannot differ):
+ *
+ * - mode overhead: the StrictDistributed service (`makeStrict`: breaker admission, failure
+ *   classification) against the same store with the breaker bypassed (a service that only maps
+ *   the store's failure to `CacheBackendUnavailable` and its reply to `Cached`);
+ * - layers of one `get (hit)`: raw ioredis, the Redis store (an Effect), the StrictDistributed
+ *   service, the Keyspace (key derivation, Schema decoding). The lower layers read precomputed
+ *   store keys, so the last step also shows the cost of deriving a key.
+ *
+ * Built from the internals that `strictDistributed()` composes; nothing in src is changed.
+ */
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import { type Cached, DistributedCache, type DistributedCacheService } from "../src/DistributedCache.js"
+import { CacheBackendUnavailable } from "../src/errors.js"
+import { Breaker } from "../src/internal/breaker.js"
+import { canonicalJson } from "../src/internal/json.js"
+import { hashKey, keyspacePrefix, NO_TENANT_SEGMENT } from "../src/internal/keys.js"
+import { makeStrict } from "../src/internal/policy.js"
+import { makeRedisStore } from "../src/internal/redisStore.js"
+import type { Store, StoreFailure } from "../src/internal/store.js"
+import { RedisClient } from "../src/RedisClient.js"
+import { COMMAND_TIMEOUT, effectWorkers, hitId, KEYS, rawKey, TTL_MILLIS, users, Users } from "./fixtures.js"
+import { type Case, promiseWorkers, type Runner } from "./harness.js"
+
+const KEY_PREFIX = "fc"
+
+/** the DistributedCache service of StrictDistributed without its breaker */
+const bypassed = (store: Store): DistributedCacheService => {
+  const counters = { hits: 0, misses: 0 }
+  const unavailable = (operation: string) => (f: StoreFailure) =>
+    new CacheBackendUnavailable({ mode: "StrictDistributed", operation, reason: f.reason })
+  const miss: Cached<undefined> = { value: undefined, backend: "redis", degraded: false }
+  const read = (v: string | null): Cached<string | undefined> => {
+    if (v === null) {
+      counters.misses++
+      return miss
+    }
+    counters.hits++
+    return { value: v, backend: "redis", degraded: false }
+  }
+  const written = (value: void): Cached<void> => ({ value, backend: "redis", degraded: false })
+  const identity = <A>(a: A) => a
+  const onFailure = {
+    get: unavailable("get"),
+    set: unavailable("set"),
+    invalidate: unavailable("invalidate"),
+    clear: unavailable("clear"),
+    count: unavailable("count"),
+    claim: unavailable("claim"),
+    rateLimit: unavailable("rateLimit")
+  }
+  return {
+    mode: "StrictDistributed",
+    keyPrefix: KEY_PREFIX,
+    stats: Effect.dieMessage("not measured"),
+    get: (key, operation) =>
+      Effect.mapBoth(store.get(key), {
+        onFailure: operation === undefined ? onFailure.get : unavailable(operation),
+        onSuccess: read
+      }),
+    set: (key, value, ttl, operation) =>
+      Effect.mapBoth(store.set(key, value, ttl), {
+        onFailure: operation === undefined ? onFailure.set : unavailable(operation),
+        onSuccess: written
+      }),
+    invalidate: (key) => Effect.mapBoth(store.delete(key), { onFailure: onFailure.invalidate, onSuccess: identity }),
+    clear: (prefix) => Effect.mapBoth(store.clear(prefix), { onFailure: onFailure.clear, onSuccess: identity }),
+    count: (prefix) => Effect.mapBoth(store.count(prefix), { onFailure: onFailure.count, onSuccess: identity }),
+    claim: (key, ttl) =>
+      Effect.mapBoth(store.claim(key, ttl), {
+        onFailure: onFailure.claim,
+        onSuccess: (value) => ({ value, backend: "redis", degraded: false })
+      }),
+    rateLimit: (request) =>
+      Effect.mapBoth(store.rateLimit(request), {
+        onFailure: onFailure.rateLimit,
+        onSuccess: (value) => ({ value, backend: "redis", degraded: false })
+      })
+  }
+}
+
+export const modeCases = async (url: string): Promise<{ cases: ReadonlyArray<Case>; close: () => Promise<void> }> => {
+  const scope = Effect.runSync(Scope.make())
+  const redis = await Effect.runPromise(
+    Scope.extend(RedisClient.make({ url, enableAutoPipelining: true, commandTimeout: COMMAND_TIMEOUT }), scope).pipe(
+      Effect.tap((r) => r.awaitReady(r.startupTimeout))
+    )
+  )
+  const clock = Effect.runSync(Effect.clock)
+  const store = makeRedisStore(redis)
+  const strict = makeStrict({ store, breaker: new Breaker(clock, 500), keyPrefix: KEY_PREFIX })
+  const bypass = bypassed(store)
+  const client = redis.client
+
+  const keyPrefix = keyspacePrefix(KEY_PREFIX, Users.name) + NO_TENANT_SEGMENT + ":"
+  const storeKeys = Array.from({ length: KEYS }, (_, id) => keyPrefix + hashKey(canonicalJson({ id })))
+
+  const over =
+    (service: DistributedCacheService) =>
+    (e: Effect.Effect<void, unknown, DistributedCache>): Promise<void> =>
+      Effect.runPromise(Effect.provideService(e, DistributedCache, service))
+  const plain = (e: Effect.Effect<void, unknown>) => Effect.runPromise(e)
+
+  // fill the hit set of both the keyspace and the raw keys
+  await effectWorkers(64, (i) => Users.set({ id: hitId(i) }, users[hitId(i)]!), over(strict))(KEYS)
+  await promiseWorkers(64, (i) => client.set(rawKey(hitId(i)), JSON.stringify(users[hitId(i)]), "PX", TTL_MILLIS))(KEYS)
+  if (storeKeys[0] !== undefined && (await client.get(storeKeys[0])) === null) {
+    throw new Error("bench: the precomputed store key does not match the Keyspace's key layout")
+  }
+
+  const parse = (s: string | null | undefined) => (s == null ? undefined : (JSON.parse(s) as unknown))
+  const cases: Array<Case> = []
+  for (const inFlight of [1, 256]) {
+    const label = inFlight === 1 ? "sequential" : `${inFlight} in flight`
+    const group = `Mode overhead (auto-pipelining on, one client), ${label}`
+    const ks = (
+      service: DistributedCacheService,
+      body: (i: number) => Effect.Effect<unknown, unknown, DistributedCache>
+    ) => effectWorkers(inFlight, body, over(service))
+    cases.push(
+      {
+        group,
+        name: "Keyspace get (hit)",
+        library: { label: "StrictDistributed", run: ks(strict, (i) => Users.get({ id: hitId(i) })) },
+        baselines: [{ label: "breaker bypassed", run: ks(bypass, (i) => Users.get({ id: hitId(i) })) }],
+        target: 0.97
+      },
+      {
+        group,
+        name: "Keyspace set",
+        library: { label: "StrictDistributed", run: ks(strict, (i) => Users.set({ id: hitId(i) }, users[hitId(i)]!)) },
+        baselines: [
+          { label: "breaker bypassed", run: ks(bypass, (i) => Users.set({ id: hitId(i) }, users[hitId(i)]!)) }
+        ],
+        target: 0.97
+      },
+      {
+        group,
+        name: "DistributedCache.get (hit)",
+        library: {
+          label: "StrictDistributed",
+          run: effectWorkers(inFlight, (i) => strict.get(storeKeys[hitId(i)]!), plain)
+        },
+        baselines: [
+          { label: "breaker bypassed", run: effectWorkers(inFlight, (i) => bypass.get(storeKeys[hitId(i)]!), plain) }
+        ],
+        target: 0.97
+      }
+    )
+    const layers: Array<{ label: string; run: Runner }> = [
+      {
+        label: "raw ioredis (+ JSON.parse)",
+        run: promiseWorkers(inFlight, async (i) => parse(await client.get(rawKey(hitId(i)))))
+      },
+      {
+        label: "Redis store, an Effect (+ JSON.parse)",
+        run: effectWorkers(inFlight, (i) => Effect.map(store.get(storeKeys[hitId(i)]!), parse), plain)
+      },
+      {
+        label: "StrictDistributed service (+ JSON.parse)",
+        run: effectWorkers(inFlight, (i) => Effect.map(strict.get(storeKeys[hitId(i)]!), (c) => parse(c.value)), plain)
+      }
+    ]
+    cases.push({
+      group: `Layers of get (hit) (auto-pipelining on, one client), ${label}`,
+      name: "Keyspace get (hit)",
+      library: { label: "Keyspace over StrictDistributed", run: ks(strict, (i) => Users.get({ id: hitId(i) })) },
+      baselines: layers
+    })
+  }
+  return {
+    cases,
+    close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}

@@ -198,6 +198,9 @@ export interface Keyspace<K, V> {
 }
 
 const MAX_NAME_LENGTH = 128
+/** key hashes memoised per keyspace (cleared when full), for canonical keys up to this length */
+const HASH_MEMO_SIZE = 4096
+const HASH_MEMO_KEY_LENGTH = 256
 
 const positiveIntegerOption = (name: string, value: number | undefined, fallback: number): number => {
   const v = value ?? fallback
@@ -289,8 +292,25 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     const unfaithful = unfaithfulReason(encoded.right)
     if (unfaithful !== undefined) return `key: ${unfaithful}`
     const canonical = canonicalJson(encoded.right)
-    if (Buffer.byteLength(canonical, "utf8") > maxKeyBytes) return `key is larger than ${maxKeyBytes} bytes`
-    return { hash: hashKey(canonical) }
+    // a UTF-16 code unit is at most 3 bytes of UTF-8: most keys need no byte count
+    if (canonical.length * 3 > maxKeyBytes && Buffer.byteLength(canonical, "utf8") > maxKeyBytes) {
+      return `key is larger than ${maxKeyBytes} bytes`
+    }
+    return hashOf(canonical)
+  }
+
+  /** recent key hashes by canonical JSON: hashing costs more than the rest of a key */
+  const hashes = new Map<string, { readonly hash: string }>()
+  const hashOf = (canonical: string): { readonly hash: string } => {
+    let h = hashes.get(canonical)
+    if (h === undefined) {
+      h = { hash: hashKey(canonical) }
+      if (canonical.length <= HASH_MEMO_KEY_LENGTH) {
+        if (hashes.size >= HASH_MEMO_SIZE) hashes.clear()
+        hashes.set(canonical, h)
+      }
+    }
+    return h
   }
 
   /** the full store key, or an error reason */

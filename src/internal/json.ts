@@ -50,14 +50,50 @@ const className = (u: object): string => {
  */
 export const MAX_DEPTH = 1000
 
+/** deeper than this, the fast check gives up and the full check (cycles, depth bound) decides */
+const FAST_DEPTH = 32
+
 /**
- * Returns the first reason why `value` cannot round-trip through JSON, or undefined.
- * Recursive, with an explicit ancestor set for cycle detection and a depth bound.
+ * True when `u` certainly round-trips through JSON; false when it may not, or is nested deeper than FAST_DEPTH
+ * (which is also where a cycle ends here). Allocates nothing but key lists: ordinary values need no more.
+ */
+const isFaithfulFast = (u: unknown, depth: number, inArray: boolean): boolean => {
+  switch (typeof u) {
+    case "string":
+    case "boolean":
+      return true
+    case "number":
+      return Number.isFinite(u)
+    case "undefined":
+      return !inArray
+    case "object": {
+      if (u === null) return true
+      if (depth >= FAST_DEPTH) return false
+      if (Array.isArray(u)) {
+        for (let i = 0; i < u.length; i++) if (!isFaithfulFast(u[i], depth + 1, true)) return false
+        return true
+      }
+      if (!isPlainObject(u)) return false
+      const keys = Object.keys(u)
+      for (let i = 0; i < keys.length; i++) {
+        if (!isFaithfulFast((u as Record<string, unknown>)[keys[i]!], depth + 1, false)) return false
+      }
+      return Object.getOwnPropertySymbols(u).length === 0
+    }
+    default:
+      return false
+  }
+}
+
+/**
+ * Returns the first reason why `value` cannot round-trip through JSON, or undefined. A fast check without
+ * allocation answers for ordinary values; only when it fails does the full check run (recursive, with an explicit
+ * ancestor set for cycle detection and a depth bound) to find the reason.
  * @internal
  */
 export const unfaithfulReason = (value: unknown): string | undefined => {
   try {
-    return firstUnfaithful(value)
+    return isFaithfulFast(value, 0, false) ? undefined : firstUnfaithful(value)
   } catch {
     // a getter or a Proxy that throws: whatever it would have produced, it cannot be stored faithfully
     return "reading the value threw an exception"

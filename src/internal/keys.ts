@@ -9,7 +9,7 @@
  * self-delimiting, so the layout is injective over (prefix, keyspace, tenant, key), and a
  * SCAN MATCH pattern built from a partition prefix can only match keys of that partition.
  */
-import { createHash } from "node:crypto"
+import * as crypto from "node:crypto"
 
 /** @internal */
 export const PREFIX_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
@@ -33,7 +33,11 @@ export const tenantSegment = (tenant: string | undefined): string =>
 export const keyspacePrefix = (prefix: string, keyspace: string): string => `${prefix}:${encodeSegment(keyspace)}:`
 
 /** @internal */
-export const hashKey = (canonical: string): string => createHash("sha256").update(canonical).digest("base64url")
+export const hashKey: (canonical: string) => string =
+  // the one-shot crypto.hash (Node >= 20.12) is about 3x cheaper than createHash().update().digest()
+  typeof crypto.hash === "function"
+    ? (canonical) => crypto.hash("sha256", canonical, "base64url")
+    : (canonical) => crypto.createHash("sha256").update(canonical).digest("base64url")
 
 /**
  * Escapes glob metacharacters for SCAN MATCH. Partition prefixes built by this module contain

@@ -13,6 +13,8 @@ interface Entry {
   value: string
   /** epoch millis, or Infinity */
   expiresAt: number
+  /** the recency tick of the entry's place in the LRU order */
+  touched: number
 }
 
 /** @internal */
@@ -38,6 +40,14 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
   const limiterState = new Map<string, unknown>()
 
   const now = () => clock.unsafeCurrentTimeMillis()
+  /**
+   * Recency: a Map keeps insertion order, so moving an entry to the end marks it most recently
+   * used. A read moves it only when more than `refreshDistance` writes or moves happened since
+   * its place was set: hot entries are not moved on every read, and eviction stays LRU within
+   * capacity / 8 (exact for capacities up to 15).
+   */
+  let tick = 0
+  const refreshDistance = capacity >> 3
 
   const sweepLimiterState = (at: number) => {
     // entries carry their own expiry; see memoryRateLimit
@@ -58,7 +68,7 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
 
   const put = (key: string, value: string, expiresAt: number) => {
     entries.delete(key)
-    entries.set(key, { value, expiresAt })
+    entries.set(key, { value, expiresAt, touched: ++tick })
     while (entries.size > capacity) {
       const oldest = entries.keys().next()
       if (oldest.done) break
@@ -70,9 +80,11 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
     Effect.sync(() => {
       const entry = lookup(key, now())
       if (entry === undefined) return null
-      // refresh recency
-      entries.delete(key)
-      entries.set(key, entry)
+      if (tick - entry.touched > refreshDistance) {
+        entries.delete(key)
+        entries.set(key, entry)
+        entry.touched = ++tick
+      }
       return entry.value
     })
 

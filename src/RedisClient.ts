@@ -468,9 +468,9 @@ export type RedisNodeAddress = string | { readonly host: string; readonly port: 
 /**
  * Options of the Redis Cluster client. The fail-fast settings of the single-node client apply to every node, and
  * the cluster's own retries are bounded: a command that meets a failover (a closed connection, `CLUSTERDOWN`,
- * `TRYAGAIN`) is retried at most `maxRedirections` times, `retryDelay` apart, and never after its `commandTimeout`
- * has elapsed since it was first sent; so no command waits longer than about
- * `commandTimeout + maxRedirections × retryDelay`.
+ * `TRYAGAIN`) is retried at most `maxRedirections` times, `retryDelay` apart; a cache operation fails once its
+ * `commandTimeout` has elapsed since the call, judged after the replies already received are read (a stall of this
+ * process is not taken for an unavailable cluster).
  *
  * @example
  * ```ts
@@ -637,6 +637,9 @@ const closeCluster = (client: Cluster): Effect.Effect<void> =>
     client.once("end", done)
   })
 
+/** how much later than `commandTimeout` ioredis' own timer fails a cluster command (see `makeCluster`) */
+const CLUSTER_COMMAND_BACKSTOP_MILLIS = 2_000
+
 /** the validated settings of a cluster client: an invalid option throws (a programmer error) */
 const clusterSettings = (options: RedisClusterOptions) => ({
   nodes: parseNodeAddresses("RedisClient cluster nodes", options.nodes),
@@ -687,8 +690,12 @@ export const makeCluster = (options: RedisClusterOptions): Effect.Effect<RedisCl
     // Per node: the single-node fail-fast settings. ioredis itself keeps a per-node offline queue while a node
     // connection is being opened and never reconnects a lost node (it refreshes the slot map instead); the
     // cluster-level `enableOfflineQueue: false` below makes a command to a node that is not connected fail at once.
+    // The store bounds every call by `commandTimeout` itself, judged after the replies already received are read;
+    // ioredis' own per-command timer cannot wait for them (after a stall of this process it fires first and
+    // discards a reply that is already in the socket), so it is only a backstop, later than the store's deadline.
     const redisOptions: RedisOptions = {
       ...failFastOptions({ commandTimeout, connectTimeout, maxReconnectDelay, enableAutoPipelining }),
+      commandTimeout: Duration.toMillis(commandTimeout) + CLUSTER_COMMAND_BACKSTOP_MILLIS,
       ...(options.username !== undefined ? { username: options.username } : {}),
       ...(password !== undefined ? { password } : {}),
       ...(options.tls !== undefined ? { tls: options.tls } : {})

@@ -25,24 +25,62 @@ export const toStoreFailure =
 
 const SCAN_BATCH = 500
 
-const scanAndDelete = async (node: Redis, pattern: string, isCluster: boolean): Promise<number> => {
+/**
+ * Runs `onDeadline` once `millis` have elapsed, but only after the poll phase that follows: the event loop runs due
+ * timers before it reads the sockets, so after this process stood still (no CPU, a long GC) for as long as the
+ * deadline, an answer that Redis sent in time would otherwise lose to the timer and a healthy Redis would be taken
+ * for an unavailable one. Returns the cancellation.
+ */
+const afterPendingReplies = (millis: number, onDeadline: () => void): (() => void) => {
+  let immediate: ReturnType<typeof setImmediate> | undefined
+  const timer = setTimeout(() => {
+    immediate = setImmediate(onDeadline)
+  }, millis)
+  return () => {
+    clearTimeout(timer)
+    if (immediate !== undefined) clearImmediate(immediate)
+  }
+}
+
+const deadlineExceeded = () => new Error("Command timed out")
+
+/** `command()`, failed with a timeout once `millis` have elapsed since the call (see {@link afterPendingReplies}) */
+const within = <A>(millis: number, command: () => Promise<A>): Promise<A> =>
+  new Promise<A>((resolve, reject) => {
+    const cancel = afterPendingReplies(millis, () => reject(deadlineExceeded()))
+    command().then(
+      (a) => {
+        cancel()
+        resolve(a)
+      },
+      (e: unknown) => {
+        cancel()
+        reject(e)
+      }
+    )
+  })
+
+/** bounds one command by the command timeout */
+type Within = <A>(command: () => Promise<A>) => Promise<A>
+
+const scanAndDelete = async (node: Redis, pattern: string, isCluster: boolean, bound: Within): Promise<number> => {
   let cursor = "0"
   let deleted = 0
   do {
-    const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_BATCH)
+    const [next, keys] = await bound(() => node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_BATCH))
     cursor = next
     if (keys.length > 0) {
       if (isCluster) {
         // keys of different slots cannot share one command in a cluster
         const pipeline = node.pipeline()
         for (const k of keys) pipeline.unlink(k)
-        const results = (await pipeline.exec()) ?? []
+        const results = (await bound(() => pipeline.exec())) ?? []
         for (const [err, n] of results) {
           if (err) throw err
           deleted += Number(n)
         }
       } else {
-        deleted += await node.unlink(...keys)
+        deleted += await bound(() => node.unlink(...keys))
       }
     }
   } while (cursor !== "0")
@@ -50,11 +88,11 @@ const scanAndDelete = async (node: Redis, pattern: string, isCluster: boolean): 
 }
 
 /** SCAN may return a key more than once: count distinct keys */
-const scanAndCount = async (node: Redis, pattern: string): Promise<number> => {
+const scanAndCount = async (node: Redis, pattern: string, bound: Within): Promise<number> => {
   let cursor = "0"
   const seen = new Set<string>()
   do {
-    const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_BATCH)
+    const [next, keys] = await bound(() => node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_BATCH))
     cursor = next
     for (const k of keys) seen.add(k)
   } while (cursor !== "0")
@@ -144,19 +182,21 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
    * One call, bounded by the command timeout from the moment it is made. ioredis starts a
    * command's timer only when it writes the command, and with auto-pipelining a command waits
    * unwritten, without a timer, while the previous pipeline is in flight: on a silent Redis a
-   * call would otherwise take up to twice the command timeout.
+   * call would otherwise take up to twice the command timeout. The deadline is judged after the
+   * poll phase that follows it (see {@link afterPendingReplies}).
    */
   const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, StoreFailure> =>
     Effect.async<A, StoreFailure>((resume) => {
       let settled = false
-      const timer = setTimeout(() => {
+      const cancel = afterPendingReplies(deadline, () => {
+        if (settled) return
         settled = true
         resume(Effect.fail(timedOut))
-      }, deadline)
+      })
       const settle = (result: Effect.Effect<A, StoreFailure>) => {
         if (settled) return
         settled = true
-        clearTimeout(timer)
+        cancel()
         resume(result)
       }
       try {
@@ -169,12 +209,12 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
       }
       return Effect.sync(() => {
         settled = true
-        clearTimeout(timer)
+        cancel()
       })
     })
-  /** several commands (SCAN batches), each bounded by ioredis' command timeout */
-  const attemptAll = <A>(f: () => Promise<A>): Effect.Effect<A, StoreFailure> =>
-    Effect.tryPromise({ try: f, catch: fail })
+  /** several commands (SCAN batches), each bounded by the command timeout */
+  const attemptAll = <A>(f: (bound: Within) => Promise<A>): Effect.Effect<A, StoreFailure> =>
+    Effect.tryPromise({ try: () => f((command) => within(deadline, command)), catch: fail })
 
   const replicas = options.waitForReplicas ?? 0
   const replicaTimeout = options.replicaTimeoutMillis ?? Math.max(1, Math.floor(deadline / 2))
@@ -245,16 +285,16 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
         (n) => n > 0
       ),
     clear: (prefix) =>
-      attemptAll(async () => {
+      attemptAll(async (bound) => {
         const pattern = escapeGlob(prefix) + "*"
-        if (isCluster(client)) return onEveryMaster(client, (node) => scanAndDelete(node, pattern, true))
-        return scanAndDelete(client, pattern, false)
+        if (isCluster(client)) return onEveryMaster(client, (node) => scanAndDelete(node, pattern, true, bound))
+        return scanAndDelete(client, pattern, false, bound)
       }),
     count: (prefix) =>
-      attemptAll(async () => {
+      attemptAll(async (bound) => {
         const pattern = escapeGlob(prefix) + "*"
-        if (isCluster(client)) return onEveryMaster(client, (node) => scanAndCount(node, pattern))
-        return scanAndCount(client, pattern)
+        if (isCluster(client)) return onEveryMaster(client, (node) => scanAndCount(node, pattern, bound))
+        return scanAndCount(client, pattern, bound)
       }),
     claim: (key, ttlMillis) =>
       Effect.map(

@@ -130,6 +130,31 @@ const startupProbe = (redis: RedisClientService, timeout: Duration.Duration) =>
   )
 
 /**
+ * What both Redis modes share: options validated when the Layer is made (a programmer error
+ * throws before anything touches Redis), then, when it is built, the client, its store, a
+ * breaker, and the outcome of the startup probe (`undefined` when Redis answered, else why not).
+ */
+const redisModeSettings = (options: StrictDistributedOptions) => {
+  const keyPrefix = keyPrefixOf(options.keyPrefix)
+  const cooldownMillis = Duration.toMillis(positiveDuration("cooldown", options.cooldown, "500 millis"))
+  const startupTimeout =
+    options.startupTimeout === undefined ? undefined : positiveDuration("startupTimeout", options.startupTimeout, 1)
+  const replicas = replicasOf(options)
+  const connect = Effect.gen(function* () {
+    const redis = yield* RedisClient
+    const clock = yield* Effect.clock
+    const store = makeRedisStore(redis, yield* replicas(redis))
+    const breaker = new Breaker(clock, cooldownMillis)
+    const startupFailure = yield* startupProbe(redis, startupTimeout ?? redis.startupTimeout).pipe(
+      Effect.as(undefined),
+      Effect.catchAll((reason) => Effect.succeed(reason))
+    )
+    return { redis, clock, store, breaker, startupFailure }
+  })
+  return { keyPrefix, connect }
+}
+
+/**
  * Fail closed: every operation goes to Redis; when Redis does not answer, the operation fails
  * with `CacheBackendUnavailable`, further calls fail at once for the cooldown, and a probe lets
  * traffic back when Redis answers. No local state, ever. The Layer fails at startup when Redis
@@ -151,32 +176,24 @@ const startupProbe = (redis: RedisClientService, timeout: Duration.Duration) =>
 export const strictDistributed = (
   options: StrictDistributedOptions = {}
 ): Layer.Layer<DistributedCache, CacheBackendUnavailable, RedisClient> => {
-  const keyPrefix = keyPrefixOf(options.keyPrefix)
-  const cooldown = positiveDuration("cooldown", options.cooldown, "500 millis")
-  const startupTimeout =
-    options.startupTimeout === undefined ? undefined : positiveDuration("startupTimeout", options.startupTimeout, 1)
-  const replicas = replicasOf(options)
+  const { connect, keyPrefix } = redisModeSettings(options)
   return Layer.effect(
     DistributedCache,
     Effect.gen(function* () {
-      const redis = yield* RedisClient
-      const clock = yield* Effect.clock
-      const storeOptions = yield* replicas(redis)
-      yield* Effect.catchAll(startupProbe(redis, startupTimeout ?? redis.startupTimeout), (reason) =>
-        Effect.zipRight(
-          emitSecurityEvent({
-            event: "BACKEND_UNAVAILABLE_AT_STARTUP",
-            mode: "StrictDistributed",
-            detail: `Redis at ${redis.description} is unavailable (${reason}); the Layer fails closed`
-          }),
-          Effect.fail(new CacheBackendUnavailable({ mode: "StrictDistributed", operation: "startup", reason }))
-        )
-      )
-      return makeStrict({
-        store: makeRedisStore(redis, storeOptions),
-        breaker: new Breaker(clock, Duration.toMillis(cooldown)),
-        keyPrefix
-      })
+      const { breaker, redis, startupFailure, store } = yield* connect
+      if (startupFailure !== undefined) {
+        yield* emitSecurityEvent({
+          event: "BACKEND_UNAVAILABLE_AT_STARTUP",
+          mode: "StrictDistributed",
+          detail: `Redis at ${redis.description} is unavailable (${startupFailure}); the Layer fails closed`
+        })
+        return yield* new CacheBackendUnavailable({
+          mode: "StrictDistributed",
+          operation: "startup",
+          reason: startupFailure
+        })
+      }
+      return makeStrict({ store, breaker, keyPrefix })
     })
   )
 }
@@ -202,33 +219,21 @@ export const strictDistributed = (
 export const explicitDegraded = (
   options: ExplicitDegradedOptions = {}
 ): Layer.Layer<DistributedCache, never, RedisClient> => {
-  const keyPrefix = keyPrefixOf(options.keyPrefix)
-  const cooldown = positiveDuration("cooldown", options.cooldown, "500 millis")
+  const { connect, keyPrefix } = redisModeSettings(options)
   const capacity = capacityOf("localCapacity", options.localCapacity)
-  const startupTimeout =
-    options.startupTimeout === undefined ? undefined : positiveDuration("startupTimeout", options.startupTimeout, 1)
-  const replicas = replicasOf(options)
   return Layer.effect(
     DistributedCache,
     Effect.gen(function* () {
-      const redis = yield* RedisClient
-      const clock = yield* Effect.clock
-      const storeOptions = yield* replicas(redis)
-      const breaker = new Breaker(clock, Duration.toMillis(cooldown))
-      yield* Effect.catchAll(startupProbe(redis, startupTimeout ?? redis.startupTimeout), (reason) => {
+      const { breaker, clock, redis, startupFailure, store } = yield* connect
+      if (startupFailure !== undefined) {
         breaker.openAtStartup()
-        return emitSecurityEvent({
+        yield* emitSecurityEvent({
           event: "BACKEND_UNAVAILABLE_AT_STARTUP",
           mode: "ExplicitDegraded",
-          detail: `Redis at ${redis.description} is unavailable (${reason}); serving node-local, marked degraded`
+          detail: `Redis at ${redis.description} is unavailable (${startupFailure}); serving node-local, marked degraded`
         })
-      })
-      return makeDegraded({
-        store: makeRedisStore(redis, storeOptions),
-        fallback: makeMemoryStore({ capacity, clock }),
-        breaker,
-        keyPrefix
-      })
+      }
+      return makeDegraded({ store, fallback: makeMemoryStore({ capacity, clock }), breaker, keyPrefix })
     })
   )
 }

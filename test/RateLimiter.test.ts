@@ -1,51 +1,17 @@
 import { describe, expect, it } from "@effect/vitest"
+import { Clock, Duration, Effect, Either, Layer, LogLevel, Logger, Schema, TestClock } from "effect"
 import {
-  Clock,
-  type Context,
-  Duration,
-  Effect,
-  Either,
-  Layer,
-  LogLevel,
-  Logger,
-  Schema,
-  type Scope,
-  TestClock
-} from "effect"
-import {
-  type CacheBackendUnavailable,
   type DistributedCache,
   explicitDegraded,
   Keyspace,
   LocalOnly,
   RateLimiter,
-  RedisClient,
-  strictDistributed
+  RedisClient
 } from "effect-failclosed"
+import { cli, type Node, on, strictNode } from "./support/nodes.js"
 import { type RedisServer, redisServer } from "./support/RedisServer.js"
 
 const COMMAND_TIMEOUT_MS = 200
-
-type Node = Context.Context<DistributedCache>
-
-/** one "node": its own ioredis connection and its own StrictDistributed cache */
-/**
- * Tests of exactness use a generous command timeout: a loaded CI machine must not turn them into
- * timeout tests. The fail-closed tests pass COMMAND_TIMEOUT_MS.
- */
-const LOAD_COMMAND_TIMEOUT_MS = 3_000
-
-const strictNode = (
-  url: string,
-  commandTimeoutMs: number = LOAD_COMMAND_TIMEOUT_MS
-): Effect.Effect<Node, CacheBackendUnavailable, Scope.Scope> =>
-  Layer.build(
-    Layer.fresh(
-      strictDistributed().pipe(
-        Layer.provide(RedisClient.layer({ url, commandTimeout: Duration.millis(commandTimeoutMs) }))
-      )
-    )
-  )
 
 const degradedNode = (url: string) =>
   Layer.build(
@@ -56,15 +22,8 @@ const degradedNode = (url: string) =>
     )
   )
 
-const on =
-  (node: Node) =>
-  <A, E>(effect: Effect.Effect<A, E, DistributedCache>): Effect.Effect<A, E> =>
-    Effect.provide(effect, node)
-
 /** security events are expected in the outage tests; keep the output readable */
 const quiet = Logger.withMinimumLogLevel(LogLevel.Error)
-
-const cli = (redis: RedisServer, ...args: Array<string>) => Effect.promise(() => redis.command(...args))
 
 /** `callers` fibers per node, each consuming `rounds` times */
 const hammer = (

@@ -1,44 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { type Context, Duration, Effect, Either, Layer, LogLevel, Logger, type Scope, TestClock } from "effect"
-import {
-  type CacheBackendUnavailable,
-  type DistributedCache,
-  explicitDegraded,
-  LocalOnly,
-  RedisClient,
-  ReplayGuard,
-  strictDistributed
-} from "effect-failclosed"
-import { type RedisServer, redisServer } from "./support/RedisServer.js"
+import { Duration, Effect, Either, Layer, LogLevel, Logger, TestClock } from "effect"
+import { explicitDegraded, LocalOnly, RedisClient, ReplayGuard } from "effect-failclosed"
+import { cli, on, strictNode } from "./support/nodes.js"
+import { redisServer } from "./support/RedisServer.js"
 
 const COMMAND_TIMEOUT_MS = 200
-
-type Node = Context.Context<DistributedCache>
-
-/**
- * Tests of exactness use a generous command timeout: a loaded CI machine must not turn them into
- * timeout tests. The fail-closed tests pass COMMAND_TIMEOUT_MS.
- */
-const LOAD_COMMAND_TIMEOUT_MS = 3_000
-
-const strictNode = (
-  url: string,
-  commandTimeoutMs: number = LOAD_COMMAND_TIMEOUT_MS
-): Effect.Effect<Node, CacheBackendUnavailable, Scope.Scope> =>
-  Layer.build(
-    Layer.fresh(
-      strictDistributed().pipe(
-        Layer.provide(RedisClient.layer({ url, commandTimeout: Duration.millis(commandTimeoutMs) }))
-      )
-    )
-  )
-
-const on =
-  (node: Node) =>
-  <A, E>(effect: Effect.Effect<A, E, DistributedCache>): Effect.Effect<A, E> =>
-    Effect.provide(effect, node)
-
-const cli = (redis: RedisServer, ...args: Array<string>) => Effect.promise(() => redis.command(...args))
 
 /** security events are expected in these tests; keep the output readable */
 const quiet = Logger.withMinimumLogLevel(LogLevel.Error)

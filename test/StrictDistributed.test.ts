@@ -1,115 +1,32 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Context, Duration, Effect, Exit, Layer, Logger, Option, Schema } from "effect"
+import { Context, Duration, Effect, Exit, Layer, Option } from "effect"
+import { CacheBackendUnavailable, DistributedCache, RedisClient, strictDistributed } from "effect-failclosed"
 import {
-  CacheBackendUnavailable,
-  DistributedCache,
-  Keyspace,
-  RedisClient,
-  SecurityEvent,
-  strictDistributed
-} from "effect-failclosed"
-import { type RedisServer, redisServer } from "./support/RedisServer.js"
-
-const COMMAND_TIMEOUT_MS = 200
-const COOLDOWN_MS = 300
-const RECONNECT_MS = 100
-const STARTUP_TIMEOUT_MS = 400
-/** scheduling slack on a shared 2-core machine, on top of the durations the bounds are made of */
-const SLACK_MS = 300
-
-const clientLayer = (url: string) =>
-  RedisClient.layer({
-    url,
-    commandTimeout: Duration.millis(COMMAND_TIMEOUT_MS),
-    connectTimeout: Duration.millis(300),
-    maxReconnectDelay: Duration.millis(RECONNECT_MS),
-    startupTimeout: Duration.millis(STARTUP_TIMEOUT_MS)
-  })
+  clientLayer,
+  COMMAND_TIMEOUT_MS,
+  COOLDOWN_MS,
+  duringCooldown,
+  eventKindsOf,
+  failureOf,
+  Items,
+  kill,
+  RECONNECT_MS,
+  restart,
+  SLACK_MS,
+  STARTUP_TIMEOUT_MS,
+  timed,
+  unavailableIn,
+  withLogs
+} from "./support/modeTests.js"
+import { redisServer } from "./support/RedisServer.js"
 
 const strictLayer = (url: string, cooldownMillis = COOLDOWN_MS) =>
   strictDistributed({ cooldown: Duration.millis(cooldownMillis) }).pipe(Layer.provide(clientLayer(url)))
 
-const Items = Keyspace.make({
-  name: "items",
-  key: Schema.String,
-  value: Schema.Struct({ n: Schema.Number }),
-  timeToLive: "1 minute"
-})
-
 // --- helpers ---------------------------------------------------------------------------------------------------------
 
-interface LogEntry {
-  readonly level: string
-  readonly message: unknown
-}
-
-/** runs `f` with a Logger that records every entry (and prints nothing) */
-const withLogs = <A, E, R>(f: (entries: ReadonlyArray<LogEntry>) => Effect.Effect<A, E, R>) =>
-  Effect.suspend(() => {
-    const entries: Array<LogEntry> = []
-    const logger = Logger.make(({ logLevel, message }) => {
-      entries.push({ level: logLevel.label, message })
-    })
-    return f(entries).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
-  })
-
-const isSecurityEvent = Schema.is(SecurityEvent)
-
-/** the kinds of the security events logged; fails the test on any other kind of entry */
-const eventKinds = (entries: ReadonlyArray<LogEntry>): Array<string> =>
-  entries.map((entry) => {
-    expect(entry.level).toBe("WARN")
-    expect(Array.isArray(entry.message)).toBe(true)
-    const message = entry.message as ReadonlyArray<unknown>
-    expect(message).toHaveLength(1)
-    const event = message[0]
-    expect(isSecurityEvent(event), JSON.stringify(event)).toBe(true)
-    const e = event as SecurityEvent
-    expect(e.mode).toBe("StrictDistributed")
-    expect(e.backend).toBe("redis")
-    expect(e.tenant).toBe(null)
-    expect(new Date(e.timestamp).toISOString()).toBe(e.timestamp)
-    return e.event
-  })
-
-/** the exit of `self` and how long it took, measured around this single call */
-const timed = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-  Effect.suspend(() => {
-    const start = performance.now()
-    return Effect.map(Effect.exit(self), (exit) => [exit, performance.now() - start] as const)
-  })
-
-/**
- * Calls `self` 5 times, timing each single call. The cooldown promise is "within 5 ms": the median call must take
- * less; every call must stay far below commandTimeout (a call that waited for Redis takes at least that long). The
- * median, not the maximum, so one call preempted on a loaded 2-core machine does not fail the test.
- */
-const duringCooldown = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
-    const samples: Array<readonly [Exit.Exit<A, E>, number]> = []
-    for (let i = 0; i < 5; i++) samples.push(yield* timed(self))
-    const millis = samples.map(([, ms]) => ms).sort((a, b) => a - b)
-    expect(millis[2], `call durations ${millis.join(", ")}`).toBeLessThan(5)
-    expect(millis[4], `call durations ${millis.join(", ")}`).toBeLessThan(COMMAND_TIMEOUT_MS / 2)
-    return samples.map(([exit]) => exit)
-  })
-
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) throw new Error(`expected a failure, got ${JSON.stringify(exit.value)}`)
-  const failure = Cause.failureOption(exit.cause)
-  if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)
-  return failure.value
-}
-
-const unavailable = <A, E>(exit: Exit.Exit<A, E>, operation: string): CacheBackendUnavailable => {
-  const error = failureOf(exit)
-  expect(error).toBeInstanceOf(CacheBackendUnavailable)
-  const e = error as CacheBackendUnavailable
-  expect(e._tag).toBe("CacheBackendUnavailable")
-  expect(e.mode).toBe("StrictDistributed")
-  expect(e.operation).toBe(operation)
-  return e
-}
+const eventKinds = eventKindsOf("StrictDistributed")
+const unavailable = unavailableIn("StrictDistributed")
 
 /** retries `self` every 10 ms until it succeeds; the value and the time it took */
 const eventually = <A, E, R>(self: Effect.Effect<A, E, R>, deadlineMs: number) =>
@@ -123,9 +40,6 @@ const eventually = <A, E, R>(self: Effect.Effect<A, E, R>, deadlineMs: number) =
       yield* Effect.sleep("10 millis")
     }
   })
-
-const kill = (redis: RedisServer) => Effect.promise(() => redis.kill())
-const restart = (redis: RedisServer) => Effect.promise(() => redis.restart())
 
 // --- tests -----------------------------------------------------------------------------------------------------------
 

@@ -17,9 +17,11 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type { Cached, DistributedCache, DistributedCacheService } from "./DistributedCache.js"
 import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "./errors.js"
-import { canonicalJson, describePath, toFaithfulJson, unfaithfulReason } from "./internal/json.js"
+import { canonicalJson, deepFreeze, describePath, toFaithfulJson, unfaithfulReason } from "./internal/json.js"
 import { encodeSegment, hashKey, tenantSegment } from "./internal/keys.js"
 import { feature, increment, keyspaceMetrics } from "./internal/observability.js"
+import { plainCheck } from "./internal/plainSchema.js"
+import { localReaderOf } from "./internal/policy.js"
 
 /**
  * Options of {@link make}.
@@ -264,6 +266,12 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   const encodeKey = Schema.encodeEither(options.key)
   const encodeValue = Schema.encodeEither(options.value)
   const decodeValue = Schema.decodeUnknownEither(options.value)
+  // Schemas without transformations: a value of exactly the declared shape is its own encoding and decoding, and
+  // Effect's parser is needed only for anything else (see internal/plainSchema)
+  const isPlainKey = plainCheck(options.key)
+  const isPlainValue = plainCheck(options.value)
+  // JSON.parse never makes symbol keys: what it gives back needs no check for them
+  const isPlainParsed = plainCheck(options.value, { symbolKeys: "ignore" })
   const nameSegment = encodeSegment(name)
 
   /** `<keyPrefix>:<name>:`, memoised per cache prefix (normally one) */
@@ -286,12 +294,16 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   }
 
   /** the hash of a key, or an error reason */
-  const keyHashOf = (key: K): { readonly hash: string } | string => {
-    const encoded = encodeKey(key)
-    if (Either.isLeft(encoded)) return "key does not encode with the key Schema"
-    const unfaithful = unfaithfulReason(encoded.right)
+  const keyHashOf = (key: K): KeyMemo | string => {
+    let encoded: unknown = key
+    if (isPlainKey === undefined || !isPlainKey(key)) {
+      const e = encodeKey(key)
+      if (Either.isLeft(e)) return "key does not encode with the key Schema"
+      encoded = e.right
+    }
+    const unfaithful = unfaithfulReason(encoded)
     if (unfaithful !== undefined) return `key: ${unfaithful}`
-    const canonical = canonicalJson(encoded.right)
+    const canonical = canonicalJson(encoded)
     // a UTF-16 code unit is at most 3 bytes of UTF-8: most keys need no byte count
     if (canonical.length * 3 > maxKeyBytes && Buffer.byteLength(canonical, "utf8") > maxKeyBytes) {
       return `key is larger than ${maxKeyBytes} bytes`
@@ -299,18 +311,38 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     return hashOf(canonical)
   }
 
-  /** recent key hashes by canonical JSON: hashing costs more than the rest of a key */
-  const hashes = new Map<string, { readonly hash: string }>()
-  const hashOf = (canonical: string): { readonly hash: string } => {
+  /**
+   * Recent keys by canonical JSON: the hash (hashing costs more than the rest of a key) and the last full store key
+   * made from it. Reusing one string per store key also spares a Map or Redis client its hashing and flattening.
+   */
+  const hashes = new Map<string, KeyMemo>()
+  const hashOf = (canonical: string): KeyMemo => {
     let h = hashes.get(canonical)
     if (h === undefined) {
-      h = { hash: hashKey(canonical) }
+      h = { hash: hashKey(canonical), partition: undefined, storeKey: "" }
       if (canonical.length <= HASH_MEMO_KEY_LENGTH) {
         if (hashes.size >= HASH_MEMO_SIZE) hashes.clear()
         hashes.set(canonical, h)
       }
     }
     return h
+  }
+
+  /** `<keyPrefix>:<name>:<tenant>:` by cache prefix and tenant, memoised (cleared when full) */
+  const partitions = new Map<string, Map<string | undefined, string>>()
+  const partitionOf = (cache: DistributedCacheService, tenant: string | undefined): string => {
+    let byTenant = partitions.get(cache.keyPrefix)
+    if (byTenant === undefined) {
+      byTenant = new Map()
+      partitions.set(cache.keyPrefix, byTenant)
+    }
+    let partition = byTenant.get(tenant)
+    if (partition === undefined) {
+      partition = keyspacePrefixOf(cache) + tenantSegment(tenant) + ":"
+      if (byTenant.size >= HASH_MEMO_SIZE) byTenant.clear()
+      byTenant.set(tenant, partition)
+    }
+    return partition
   }
 
   /** the full store key, or an error reason */
@@ -323,7 +355,12 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     if (problem !== undefined) return { reason: problem }
     const h = keyHashOf(key)
     if (typeof h === "string") return { reason: h }
-    return keyspacePrefixOf(cache) + tenantSegment(tenant) + ":" + h.hash
+    const partition = partitionOf(cache, tenant)
+    if (h.partition !== partition) {
+      h.partition = partition
+      h.storeKey = partition + h.hash
+    }
+    return h.storeKey
   }
 
   const invalidValue = (reason: string) => new CacheValueInvalid({ keyspace: name, reason })
@@ -331,14 +368,19 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
 
   /** encoded JSON of a value, or the rejection */
   const encodeEntry = (value: V): Either.Either<string, CacheValueInvalid> => {
-    const encoded = encodeValue(value)
-    if (Either.isLeft(encoded)) {
-      return Either.left(invalidValue(`value does not encode with the value Schema (${issuePaths(encoded.left)})`))
+    let encoded: unknown = value
+    if (isPlainValue === undefined || !isPlainValue(value)) {
+      const e = encodeValue(value)
+      if (Either.isLeft(e)) {
+        return Either.left(invalidValue(`value does not encode with the value Schema (${issuePaths(e.left)})`))
+      }
+      encoded = e.right
     }
-    if (encoded.right === undefined) return Either.left(invalidValue("undefined is not representable in JSON"))
-    const json = toFaithfulJson(encoded.right)
+    if (encoded === undefined) return Either.left(invalidValue("undefined is not representable in JSON"))
+    const json = toFaithfulJson(encoded)
     if (json._tag === "err") return Either.left(invalidValue(json.reason))
-    if (json.json.length > maxValueBytes || Buffer.byteLength(json.json, "utf8") > maxValueBytes) {
+    // a UTF-16 code unit is at most 3 bytes of UTF-8: most values need no byte count
+    if (json.json.length * 3 > maxValueBytes && Buffer.byteLength(json.json, "utf8") > maxValueBytes) {
       return Either.left(invalidValue(`encoded value is larger than ${maxValueBytes} bytes`))
     }
     return Either.right(json.json)
@@ -351,6 +393,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     } catch {
       return Either.left(invalidEntry("the stored entry is not JSON"))
     }
+    if (isPlainParsed !== undefined && isPlainParsed(parsed)) return Either.right(parsed as V)
     const decoded = decodeValue(parsed)
     return Either.isLeft(decoded)
       ? Either.left(
@@ -380,6 +423,38 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     return Effect.succeed(Option.some({ value: decoded.right, backend: entry.backend, degraded: entry.degraded }))
   }
 
+  /**
+   * LocalOnly reads. With a plain value Schema, an entry is decoded once: the decoded value is deeply frozen (the
+   * Schema's Type is readonly already; freezing makes that hold at run time too), kept next to the entry for as long
+   * as the entry lives, and every read of the entry returns it. Other Schemas decode on every read.
+   */
+  const readsByEntry = new WeakMap<Cached<string>, LocalRead<V>>()
+  /** the read of a live LocalOnly entry, or its CacheEntryInvalid */
+  const localRead = (entry: Cached<string>): LocalRead<V> | CacheEntryInvalid => {
+    let read = readsByEntry.get(entry)
+    if (read === undefined) {
+      const decoded = decodeEntry(entry.value)
+      if (Either.isLeft(decoded)) return decoded.left
+      const cached: Cached<V> = { value: deepFreeze(decoded.right), backend: "local", degraded: false }
+      read = { cached, some: Effect.succeed(Option.some(cached)), hit: Effect.succeed(cached) }
+      readsByEntry.set(entry, read)
+    }
+    return read
+  }
+  const readLocal = (
+    entry: Cached<string> | undefined,
+    metrics: Metrics
+  ): Effect.Effect<Option.Option<Cached<V>>, CacheEntryInvalid> => {
+    if (entry === undefined) {
+      increment(metrics.misses)
+      return none
+    }
+    const read = localRead(entry)
+    if (read instanceof CacheEntryInvalid) return Effect.fail(read)
+    increment(metrics.hits)
+    return read.some
+  }
+
   const ttlFor = (options: SetOptions | undefined): number | undefined | string =>
     options?.timeToLive === undefined ? defaultTtl : ttlMillisOf(options.timeToLive)
 
@@ -393,6 +468,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
           increment(metrics.misses)
           return none
         }
+        const local = isPlainValue === undefined ? undefined : localReaderOf(cache)
+        if (local !== undefined) return readLocal(local(storeKey), metrics)
         return Effect.flatMap(cache.get(storeKey), (entry) => toOption(entry, metrics))
       },
       hitOrMiss
@@ -500,6 +577,20 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       })
 
       const metrics = metricsOf(cache.mode)
+      const local = isPlainValue === undefined ? undefined : localReaderOf(cache)
+      if (local !== undefined) {
+        const entry = local(storeKey)
+        const read = entry === undefined ? undefined : localRead(entry)
+        if (read !== undefined && !(read instanceof CacheEntryInvalid)) {
+          increment(metrics.hits)
+          report.outcome = "hit"
+          return read.hit
+        }
+        // a miss (a corrupt entry counts as one): the leader reads again and computes
+        increment(metrics.misses)
+        report.outcome = "miss"
+        return lead
+      }
       return Effect.flatMap(lookup, (entry): Effect.Effect<Cached<V>, Failure, R> => {
         increment(entry.hit ? metrics.hits : metrics.misses)
         report.outcome = entry.hit ? "hit" : "miss"
@@ -517,6 +608,21 @@ interface Miss {
 }
 
 type Lookup<V> = { readonly hit: true; readonly cached: Cached<V> } | Miss
+
+/** a key's hash and the store key last made from it (see `hashOf`) */
+interface KeyMemo {
+  readonly hash: string
+  /** the partition `storeKey` was made for (compared by identity: partitions are memoised) */
+  partition: string | undefined
+  storeKey: string
+}
+
+/** what every read of one LocalOnly entry returns (see `readsByEntry`) */
+interface LocalRead<V> {
+  readonly cached: Cached<V>
+  readonly some: Effect.Effect<Option.Option<Cached<V>>>
+  readonly hit: Effect.Effect<Cached<V>>
+}
 
 const issuePaths = (error: ParseResult.ParseError): string => {
   const issues = ParseResult.ArrayFormatter.formatErrorSync(error)

@@ -14,6 +14,10 @@ const isPlainObject = (u: object): boolean => {
   return proto === Object.prototype || proto === null
 }
 
+/** an array JSON.stringify writes element by element: of Array itself, without a toJSON of its own */
+const isPlainArray = (u: ReadonlyArray<unknown>): boolean =>
+  Object.getPrototypeOf(u) === Array.prototype && !Object.prototype.hasOwnProperty.call(u, "toJSON")
+
 /**
  * Escapes every character outside printable ASCII as `\uXXXX`: a property name chosen by whoever supplied the
  * value (newlines, control characters, line separators, bidi overrides) cannot forge or reorder a log line.
@@ -70,6 +74,7 @@ const isFaithfulFast = (u: unknown, depth: number, inArray: boolean): boolean =>
       if (u === null) return true
       if (depth >= FAST_DEPTH) return false
       if (Array.isArray(u)) {
+        if (!isPlainArray(u)) return false
         for (let i = 0; i < u.length; i++) if (!isFaithfulFast(u[i], depth + 1, true)) return false
         return true
       }
@@ -123,6 +128,9 @@ const firstUnfaithful = (value: unknown): string | undefined => {
         if (ancestors.has(u)) return `a circular reference at ${describePath(path)}`
         if (path.length >= MAX_DEPTH) return `nesting deeper than ${MAX_DEPTH} levels at ${describePath(path)}`
         if (Array.isArray(u)) {
+          if (!isPlainArray(u)) {
+            return `an array with its own toJSON or of a subclass at ${describePath(path)} is not plain JSON`
+          }
           ancestors.add(u)
           for (let i = 0; i < u.length; i++) {
             path.push(i)
@@ -179,12 +187,33 @@ export const canonicalJson = (value: unknown): string => {
   }
   const record = value as Record<string, unknown>
   const keys = Object.keys(record)
-    .filter((k) => record[k] !== undefined)
-    .sort()
+  // most objects are small and many already in order: sort only when needed
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i - 1]! > keys[i]!) {
+      keys.sort()
+      break
+    }
+  }
   let out = "{"
+  let first = true
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i]!
-    out += (i === 0 ? "" : ",") + JSON.stringify(k) + ":" + canonicalJson(record[k])
+    const v = record[k]
+    if (v === undefined) continue
+    out += (first ? "" : ",") + JSON.stringify(k) + ":" + canonicalJson(v)
+    first = false
   }
   return out + "}"
+}
+
+/**
+ * Freezes a plain JSON value (objects and arrays) and everything it holds, then returns it.
+ * @internal
+ */
+export const deepFreeze = <A>(value: A): A => {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const k of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[k])
+  }
+  return value
 }

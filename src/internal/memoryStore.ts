@@ -6,7 +6,7 @@
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { memoryRateLimit } from "./memoryRateLimit.js"
-import type { RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
+import type { Cached, RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
 import type { Store } from "./store.js"
 
 interface Entry {
@@ -15,6 +15,8 @@ interface Entry {
   expiresAt: number
   /** the recency tick of the entry's place in the LRU order */
   touched: number
+  /** the entry as a LocalOnly read returns it: made on the first such read, then the same object for every read */
+  read: Cached<string> | undefined
 }
 
 /** @internal */
@@ -24,6 +26,12 @@ export interface MemoryStore extends Store {
   /** `reset`, synchronously */
   readonly unsafeReset: () => void
   readonly get: (key: string) => Effect.Effect<string | null>
+  /**
+   * A synchronous read for LocalOnly: the live entry of `key` marked as served from memory, the same object for
+   * every read of one entry (a new one after the entry is written again), so a reader can keep what it derives from
+   * an entry next to it (in a WeakMap) for as long as the entry lives.
+   */
+  readonly unsafeRead: (key: string) => Cached<string> | undefined
   readonly set: (key: string, value: string, ttlMillis: number | undefined) => Effect.Effect<void>
   readonly delete: (key: string) => Effect.Effect<boolean>
   readonly clear: (prefix: string) => Effect.Effect<number>
@@ -68,7 +76,7 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
 
   const put = (key: string, value: string, expiresAt: number) => {
     entries.delete(key)
-    entries.set(key, { value, expiresAt, touched: ++tick })
+    entries.set(key, { value, expiresAt, touched: ++tick, read: undefined })
     while (entries.size > capacity) {
       const oldest = entries.keys().next()
       if (oldest.done) break
@@ -76,17 +84,24 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
     }
   }
 
-  const get = (key: string) =>
-    Effect.sync(() => {
-      const entry = lookup(key, now())
-      if (entry === undefined) return null
-      if (tick - entry.touched > refreshDistance) {
-        entries.delete(key)
-        entries.set(key, entry)
-        entry.touched = ++tick
-      }
-      return entry.value
-    })
+  /** the live entry of `key`, its recency refreshed */
+  const touch = (key: string): Entry | undefined => {
+    const entry = lookup(key, now())
+    if (entry !== undefined && tick - entry.touched > refreshDistance) {
+      entries.delete(key)
+      entries.set(key, entry)
+      entry.touched = ++tick
+    }
+    return entry
+  }
+
+  const get = (key: string) => Effect.sync(() => touch(key)?.value ?? null)
+
+  const unsafeRead = (key: string): Cached<string> | undefined => {
+    const entry = touch(key)
+    if (entry === undefined) return undefined
+    return (entry.read ??= { value: entry.value, backend: "local", degraded: false })
+  }
 
   const set = (key: string, value: string, ttlMillis: number | undefined) =>
     Effect.sync(() => put(key, value, ttlMillis === undefined ? Infinity : now() + ttlMillis))
@@ -102,6 +117,7 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
     size: () => entries.size,
     ping: Effect.void,
     get,
+    unsafeRead,
     set,
     delete: (key) => Effect.sync(() => lookup(key, now()) !== undefined && entries.delete(key)),
     clear: (prefix) =>

@@ -83,10 +83,30 @@ const okOutcome = () => "ok"
 const claimOutcome = (claimed: Cached<boolean>) => (claimed.value ? "ok" : "replay")
 const rateLimitOutcome = (decision: Cached<RateLimitDecision>) => (decision.value.allowed ? "ok" : "denied")
 
+/**
+ * The synchronous reads of LocalOnly caches: a feature that finds one for its cache reads memory without an Effect
+ * per step (see `MemoryStore.unsafeRead`). The cache's counters are kept as by `get`.
+ */
+const localReaders = new WeakMap<DistributedCacheService, (key: string) => Cached<string> | undefined>()
+
+/**
+ * The synchronous read of a LocalOnly cache, or undefined for every other cache.
+ * @internal
+ */
+export const localReaderOf = (
+  cache: DistributedCacheService
+): ((key: string) => Cached<string> | undefined) | undefined => localReaders.get(cache)
+
 /** @internal */
 export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   const read = countRead(counters, fromLocal, MISS_LOCAL)
+  const unsafeRead = (key: string): Cached<string> | undefined => {
+    const entry = memory.unsafeRead(key)
+    if (entry === undefined) counters.misses++
+    else counters.hits++
+    return entry
+  }
   // Memory operations are not timed (two clock reads would cost more than the operation). A direct call is traced
   // when a tracer is installed; a call a feature builds is covered by the feature's span.
   const observed = <B>(operation: string, body: Effect.Effect<B>, outcome: (b: B) => string): Effect.Effect<B> =>
@@ -95,7 +115,7 @@ export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCa
       : Effect.withFiberRuntime((fiber) =>
           isTraced(fiber) ? traceOperation(fiber, "LocalOnly", "local", operation, body, outcome) : body
         )
-  return {
+  const service: DistributedCacheService = {
     mode: "LocalOnly",
     keyPrefix,
     stats: statsOf("LocalOnly", counters, () => "local", memory.size),
@@ -108,6 +128,8 @@ export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCa
     claim: (key, ttl) => observed("claim", Effect.map(memory.claim(key, ttl), fromLocal), claimOutcome),
     rateLimit: (request) => observed("rateLimit", Effect.map(memory.rateLimit(request), fromLocal), rateLimitOutcome)
   }
+  localReaders.set(service, unsafeRead)
+  return service
 }
 
 const COOLDOWN_REASON = "cooldown after a failure; Redis is not contacted until it ends"

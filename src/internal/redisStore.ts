@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import { type Cluster, Command, type Redis } from "ioredis"
 import type { RedisClientService } from "../RedisClient.js"
 import { keySlot, SLOT_COUNT } from "./clusterSlot.js"
+import { type Done, makeCommandBatch } from "./commandBatch.js"
 import { escapeGlob } from "./keys.js"
 import { redisRateLimit } from "./redisRateLimit.js"
 import { StoreFailure, type Store } from "./store.js"
@@ -43,6 +44,14 @@ const afterPendingReplies = (millis: number, onDeadline: () => void): (() => voi
 }
 
 const deadlineExceeded = () => new Error("Command timed out")
+
+/** what a command that missed its deadline settles with */
+const TIMED_OUT = Symbol("timed out")
+
+const identity = (a: unknown) => a
+const asString = (reply: unknown) => reply as string | null
+const asVoid = () => undefined
+const asDeleted = (reply: unknown) => Number(reply) > 0
 
 /** `command()`, failed with a timeout once `millis` have elapsed since the call (see {@link afterPendingReplies}) */
 const within = <A>(millis: number, command: () => Promise<A>): Promise<A> =>
@@ -179,39 +188,46 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
   const deadline = Duration.toMillis(redis.commandTimeout)
   const timedOut = new StoreFailure("unavailable", "timeout")
   /**
-   * One call, bounded by the command timeout from the moment it is made. ioredis starts a
-   * command's timer only when it writes the command, and with auto-pipelining a command waits
-   * unwritten, without a timer, while the previous pipeline is in flight: on a silent Redis a
-   * call would otherwise take up to twice the command timeout. The deadline is judged after the
-   * poll phase that follows it (see {@link afterPendingReplies}).
+   * Sends one command, bounded by the command timeout from the moment it is made, and settles once: with its reply,
+   * its error or {@link TIMED_OUT}. ioredis starts a command's timer only when it writes the command, and with
+   * auto-pipelining a command waits unwritten, without a timer, while the previous pipeline is in flight: on a silent
+   * Redis a call would otherwise take up to twice the command timeout. The deadline is judged after the poll phase
+   * that follows it (see {@link afterPendingReplies}).
    */
-  const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, StoreFailure> =>
-    Effect.async<A, StoreFailure>((resume) => {
-      let settled = false
-      const cancel = afterPendingReplies(deadline, () => {
-        if (settled) return
-        settled = true
-        resume(Effect.fail(timedOut))
-      })
-      const settle = (result: Effect.Effect<A, StoreFailure>) => {
-        if (settled) return
-        settled = true
-        cancel()
-        resume(result)
-      }
-      try {
-        f().then(
-          (a) => settle(Effect.succeed(a)),
-          (e) => settle(Effect.fail(fail(e)))
-        )
-      } catch (e) {
-        settle(Effect.fail(fail(e)))
-      }
-      return Effect.sync(() => {
-        settled = true
-        cancel()
-      })
+  const bound = (send: () => Promise<unknown>, settle: Done): void => {
+    let settled = false
+    const cancel = afterPendingReplies(deadline, () => {
+      if (settled) return
+      settled = true
+      settle(TIMED_OUT, undefined)
     })
+    const finish = (error: unknown, reply: unknown) => {
+      if (settled) return
+      settled = true
+      cancel()
+      settle(error, reply)
+    }
+    try {
+      send().then(
+        (reply) => finish(undefined, reply),
+        (error: unknown) => finish(error ?? new Error("rejected"), undefined)
+      )
+    } catch (error) {
+      finish(error ?? new Error("rejected"), undefined)
+    }
+  }
+  const failureOf = (error: unknown): StoreFailure => (error === TIMED_OUT ? timedOut : fail(error))
+  /**
+   * One call as an Effect. No canceler: with one, Effect wraps the wait in `onInterrupt` (a mask and an exit handler
+   * per call, a third of a round trip's CPU). An interrupted fiber ignores a late `resume`, and the timer ends by its
+   * deadline.
+   */
+  const call = <A>(send: (done: Done) => void, map: (reply: unknown) => A): Effect.Effect<A, StoreFailure> =>
+    Effect.async<A, StoreFailure>((resume) =>
+      send((error, reply) => resume(error === undefined ? Effect.succeed(map(reply)) : Effect.fail(failureOf(error))))
+    )
+  const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, StoreFailure> =>
+    call((done) => bound(f, done), identity as (reply: unknown) => A)
   /** several commands (SCAN batches), each bounded by the command timeout */
   const attemptAll = <A>(f: (bound: Within) => Promise<A>): Effect.Effect<A, StoreFailure> =>
     Effect.tryPromise({ try: () => f((command) => within(deadline, command)), catch: fail })
@@ -270,20 +286,32 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
           ([a, acked]) => (acked >= replicas ? Effect.succeed(a) : Effect.fail(notReplicated(acked)))
         )
 
+  /** single node and Sentinel: the GET, SET and UNLINK calls of one tick share one command */
+  const batch = isCluster(client) ? undefined : makeCommandBatch(client, bound)
+
   return {
     backend: "redis",
     domainOf: isCluster(client) ? clusterDomains(client) : undefined,
     ping: attempt(() => client.ping()).pipe(Effect.asVoid),
-    get: (key) => attempt(() => client.get(key)),
-    set: (key, value, ttlMillis) =>
-      attempt(() => (ttlMillis === undefined ? client.set(key, value) : client.set(key, value, "PX", ttlMillis))).pipe(
-        Effect.asVoid
-      ),
-    delete: (key) =>
-      Effect.map(
-        attempt(() => client.unlink(key)),
-        (n) => n > 0
-      ),
+    get:
+      batch === undefined
+        ? (key) => attempt(() => client.get(key))
+        : (key) => call((done) => batch.get(key, done), asString),
+    set:
+      batch === undefined
+        ? (key, value, ttlMillis) =>
+            attempt(() =>
+              ttlMillis === undefined ? client.set(key, value) : client.set(key, value, "PX", ttlMillis)
+            ).pipe(Effect.asVoid)
+        : (key, value, ttlMillis) => call((done) => batch.set(key, value, ttlMillis, done), asVoid),
+    delete:
+      batch === undefined
+        ? (key) =>
+            Effect.map(
+              attempt(() => client.unlink(key)),
+              (n) => n > 0
+            )
+        : (key) => call((done) => batch.unlink(key, done), asDeleted),
     clear: (prefix) =>
       attemptAll(async (bound) => {
         const pattern = escapeGlob(prefix) + "*"

@@ -127,6 +127,17 @@ describe("faithful JSON", () => {
       params
     )
   })
+
+  it("rejects arrays that JSON.stringify would not write element by element (own toJSON, subclasses)", () => {
+    class Tagged extends Array<number> {}
+    const withToJson = Object.assign([1, 2], { toJSON: () => "x" })
+    expect(toFaithfulJson(withToJson)).toEqual({
+      _tag: "err",
+      reason: "an array with its own toJSON or of a subclass at $ is not plain JSON"
+    })
+    expect(toFaithfulJson({ a: [Tagged.from([1])] })._tag).toBe("err")
+    expect(toFaithfulJson({ a: [[1], []] })).toEqual({ _tag: "ok", json: '{"a":[[1],[]]}' })
+  })
 })
 
 describe("canonical JSON", () => {

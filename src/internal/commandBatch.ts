@@ -16,6 +16,7 @@
  */
 import { createHash } from "node:crypto"
 import { Command, type Redis } from "ioredis"
+import type { Done } from "./store.js"
 
 /**
  * The batch script. `ARGV[1]` holds one character per key, its operation: `g` GET, `d` UNLINK,
@@ -55,13 +56,6 @@ export const BATCH_SHA = createHash("sha1").update(BATCH_LUA).digest("hex")
 const MAX_CALLS = 64
 /** value characters per command: a batch of large values would otherwise become one huge command */
 const MAX_VALUE_CHARS = 256 * 1024
-
-/**
- * How a call ends: `error` is a driver or reply error (undefined on success), `reply` is the
- * command's own reply.
- * @internal
- */
-export type Done = (error: unknown, reply: unknown) => void
 
 interface Call {
   /** `g`, `d`, `s` or `p` (see {@link BATCH_LUA}) */

@@ -21,7 +21,7 @@ import {
   stateGauges,
   traceOperation
 } from "./observability.js"
-import type { Store, StoreFailure } from "./store.js"
+import { matchStore, type Store, type StoreFailure } from "./store.js"
 
 const mark =
   (backend: Backend) =>
@@ -258,12 +258,9 @@ const makeGuard = (options: {
       return orElse(error)
     }
     if (!isProbe) {
-      return Effect.matchEffect(effect, {
-        onFailure: handle,
-        onSuccess: (a) => {
-          recordDuration(metrics, start)
-          return Effect.succeed(onSuccess(a))
-        }
+      return matchStore(effect, handle, (a) => {
+        recordDuration(metrics, start)
+        return Effect.succeed(onSuccess(a))
       })
     }
     return Effect.matchEffect(effect, {

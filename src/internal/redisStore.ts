@@ -7,10 +7,10 @@ import * as Effect from "effect/Effect"
 import { type Cluster, Command, type Redis } from "ioredis"
 import type { RedisClientService } from "../RedisClient.js"
 import { keySlot, SLOT_COUNT } from "./clusterSlot.js"
-import { type Done, makeCommandBatch } from "./commandBatch.js"
+import { makeCommandBatch } from "./commandBatch.js"
 import { escapeGlob } from "./keys.js"
 import { redisRateLimit } from "./redisRateLimit.js"
-import { StoreFailure, type Store } from "./store.js"
+import { type Done, StoreCall, StoreFailure, type Store } from "./store.js"
 
 /** Reply errors that mean "not available right now" rather than "refused this command". */
 const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOAUTH|WRONGPASS|NOREPLICAS)\b/
@@ -217,15 +217,8 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
     }
   }
   const failureOf = (error: unknown): StoreFailure => (error === TIMED_OUT ? timedOut : fail(error))
-  /**
-   * One call as an Effect. No canceler: with one, Effect wraps the wait in `onInterrupt` (a mask and an exit handler
-   * per call, a third of a round trip's CPU). An interrupted fiber ignores a late `resume`, and the timer ends by its
-   * deadline.
-   */
   const call = <A>(send: (done: Done) => void, map: (reply: unknown) => A): Effect.Effect<A, StoreFailure> =>
-    Effect.async<A, StoreFailure>((resume) =>
-      send((error, reply) => resume(error === undefined ? Effect.succeed(map(reply)) : Effect.fail(failureOf(error))))
-    )
+    new StoreCall(send, map, failureOf)
   const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, StoreFailure> =>
     call((done) => bound(f, done), identity as (reply: unknown) => A)
   /** several commands (SCAN batches), each bounded by the command timeout */

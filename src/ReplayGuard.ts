@@ -12,7 +12,7 @@
  *
  * @since 0.1.0
  */
-import { createHash } from "node:crypto"
+import * as crypto from "node:crypto"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -121,7 +121,15 @@ export interface ReplayGuard {
 const MAX_NAME_LENGTH = 128
 
 /** SHA-256 of the nonce's UTF-16 code units (so malformed strings stay distinct), base64url */
-const nonceHash = (nonce: string): string => createHash("sha256").update(nonce, "utf16le").digest("base64url")
+const nonceHash: (nonce: string) => string =
+  // the one-shot crypto.hash (Node >= 20.12) is about 4x cheaper than createHash().update().digest()
+  typeof crypto.hash === "function"
+    ? (nonce) => crypto.hash("sha256", Buffer.from(nonce, "utf16le"), "base64url")
+    : (nonce) => crypto.createHash("sha256").update(nonce, "utf16le").digest("base64url")
+
+/** tenant segments memoised per guard and cache key prefix (cleared when full), for tenant ids up to this length */
+const TENANT_MEMO_SIZE = 1024
+const MEMO_TENANT_LENGTH = 256
 
 const invalidOption = (message: string): never => {
   throw new Error(`effect-failclosed: ReplayGuard ${message}`)
@@ -172,15 +180,40 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
   const maxTenantLength = positiveInteger("maxTenantLength", options.maxTenantLength, 256)
   const window = Duration.millis(windowMillis)
 
+  /** `<keyPrefix>:{rg:<name>:<tenant>:`, memoised per cache key prefix (normally one) and per tenant */
   const nameSegment = encodeSegment(name)
-  const prefixes = new Map<string, string>()
-  const prefixOf = (cache: DistributedCacheService): string => {
-    let p = prefixes.get(cache.keyPrefix)
+  interface Prefixes {
+    readonly base: string
+    readonly noTenant: string
+    readonly tenants: Map<string, string>
+  }
+  const byKeyPrefix = new Map<string, Prefixes>()
+  let lastKeyPrefix: string | undefined
+  let last: Prefixes | undefined
+  const prefixesOf = (keyPrefix: string): Prefixes => {
+    if (keyPrefix === lastKeyPrefix && last !== undefined) return last
+    let p = byKeyPrefix.get(keyPrefix)
     if (p === undefined) {
-      p = `${cache.keyPrefix}:{rg:${nameSegment}:`
-      prefixes.set(cache.keyPrefix, p)
+      const base = `${keyPrefix}:{rg:${nameSegment}:`
+      p = { base, noTenant: base + tenantSegment(undefined) + ":", tenants: new Map() }
+      byKeyPrefix.set(keyPrefix, p)
     }
+    lastKeyPrefix = keyPrefix
+    last = p
     return p
+  }
+  const prefixOf = (keyPrefix: string, tenant: string | undefined): string => {
+    const p = prefixesOf(keyPrefix)
+    if (tenant === undefined) return p.noTenant
+    let t = p.tenants.get(tenant)
+    if (t === undefined) {
+      t = p.base + tenantSegment(tenant) + ":"
+      if (tenant.length <= MEMO_TENANT_LENGTH) {
+        if (p.tenants.size >= TENANT_MEMO_SIZE) p.tenants.clear()
+        p.tenants.set(tenant, t)
+      }
+    }
+    return t
   }
 
   const problemOf = (nonce: string, tenant: string | undefined): string | undefined => {
@@ -197,20 +230,38 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
   const observe = feature("guard", name)
   const replaysOf = replayMetrics(name)
 
-  const toClaimed = (claimed: Cached<boolean>, mode: CacheModeName): Effect.Effect<Claimed, ReplayDetected> => {
-    if (claimed.value) return Effect.succeed({ backend: claimed.backend, degraded: claimed.degraded })
-    increment(replaysOf(mode))
-    return Effect.fail(new ReplayDetected({ guard: name }))
+  /** a claim's result: one function per mode, made on first use */
+  const toClaimedOf = (mode: CacheModeName) => {
+    const replays = replaysOf(mode)
+    return (claimed: Cached<boolean>): Effect.Effect<Claimed, ReplayDetected> => {
+      if (claimed.value) return Effect.succeed({ backend: claimed.backend, degraded: claimed.degraded })
+      increment(replays)
+      return Effect.fail(new ReplayDetected({ guard: name }))
+    }
+  }
+  let strictClaimed: ReturnType<typeof toClaimedOf> | undefined
+  let degradedClaimed: ReturnType<typeof toClaimedOf> | undefined
+  let localClaimed: ReturnType<typeof toClaimedOf> | undefined
+  const toClaimed = (mode: CacheModeName) =>
+    mode === "StrictDistributed"
+      ? (strictClaimed ??= toClaimedOf(mode))
+      : mode === "LocalOnly"
+        ? (localClaimed ??= toClaimedOf(mode))
+        : (degradedClaimed ??= toClaimedOf(mode))
+
+  const claimIn = (
+    cache: DistributedCacheService,
+    nonce: string,
+    tenant: string | undefined
+  ): Effect.Effect<Claimed, CacheBackendUnavailable | CacheValueInvalid | ReplayDetected> => {
+    const problem = problemOf(nonce, tenant)
+    if (problem !== undefined) return Effect.fail(new CacheValueInvalid({ keyspace: name, reason: problem }))
+    const key = prefixOf(cache.keyPrefix, tenant) + nonceHash(nonce) + "}"
+    return Effect.flatMap(cache.claim(key, windowMillis), toClaimed(cache.mode))
   }
 
   const claim: ReplayGuard["claim"] = (nonce, options) =>
-    observe("claim", (cache): Effect.Effect<Claimed, CacheBackendUnavailable | CacheValueInvalid | ReplayDetected> => {
-      const tenant = options?.tenant
-      const problem = problemOf(nonce, tenant)
-      if (problem !== undefined) return Effect.fail(new CacheValueInvalid({ keyspace: name, reason: problem }))
-      const key = prefixOf(cache) + tenantSegment(tenant) + ":" + nonceHash(nonce) + "}"
-      return Effect.flatMap(cache.claim(key, windowMillis), (claimed) => toClaimed(claimed, cache.mode))
-    })
+    observe("claim", (cache) => claimIn(cache, nonce, options?.tenant))
 
   return { name, window, claim }
 }

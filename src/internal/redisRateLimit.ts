@@ -140,61 +140,63 @@ return {1, math.floor((capacity - after) / window), 0}
 `
 
 /**
- * A Lua script and its SHA-1 (the EVALSHA handle).
+ * A Lua script and its SHA-1 (the EVALSHA handle). KEYS: the request's key, and for
+ * sliding-window `<key>:l` (the log) and `<key>:m` (its meta hash); ARGV: limit, window millis, cost.
  * @internal
  */
 export interface RateLimitScript {
   readonly lua: string
   readonly sha: string
-  /** the KEYS of a request whose key is `key` */
-  readonly keys: (key: string) => ReadonlyArray<string>
 }
 
-const script = (lua: string, keys: (key: string) => ReadonlyArray<string>): RateLimitScript => ({
-  lua,
-  sha: createHash("sha1").update(lua).digest("hex"),
-  keys
-})
+const script = (lua: string): RateLimitScript => ({ lua, sha: createHash("sha1").update(lua).digest("hex") })
 
 /**
  * The scripts, by algorithm (exported for the benchmark, which runs them with raw ioredis).
  * @internal
  */
 export const rateLimitScripts: Readonly<Record<RateLimitAlgorithm, RateLimitScript>> = {
-  "fixed-window": script(FIXED_WINDOW, (key) => [key]),
-  "sliding-window": script(SLIDING_WINDOW, (key) => [key + ":l", key + ":m"]),
-  "token-bucket": script(TOKEN_BUCKET, (key) => [key])
+  "fixed-window": script(FIXED_WINDOW),
+  "sliding-window": script(SLIDING_WINDOW),
+  "token-bucket": script(TOKEN_BUCKET)
 }
-
-/**
- * The ARGV of a request: limit, window millis, cost.
- * @internal
- */
-export const rateLimitArgs = (request: RateLimitRequest): [number, number, number] => [
-  request.limit,
-  request.windowMillis,
-  request.cost
-]
 
 const isNoScript = (error: unknown): boolean => error instanceof Error && error.message.startsWith("NOSCRIPT")
 
-/** @internal */
-export const redisRateLimit = async (
+/** `EVALSHA` (or `EVAL`) of a request's script; the arguments go to ioredis as they are, no array built */
+const send = (
   client: Redis | Cluster,
+  command: "evalsha" | "eval",
+  script: string,
   request: RateLimitRequest
-): Promise<RateLimitDecision> => {
-  const s = rateLimitScripts[request.algorithm]
-  const keys = s.keys(request.key)
-  const args = [...keys, request.limit, request.windowMillis, request.cost]
-  let reply: unknown
-  try {
-    reply = await client.evalsha(s.sha, keys.length, ...args)
-  } catch (error) {
-    if (!isNoScript(error)) throw error
-    // the server does not have the script (restart, SCRIPT FLUSH, failover): EVAL caches it again
-    reply = await client.eval(s.lua, keys.length, ...args)
-  }
+): Promise<unknown> =>
+  request.algorithm === "sliding-window"
+    ? client[command](
+        script,
+        2,
+        request.key + ":l",
+        request.key + ":m",
+        request.limit,
+        request.windowMillis,
+        request.cost
+      )
+    : client[command](script, 1, request.key, request.limit, request.windowMillis, request.cost)
+
+const toDecision = (reply: unknown): RateLimitDecision => {
   if (!Array.isArray(reply) || reply.length !== 3) throw new Error("unexpected rate-limit script reply")
-  const [allowed, remaining, retryAfter] = reply as [number, number, number]
-  return { allowed: allowed === 1, remaining, retryAfterMillis: retryAfter }
+  const r = reply as [number, number, number]
+  return { allowed: r[0] === 1, remaining: r[1], retryAfterMillis: r[2] }
+}
+
+/**
+ * One decision: EVALSHA, and EVAL when the server does not have the script (restart, SCRIPT
+ * FLUSH, failover), which caches it again. Promise callbacks rather than an async function: one
+ * promise and one turn less per decision.
+ * @internal
+ */
+export const redisRateLimit = (client: Redis | Cluster, request: RateLimitRequest): Promise<RateLimitDecision> => {
+  const s = rateLimitScripts[request.algorithm]
+  return send(client, "evalsha", s.sha, request).then(toDecision, (error: unknown) =>
+    isNoScript(error) ? send(client, "eval", s.lua, request).then(toDecision) : Promise.reject(error)
+  )
 }

@@ -115,9 +115,12 @@ export const effectWorkers =
       })
     )
 
+/** the repository's root, whether this file runs as bench/fixtures.ts or compiled to .bench/bench/fixtures.js */
+export const repoRoot = new URL(import.meta.url.includes("/.bench/") ? "../../" : "../", import.meta.url)
+
 const packageVersion = (name: string): string => {
   try {
-    const url = new URL(`../node_modules/${name}/package.json`, import.meta.url)
+    const url = new URL(`node_modules/${name}/package.json`, repoRoot)
     return (JSON.parse(readFileSync(url, "utf8")) as { version: string }).version
   } catch {
     return "?"
@@ -125,9 +128,8 @@ const packageVersion = (name: string): string => {
 }
 
 export const versions = () => ({
-  "effect-failclosed": (
-    JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
-  ).version,
+  "effect-failclosed": (JSON.parse(readFileSync(new URL("package.json", repoRoot), "utf8")) as { version: string })
+    .version,
   effect: packageVersion("effect"),
   ioredis: packageVersion("ioredis"),
   "lru-cache": packageVersion("lru-cache"),

@@ -5,7 +5,7 @@
  *
  *   npm run bench                      # full run (about 3 minutes)
  *   BENCH_QUICK=1 npm run bench        # a fast, noisier run
- *   BENCH_ONLY=local,redis npm run bench   # some sections (local, redis, mode, memory)
+ *   BENCH_ONLY=local,redis npm run bench   # some sections (local, redis, ratelimit, mode, memory)
  *   BENCH_JSON=out.json npm run bench  # also write every figure as JSON
  *
  * Figures are ratios measured in the same run; nothing here asserts a wall-clock time.
@@ -20,13 +20,14 @@ import { type Case, QUICK, type Result, runCase, type Settings, toMarkdown } fro
 import { localCases } from "./local.js"
 import type { MemoryReport } from "./memory.js"
 import { modeCases } from "./mode.js"
+import { rateLimitCases } from "./ratelimit.js"
 import { redisCases, redisVersion } from "./redis.js"
 
 const settings: Settings = QUICK
   ? { rounds: 3, sampleMillis: 50, warmupOps: 1024 }
   : { rounds: 5, sampleMillis: 120, warmupOps: 1024 }
 
-const only = new Set((process.env["BENCH_ONLY"] ?? "local,redis,mode,memory").split(",").map((s) => s.trim()))
+const only = new Set((process.env["BENCH_ONLY"] ?? "local,redis,ratelimit,mode,memory").split(",").map((s) => s.trim()))
 
 const log = (line: string) => process.stderr.write(line + "\n")
 
@@ -42,7 +43,10 @@ const runAll = async (cases: ReadonlyArray<Case>, results: Array<Result>) => {
 
 const measureMemoryInChild = (url: string): Promise<MemoryReport> =>
   new Promise((resolve, reject) => {
-    const file = fileURLToPath(new URL("./memory.ts", import.meta.url))
+    // memory.ts, or memory.js next to this file once compiled (see `npm run bench`)
+    const file = fileURLToPath(
+      new URL(import.meta.url.endsWith(".ts") ? "./memory.ts" : "./memory.js", import.meta.url)
+    )
     const child = spawn(process.execPath, [...process.execArgv, "--expose-gc", file, url], {
       stdio: ["ignore", "pipe", "inherit"],
       env: process.env
@@ -117,6 +121,15 @@ const main = async () => {
         await runAll(r.cases, results)
       } finally {
         await r.close()
+      }
+    }
+    if (only.has("ratelimit")) {
+      log("Rate limits and replay guard vs raw EVALSHA / SET NX PX")
+      const rl = await rateLimitCases(server.url)
+      try {
+        await runAll(rl.cases, results)
+      } finally {
+        await rl.close()
       }
     }
     if (only.has("mode")) {

@@ -131,6 +131,47 @@ describe("command batch", () => {
     expect(await calls("evalsha")).toBeGreaterThanOrEqual(2 + 4)
   })
 
+  it("claims and rate-limit decisions share the batch, each with its own reply or error", async () => {
+    await client.del("cb:rl:list")
+    await client.rpush("cb:rl:list", "x")
+    await client.config("RESETSTAT")
+    const b = batch()
+    const request = (algorithm: "fixed-window" | "sliding-window" | "token-bucket", key: string) => ({
+      algorithm,
+      key,
+      limit: 2,
+      windowMillis: 60_000,
+      cost: 1
+    })
+    const results = await Promise.all([
+      outcome((done) => b.claim("cb:nonce", 60_000, done)),
+      outcome((done) => b.claim("cb:nonce", 60_000, done)),
+      outcome((done) => b.rateLimit(request("fixed-window", "cb:rl:{a}"), done)),
+      outcome((done) => b.rateLimit(request("sliding-window", "cb:rl:{b}"), done)),
+      outcome((done) => b.rateLimit(request("token-bucket", "cb:rl:{c}"), done)),
+      outcome((done) => b.rateLimit(request("fixed-window", "cb:rl:list"), done)),
+      outcome((done) => b.rateLimit(request("fixed-window", "cb:rl:{a}"), done)),
+      outcome((done) => b.rateLimit(request("fixed-window", "cb:rl:{a}"), done)),
+      outcome((done) => b.get("cb:nonce", done))
+    ])
+    expect(results[0]).toEqual({ error: undefined, reply: "OK" })
+    expect(results[1]).toEqual({ error: undefined, reply: null })
+    expect(results[2]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfterMillis: 0 } })
+    expect(results[3]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfterMillis: 0 } })
+    expect(results[4]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfterMillis: 0 } })
+    // the decision over a key of another type fails alone
+    expect((results[5]!.error as Error).message).toMatch(/WRONGTYPE/)
+    expect(results[6]).toEqual({ error: undefined, reply: { allowed: true, remaining: 0, retryAfterMillis: 0 } })
+    expect((results[7]!.reply as { allowed: boolean }).allowed).toBe(false)
+    expect(results[8]).toEqual({ error: undefined, reply: "1" })
+    expect(await calls("evalsha")).toBeGreaterThanOrEqual(1)
+    expect((await calls("evalsha")) + (await calls("eval"))).toBeLessThanOrEqual(2)
+    // the decisions' keys have their time to live, as alone
+    expect(await client.pttl("cb:rl:{a}")).toBeGreaterThan(0)
+    expect(await client.pttl("cb:rl:{b}:l")).toBeGreaterThan(0)
+    expect(await client.pttl("cb:nonce")).toBeGreaterThan(59_000)
+  })
+
   it("a lone call is sent as its own command", async () => {
     await client.config("RESETSTAT")
     const b = batch()

@@ -1,46 +1,100 @@
 /**
- * Command coalescing for a single Redis (or a Sentinel-managed master): the GET, SET and UNLINK
- * calls made in one turn of the event loop leave as one command. With many fibers in flight,
- * ioredis' own cost per command (a Command object, its promise, its encoding and the parse of
- * its reply) is most of the client's CPU; one command for a whole tick's calls divides it.
+ * Command coalescing for a single Redis (or a Sentinel-managed master): the calls made in one
+ * turn of the event loop (GET, SET, UNLINK, replay claims, rate-limit decisions) leave as one
+ * command. With many fibers in flight, ioredis' own cost per command (a Command object, its
+ * promise, its encoding and the parse of its reply) is most of the client's CPU; one command for
+ * a whole tick's calls divides it.
  *
- * - A lone call is sent as itself (`GET`, `SET … PX`, `UNLINK`): a sequential caller sees the
- *   plain command.
+ * - A lone call is sent as itself (`GET`, `SET … PX`, `UNLINK`, `SET … NX`, the decision's own
+ *   `EVALSHA`): a sequential caller sees the plain command.
  * - Several calls go out as one `EVALSHA` of {@link BATCH_LUA} (`EVAL` when the server answers
- *   `NOSCRIPT`), which runs them in the order they were made, each with `redis.pcall`: every
- *   call gets its own reply or its own error (`WRONGTYPE`, `OOM`, …), as it would alone, and
- *   the order of the calls, which concurrent callers could observe, is kept.
+ *   `NOSCRIPT`), which runs them in the order they were made, each on its own (`redis.pcall`,
+ *   or Lua's `pcall` around a decision): every call gets its own reply or its own error
+ *   (`WRONGTYPE`, `OOM`, …), as it would alone, and the order of the calls, which concurrent
+ *   callers could observe, is kept. A decision runs the same Lua as alone, atomically.
  * - One deadline covers the whole batch: every call of it was made in the same tick.
  *
  * Not for a Redis Cluster: keys of different slots cannot share a command.
  */
 import { createHash } from "node:crypto"
 import { Command, type Redis } from "ioredis"
+import type { RateLimitAlgorithm, RateLimitRequest } from "../DistributedCache.js"
+import { rateLimitScripts, redisRateLimit, toDecision } from "./redisRateLimit.js"
 import type { Done } from "./store.js"
 
+/** the operation of a call, one character of the batch's operations string */
+const GET = "g"
+const UNLINK = "d"
+const SET = "s"
+const SET_PX = "p"
+const CLAIM = "n"
+const LIMITS: Readonly<Record<RateLimitAlgorithm, string>> = {
+  "fixed-window": "f",
+  "sliding-window": "w",
+  "token-bucket": "t"
+}
+
+/** a rate-limit script as a Lua function of its own KEYS and ARGV */
+const limiter = (algorithm: RateLimitAlgorithm) =>
+  `[${LIMITS[algorithm].charCodeAt(0)}] = function(KEYS, ARGV)\n${rateLimitScripts[algorithm].lua}\nend`
+
 /**
- * The batch script. `ARGV[1]` holds one character per key, its operation: `g` GET, `d` UNLINK,
- * `s` SET, `p` SET … PX. The arguments that follow are, in order, the value of each SET and the
- * value and milliseconds of each SET … PX. (One operations string instead of one argument per
- * key: each argument costs the client an encoding and the server a parse.)
+ * The batch script. `ARGV[1]` holds one character per call, its operation: `g` GET, `d` UNLINK,
+ * `s` SET, `p` SET … PX, `n` a claim (SET … 1 PX … NX), `f`/`w`/`t` a fixed-window, sliding-window
+ * or token-bucket decision. Each call takes its keys from KEYS in order (two for `w`, else one)
+ * and its arguments from ARGV in order: the value of `s`; the value and milliseconds of `p`; the
+ * milliseconds of `n`; limit, window and cost of a decision. (One operations string rather than
+ * an argument per call: each argument costs the client an encoding and the server a parse.)
  * @internal
  */
 export const BATCH_LUA = `
+local limiters = {
+${limiter("fixed-window")},
+${limiter("sliding-window")},
+${limiter("token-bucket")}
+}
 local ops = ARGV[1]
 local out = {}
-local a = 1
-for i = 1, #KEYS do
+local k = 1
+local a = 2
+for i = 1, #ops do
   local c = string.byte(ops, i)
   if c == 103 then
-    out[i] = redis.pcall('GET', KEYS[i])
+    out[i] = redis.pcall('GET', KEYS[k])
+    k = k + 1
   elseif c == 112 then
-    out[i] = redis.pcall('SET', KEYS[i], ARGV[a + 1], 'PX', ARGV[a + 2])
+    out[i] = redis.pcall('SET', KEYS[k], ARGV[a], 'PX', ARGV[a + 1])
+    k = k + 1
     a = a + 2
   elseif c == 115 then
-    out[i] = redis.pcall('SET', KEYS[i], ARGV[a + 1])
+    out[i] = redis.pcall('SET', KEYS[k], ARGV[a])
+    k = k + 1
     a = a + 1
+  elseif c == 110 then
+    out[i] = redis.pcall('SET', KEYS[k], '1', 'PX', ARGV[a], 'NX')
+    k = k + 1
+    a = a + 1
+  elseif c == 100 then
+    out[i] = redis.pcall('UNLINK', KEYS[k])
+    k = k + 1
   else
-    out[i] = redis.pcall('UNLINK', KEYS[i])
+    local keys
+    if c == 119 then
+      keys = {KEYS[k], KEYS[k + 1]}
+      k = k + 2
+    else
+      keys = {KEYS[k]}
+      k = k + 1
+    end
+    local ok, r = pcall(limiters[c], keys, {ARGV[a], ARGV[a + 1], ARGV[a + 2]})
+    a = a + 3
+    if ok then
+      out[i] = r
+    elseif type(r) == 'table' and r.err ~= nil then
+      out[i] = r
+    else
+      out[i] = {err = 'ERR ' .. tostring(r)}
+    end
   end
 end
 return out
@@ -58,12 +112,15 @@ const MAX_CALLS = 64
 const MAX_VALUE_CHARS = 256 * 1024
 
 interface Call {
-  /** `g`, `d`, `s` or `p` (see {@link BATCH_LUA}) */
+  /** see {@link BATCH_LUA} */
   readonly op: string
   readonly key: string
+  /** the value of a SET */
   readonly value: string | undefined
-  /** of `p` */
+  /** the milliseconds of a SET … PX or a claim */
   readonly ttlMillis: number | undefined
+  /** a decision's request */
+  readonly request: RateLimitRequest | undefined
   readonly done: Done
 }
 
@@ -74,27 +131,35 @@ export interface CommandBatch {
   readonly get: (key: string, done: Done) => void
   readonly set: (key: string, value: string, ttlMillis: number | undefined, done: Done) => void
   readonly unlink: (key: string, done: Done) => void
+  /** `SET key 1 PX ttlMillis NX`: replies "OK" when claimed, null when taken */
+  readonly claim: (key: string, ttlMillis: number, done: Done) => void
+  /** replies a RateLimitDecision */
+  readonly rateLimit: (request: RateLimitRequest, done: Done) => void
 }
 
 /**
- * A batcher over `client`. `bound(send, onTimeout)` sends one command and must call `onTimeout`
- * (once, instead of any reply) when the command timeout elapses first.
+ * A batcher over `client`. `bound(send, settle)` sends one command and settles once, with its
+ * reply, its error or a timeout (the caller's command timeout, from the moment of the call).
  * @internal
  */
 export const makeCommandBatch = (
   client: Redis,
-  bound: (send: () => Promise<unknown>, settle: (error: unknown, reply: unknown) => void) => void
+  bound: (send: () => Promise<unknown>, settle: Done) => void
 ): CommandBatch => {
   const single = (call: Call): Promise<unknown> => {
     switch (call.op) {
-      case "g":
+      case GET:
         return client.get(call.key)
-      case "d":
+      case UNLINK:
         return client.unlink(call.key)
-      case "p":
+      case SET_PX:
         return client.set(call.key, call.value!, "PX", call.ttlMillis!)
-      default:
+      case SET:
         return client.set(call.key, call.value!)
+      case CLAIM:
+        return client.set(call.key, "1", "PX", call.ttlMillis!, "NX")
+      default:
+        return redisRateLimit(client, call.request!)
     }
   }
 
@@ -103,16 +168,22 @@ export const makeCommandBatch = (
    * the tick); EVAL when the server answers NOSCRIPT.
    */
   const script = (calls: ReadonlyArray<Call>): Promise<unknown> => {
-    const args: Array<string | number> = [BATCH_SHA, calls.length]
+    const keys: Array<string> = []
     let ops = ""
     for (const call of calls) {
-      args.push(call.key)
       ops += call.op
+      if (call.request !== undefined) {
+        if (call.op === LIMITS["sliding-window"]) keys.push(call.key + ":l", call.key + ":m")
+        else keys.push(call.key)
+      } else keys.push(call.key)
     }
+    const args: Array<string | number> = [BATCH_SHA, keys.length]
+    for (const key of keys) args.push(key)
     args.push(ops)
     for (const call of calls) {
       if (call.value !== undefined) args.push(call.value)
       if (call.ttlMillis !== undefined) args.push(call.ttlMillis)
+      if (call.request !== undefined) args.push(call.request.limit, call.request.windowMillis, call.request.cost)
     }
     const evalsha = client.sendCommand(new Command("evalsha", args, { replyEncoding: "utf8" })) as Promise<unknown>
     return evalsha.catch((error: unknown) => {
@@ -121,6 +192,19 @@ export const makeCommandBatch = (
       args[0] = BATCH_LUA
       return client.sendCommand(new Command("eval", args, { replyEncoding: "utf8" }))
     })
+  }
+
+  /** a call's own reply, as it would have come alone */
+  const settleCall = (call: Call, reply: unknown): void => {
+    if (reply instanceof Error) return call.done(reply, undefined)
+    if (call.request === undefined) return call.done(undefined, reply)
+    let decision
+    try {
+      decision = toDecision(reply)
+    } catch (error) {
+      return call.done(error, undefined)
+    }
+    call.done(undefined, decision)
   }
 
   const send = (calls: Array<Call>) => {
@@ -141,11 +225,7 @@ export const makeCommandBatch = (
           for (const call of calls) call.done(unexpected, undefined)
           return
         }
-        for (let i = 0; i < calls.length; i++) {
-          const r: unknown = reply[i]
-          if (r instanceof Error) calls[i]!.done(r, undefined)
-          else calls[i]!.done(undefined, r)
-        }
+        for (let i = 0; i < calls.length; i++) settleCall(calls[i]!, reply[i])
       }
     )
   }
@@ -180,10 +260,22 @@ export const makeCommandBatch = (
     }
   }
 
+  const call = (
+    op: string,
+    key: string,
+    value: string | undefined,
+    ttlMillis: number | undefined,
+    request: RateLimitRequest | undefined,
+    done: Done
+  ): Call => ({ op, key, value, ttlMillis, request, done })
+
   return {
-    get: (key, done) => enqueue({ op: "g", key, value: undefined, ttlMillis: undefined, done }),
+    get: (key, done) => enqueue(call(GET, key, undefined, undefined, undefined, done)),
     set: (key, value, ttlMillis, done) =>
-      enqueue({ op: ttlMillis === undefined ? "s" : "p", key, value, ttlMillis, done }),
-    unlink: (key, done) => enqueue({ op: "d", key, value: undefined, ttlMillis: undefined, done })
+      enqueue(call(ttlMillis === undefined ? SET : SET_PX, key, value, ttlMillis, undefined, done)),
+    unlink: (key, done) => enqueue(call(UNLINK, key, undefined, undefined, undefined, done)),
+    claim: (key, ttlMillis, done) => enqueue(call(CLAIM, key, undefined, ttlMillis, undefined, done)),
+    rateLimit: (request, done) =>
+      enqueue(call(LIMITS[request.algorithm], request.key, undefined, undefined, request, done))
   }
 }

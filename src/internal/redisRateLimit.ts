@@ -182,7 +182,11 @@ const send = (
       )
     : client[command](script, 1, request.key, request.limit, request.windowMillis, request.cost)
 
-const toDecision = (reply: unknown): RateLimitDecision => {
+/**
+ * A script's reply as a decision; throws on anything else.
+ * @internal
+ */
+export const toDecision = (reply: unknown): RateLimitDecision => {
   if (!Array.isArray(reply) || reply.length !== 3) throw new Error("unexpected rate-limit script reply")
   const r = reply as [number, number, number]
   return { allowed: r[0] === 1, remaining: r[1], retryAfterMillis: r[2] }

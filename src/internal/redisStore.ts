@@ -5,6 +5,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { type Cluster, Command, type Redis } from "ioredis"
+import type { RateLimitDecision } from "../DistributedCache.js"
 import type { RedisClientService } from "../RedisClient.js"
 import { keySlot, SLOT_COUNT } from "./clusterSlot.js"
 import { makeCommandBatch } from "./commandBatch.js"
@@ -52,6 +53,8 @@ const identity = (a: unknown) => a
 const asString = (reply: unknown) => reply as string | null
 const asVoid = () => undefined
 const asDeleted = (reply: unknown) => Number(reply) > 0
+const isOk = (reply: unknown) => reply === "OK"
+const asDecision = (reply: unknown) => reply as RateLimitDecision
 
 /** `command()`, failed with a timeout once `millis` have elapsed since the call (see {@link afterPendingReplies}) */
 const within = <A>(millis: number, command: () => Promise<A>): Promise<A> =>
@@ -317,12 +320,19 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
         if (isCluster(client)) return onEveryMaster(client, (node) => scanAndCount(node, pattern, bound))
         return scanAndCount(client, pattern, bound)
       }),
-    claim: (key, ttlMillis) =>
-      Effect.map(
-        replicated(key, () => client.set(key, "1", "PX", ttlMillis, "NX")),
-        (r) => r === "OK"
-      ),
-    rateLimit: (request) => replicated(request.key, () => redisRateLimit(client, request)),
+    // with WAIT for replicas, a claim or a decision is followed by its own WAIT: those are not batched
+    claim:
+      batch === undefined || replicas > 0
+        ? (key, ttlMillis) =>
+            Effect.map(
+              replicated(key, () => client.set(key, "1", "PX", ttlMillis, "NX")),
+              (r) => r === "OK"
+            )
+        : (key, ttlMillis) => call((done) => batch.claim(key, ttlMillis, done), isOk),
+    rateLimit:
+      batch === undefined || replicas > 0
+        ? (request) => replicated(request.key, () => redisRateLimit(client, request))
+        : (request) => call((done) => batch.rateLimit(request, done), asDecision),
     reset: Effect.void
   }
 }

@@ -516,66 +516,84 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     return inflight
   }
 
+  /**
+   * A hit, or the miss (a corrupt entry counts as a miss and is recomputed) with the marks of the backend that
+   * answered it.
+   */
+  const toLookup = (entry: Cached<string | undefined>): Lookup<V> => {
+    if (entry.value !== undefined) {
+      const decoded = decodeEntry(entry.value)
+      if (Either.isRight(decoded)) {
+        return { hit: true, cached: { value: decoded.right, backend: entry.backend, degraded: entry.degraded } }
+      }
+    }
+    return { hit: false, backend: entry.backend, degraded: entry.degraded }
+  }
+  const lookupOf = (cache: DistributedCacheService, storeKey: string) =>
+    Effect.map(cache.get(storeKey, "getOrCompute"), toLookup)
+
+  /** stores a computed value (unless `shouldCache` declines it) and marks it with the backend that took it */
+  const storeComputed = (
+    cache: DistributedCacheService,
+    storeKey: string,
+    ttl: number | undefined,
+    options: GetOrComputeOptions<V> | undefined,
+    value: V,
+    miss: Miss
+  ): Effect.Effect<Cached<V>, CacheBackendUnavailable | CacheValueInvalid> => {
+    if (options?.shouldCache !== undefined && !options.shouldCache(value)) {
+      // not stored: marked like the miss it answers (degraded while a fallback served the lookup)
+      return Effect.succeed({ value, backend: miss.backend, degraded: miss.degraded })
+    }
+    const json = encodeEntry(value)
+    if (Either.isLeft(json)) return Effect.fail(json.left)
+    return Effect.map(cache.set(storeKey, json.right, ttl, "getOrCompute"), (written) => ({
+      value,
+      backend: written.backend,
+      degraded: written.degraded
+    }))
+  }
+
+  /** after a miss: joins the computation of this key in progress, or leads one (made only on a miss) */
+  const leadOf = <E, R>(
+    cache: DistributedCacheService,
+    storeKey: string,
+    ttl: number | undefined,
+    compute: Effect.Effect<V, E, R>,
+    options: GetOrComputeOptions<V> | undefined
+  ): Effect.Effect<Cached<V>, E | CacheBackendUnavailable | CacheValueInvalid, R> =>
+    Effect.suspend(() => {
+      type Failure = E | CacheBackendUnavailable | CacheValueInvalid
+      const inflight = inflightOf(cache)
+      const running = inflight.get(storeKey) as Deferred.Deferred<Cached<V>, Failure> | undefined
+      if (running !== undefined) return Deferred.await(running)
+      const deferred = Deferred.unsafeMake<Cached<V>, Failure>(FiberId.none)
+      inflight.set(storeKey, deferred as Deferred.Deferred<Cached<V>, unknown>)
+      // the leader re-reads: a previous leader may have stored the value meanwhile
+      const work: Effect.Effect<Cached<V>, Failure, R> = Effect.flatMap(lookupOf(cache, storeKey), (entry) =>
+        entry.hit
+          ? Effect.succeed(entry.cached)
+          : Effect.flatMap(compute, (value) => storeComputed(cache, storeKey, ttl, options, value, entry))
+      )
+      return work.pipe(
+        Effect.exit,
+        Effect.flatMap((exit) => Deferred.done(deferred, exit)),
+        Effect.ensuring(Effect.sync(() => inflight.delete(storeKey))),
+        Effect.forkDaemon,
+        Effect.zipRight(Deferred.await(deferred))
+      )
+    })
+
   const getOrCompute = <E, R>(
     key: K,
     compute: Effect.Effect<V, E, R>,
     options?: GetOrComputeOptions<V>
   ): Effect.Effect<Cached<V>, E | CacheBackendUnavailable | CacheValueInvalid, DistributedCache | R> =>
     observe("getOrCompute", (cache, report) => {
-      type Failure = E | CacheBackendUnavailable | CacheValueInvalid
       const storeKey = storeKeyOf(cache, key, options?.tenant)
       if (typeof storeKey !== "string") return Effect.fail(invalidValue(storeKey.reason))
       const ttl = ttlFor(options)
       if (typeof ttl === "string") return Effect.fail(invalidValue(ttl))
-
-      const inflight = inflightOf(cache)
-
-      /**
-       * A hit, or the miss (a corrupt entry counts as a miss and is recomputed) with the marks of the backend that
-       * answered it.
-       */
-      const lookup = Effect.map(cache.get(storeKey, "getOrCompute"), (entry): Lookup<V> => {
-        if (entry.value !== undefined) {
-          const decoded = decodeEntry(entry.value)
-          if (Either.isRight(decoded)) {
-            return { hit: true, cached: { value: decoded.right, backend: entry.backend, degraded: entry.degraded } }
-          }
-        }
-        return { hit: false, backend: entry.backend, degraded: entry.degraded }
-      })
-
-      const store = (value: V, miss: Miss): Effect.Effect<Cached<V>, CacheBackendUnavailable | CacheValueInvalid> => {
-        if (options?.shouldCache !== undefined && !options.shouldCache(value)) {
-          // not stored: marked like the miss it answers (degraded while a fallback served the lookup)
-          return Effect.succeed({ value, backend: miss.backend, degraded: miss.degraded })
-        }
-        const json = encodeEntry(value)
-        if (Either.isLeft(json)) return Effect.fail(json.left)
-        return Effect.map(cache.set(storeKey, json.right, ttl, "getOrCompute"), (written) => ({
-          value,
-          backend: written.backend,
-          degraded: written.degraded
-        }))
-      }
-
-      const lead: Effect.Effect<Cached<V>, Failure, R> = Effect.suspend(() => {
-        const running = inflight.get(storeKey) as Deferred.Deferred<Cached<V>, Failure> | undefined
-        if (running !== undefined) return Deferred.await(running)
-        const deferred = Deferred.unsafeMake<Cached<V>, Failure>(FiberId.none)
-        inflight.set(storeKey, deferred as Deferred.Deferred<Cached<V>, unknown>)
-        // the leader re-reads: a previous leader may have stored the value meanwhile
-        const work: Effect.Effect<Cached<V>, Failure, R> = Effect.flatMap(lookup, (entry) =>
-          entry.hit ? Effect.succeed(entry.cached) : Effect.flatMap(compute, (value) => store(value, entry))
-        )
-        return work.pipe(
-          Effect.exit,
-          Effect.flatMap((exit) => Deferred.done(deferred, exit)),
-          Effect.ensuring(Effect.sync(() => inflight.delete(storeKey))),
-          Effect.forkDaemon,
-          Effect.zipRight(Deferred.await(deferred))
-        )
-      })
-
       const metrics = metricsOf(cache.mode)
       const local = isPlainValue === undefined ? undefined : localReaderOf(cache)
       if (local !== undefined) {
@@ -589,12 +607,12 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         // a miss (a corrupt entry counts as one): the leader reads again and computes
         increment(metrics.misses)
         report.outcome = "miss"
-        return lead
+        return leadOf(cache, storeKey, ttl, compute, options)
       }
-      return Effect.flatMap(lookup, (entry): Effect.Effect<Cached<V>, Failure, R> => {
+      return Effect.flatMap(lookupOf(cache, storeKey), (entry) => {
         increment(entry.hit ? metrics.hits : metrics.misses)
         report.outcome = entry.hit ? "hit" : "miss"
-        return entry.hit ? Effect.succeed(entry.cached) : lead
+        return entry.hit ? Effect.succeed(entry.cached) : leadOf(cache, storeKey, ttl, compute, options)
       })
     })
 

@@ -9,6 +9,7 @@ import type { RateLimitDecision } from "../DistributedCache.js"
 import type { RedisClientService } from "../RedisClient.js"
 import { keySlot, SLOT_COUNT } from "./clusterSlot.js"
 import { makeCommandBatch } from "./commandBatch.js"
+import { Deadlines } from "./deadlines.js"
 import { escapeGlob } from "./keys.js"
 import { redisRateLimit } from "./redisRateLimit.js"
 import { type Done, StoreCall, StoreFailure, type Store } from "./store.js"
@@ -190,24 +191,19 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
   const fail = toStoreFailure(redis.describeError)
   const deadline = Duration.toMillis(redis.commandTimeout)
   const timedOut = new StoreFailure("unavailable", "timeout")
+  const deadlines = new Deadlines(deadline)
   /**
    * Sends one command, bounded by the command timeout from the moment it is made, and settles once: with its reply,
    * its error or {@link TIMED_OUT}. ioredis starts a command's timer only when it writes the command, and with
    * auto-pipelining a command waits unwritten, without a timer, while the previous pipeline is in flight: on a silent
    * Redis a call would otherwise take up to twice the command timeout. The deadline is judged after the poll phase
-   * that follows it (see {@link afterPendingReplies}).
+   * that follows it (see {@link Deadlines}).
    */
   const bound = (send: () => Promise<unknown>, settle: Done): void => {
-    let settled = false
-    const cancel = afterPendingReplies(deadline, () => {
-      if (settled) return
-      settled = true
-      settle(TIMED_OUT, undefined)
-    })
+    const pending = deadlines.add(() => settle(TIMED_OUT, undefined))
     const finish = (error: unknown, reply: unknown) => {
-      if (settled) return
-      settled = true
-      cancel()
+      if (pending.settled) return
+      pending.settled = true
       settle(error, reply)
     }
     try {

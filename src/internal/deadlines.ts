@@ -26,7 +26,8 @@ const COMPACT_AT = 1024
 
 /** @internal */
 export class Deadlines {
-  private queue: Array<Deadline> = []
+  /** slots before `head` are emptied: a settled call's closures must not outlive it */
+  private queue: Array<Deadline | undefined> = []
   private head = 0
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
 
@@ -48,7 +49,7 @@ export class Deadlines {
 
   private dropSettled(): void {
     const queue = this.queue
-    while (this.head < queue.length && queue[this.head]!.settled) this.head++
+    while (this.head < queue.length && queue[this.head]!.settled) queue[this.head++] = undefined
     if (this.head === queue.length) {
       this.queue = []
       this.head = 0
@@ -75,7 +76,7 @@ export class Deadlines {
         if (deadline.at > now) break
         expired.push(deadline)
       }
-      this.head++
+      queue[this.head++] = undefined
     }
     this.dropSettled()
     if (expired.length > 0) {

@@ -19,7 +19,7 @@ import type { Cached, DistributedCache, DistributedCacheService } from "./Distri
 import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "./errors.js"
 import { canonicalJson, deepFreeze, describePath, toFaithfulJson, unfaithfulReason } from "./internal/json.js"
 import { encodeSegment, hashKey, tenantSegment } from "./internal/keys.js"
-import { feature, increment, keyspaceMetrics } from "./internal/observability.js"
+import { feature, increment, keyspaceMetrics, perMode } from "./internal/observability.js"
 import { plainCheck } from "./internal/plainSchema.js"
 import { localReaderOf } from "./internal/policy.js"
 
@@ -160,6 +160,11 @@ export interface Keyspace<K, V> {
    * Reads an entry. A stored entry that does not decode fails with `CacheEntryInvalid` (it is
    * never returned). A tenant id or key that no entry can have (empty tenant, over a limit, a
    * key that does not encode) is a miss, answered without contacting Redis.
+   *
+   * In `LocalOnly`, with a value Schema without transformations (structs, arrays, strings,
+   * numbers, …), an entry is decoded once and every read returns the same deeply frozen value:
+   * the Schema's Type is readonly, and freezing makes that hold at run time (mutating it throws
+   * in strict-mode code). Read from Redis, every read decodes a fresh value.
    */
   readonly get: (
     key: K,
@@ -405,6 +410,11 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   // spans and metrics: tagged with the mode and this keyspace's name, never a key, a value or a tenant
   const observe = feature("keyspace", name)
   const metricsOf = keyspaceMetrics(name)
+  /** `toOption` with a mode's metrics, made once per mode */
+  const toOptionOf = perMode((mode) => {
+    const metrics = metricsOf(mode)
+    return (entry: Cached<string | undefined>) => toOption(entry, metrics)
+  })
   type Metrics = ReturnType<typeof metricsOf>
   const hitOrMiss = (result: Option.Option<unknown>) => (Option.isSome(result) ? "hit" : "miss")
 
@@ -470,7 +480,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         }
         const local = isPlainValue === undefined ? undefined : localReaderOf(cache)
         if (local !== undefined) return readLocal(local(storeKey), metrics)
-        return Effect.flatMap(cache.get(storeKey), (entry) => toOption(entry, metrics))
+        return Effect.flatMap(cache.get(storeKey), toOptionOf(cache.mode))
       },
       hitOrMiss
     )
@@ -609,7 +619,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         report.outcome = "miss"
         return leadOf(cache, storeKey, ttl, compute, options)
       }
-      return Effect.flatMap(lookupOf(cache, storeKey), (entry) => {
+      return Effect.flatMap(cache.get(storeKey, "getOrCompute"), (read) => {
+        const entry = toLookup(read)
         increment(entry.hit ? metrics.hits : metrics.misses)
         report.outcome = entry.hit ? "hit" : "miss"
         return entry.hit ? Effect.succeed(entry.cached) : leadOf(cache, storeKey, ttl, compute, options)

@@ -88,8 +88,11 @@ const counter = (key: MetricKey.MetricKey.Counter<number>, tags: ReadonlyArray<r
 /** @internal */
 export const increment = (c: Counter): void => c.unsafeUpdate(1, NO_TAGS)
 
-/** one value per mode, made on first use */
-const perMode = <A>(make: (mode: CacheModeName) => A): ((mode: CacheModeName) => A) => {
+/**
+ * One value per mode, made on first use.
+ * @internal
+ */
+export const perMode = <A>(make: (mode: CacheModeName) => A): ((mode: CacheModeName) => A) => {
   let strict: A | undefined
   let degraded: A | undefined
   let local: A | undefined

@@ -122,6 +122,8 @@ const calibrate = async (side: Side, settings: Settings): Promise<number> => {
 }
 
 export const runCase = async (c: Case, settings: Settings): Promise<Result> => {
+  // the garbage of the previous case is collected before this one warms up, not during its first samples
+  gc()
   const sides = [c.library, ...c.baselines]
   const ops: Array<number> = []
   for (const side of sides) ops.push(await calibrate(side, settings))

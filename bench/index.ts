@@ -3,7 +3,7 @@
  * against raw ioredis, effect's Cache and lru-cache in one run (interleaved rounds, medians),
  * then the memory figures in a child process, prints a Markdown report and stops the server.
  *
- *   npm run bench                      # full run (about 3 minutes)
+ *   npm run bench                      # full run (about 4 minutes)
  *   BENCH_QUICK=1 npm run bench        # a fast, noisier run
  *   BENCH_ONLY=local,redis npm run bench   # some sections (local, redis, ratelimit, mode, memory)
  *   BENCH_JSON=out.json npm run bench  # also write every figure as JSON
@@ -25,7 +25,7 @@ import { redisCases, redisVersion } from "./redis.js"
 
 const settings: Settings = QUICK
   ? { rounds: 3, sampleMillis: 50, warmupOps: 1024 }
-  : { rounds: 5, sampleMillis: 120, warmupOps: 1024 }
+  : { rounds: 7, sampleMillis: 150, warmupOps: 1024 }
 
 const only = new Set((process.env["BENCH_ONLY"] ?? "local,redis,ratelimit,mode,memory").split(",").map((s) => s.trim()))
 

@@ -70,7 +70,12 @@ export const rawKey = (id: number) => "raw:user:" + id
  */
 export const COMMAND_TIMEOUT = Duration.seconds(5)
 
-/** the options `RedisClient.layer` gives ioredis (with COMMAND_TIMEOUT and auto-pipelining as asked) */
+/**
+ * The options `RedisClient.layer` gives ioredis (with COMMAND_TIMEOUT and auto-pipelining as asked). One difference:
+ * the library's client gets ioredis' per-command timer 2 seconds later than COMMAND_TIMEOUT, as a backstop behind
+ * the store's own deadline; here it is COMMAND_TIMEOUT itself, as an application would set it. A timer costs the
+ * same whatever its duration.
+ */
 export const rawClient = (url: string, enableAutoPipelining: boolean): Redis => {
   const client = new Redis(url, {
     ...failFastOptions({

@@ -46,7 +46,10 @@ export interface RedisClientOptions {
   readonly username?: string | undefined
   /** overrides the URL's password; never logged */
   readonly password?: string | Redacted.Redacted<string> | undefined
-  /** a command that has not answered within this is failed (default 300 millis) */
+  /**
+   * a cache operation that has not answered within this fails (default 300 millis); a command sent on `client`
+   * directly is failed by ioredis 2 seconds later
+   */
   readonly commandTimeout?: Duration.DurationInput | undefined
   /** TCP connect deadline (default 1 second) */
   readonly connectTimeout?: Duration.DurationInput | undefined
@@ -219,6 +222,17 @@ export const failFastOptions = (o: {
   }
 }
 
+/**
+ * How much later than `commandTimeout` ioredis' own per-command timer fails a command of the library's clients. The
+ * store bounds every call by `commandTimeout` itself, judged after the replies already received are read; ioredis'
+ * timer cannot wait for them (after a stall of this process it fires first and discards a reply that is already in
+ * the socket), so it is only a backstop, for commands sent on `client` directly.
+ */
+const COMMAND_BACKSTOP_MILLIS = 2_000
+
+const backstopMillis = (commandTimeout: Duration.Duration): number =>
+  Duration.toMillis(commandTimeout) + COMMAND_BACKSTOP_MILLIS
+
 /** @internal */
 export const positiveDuration = (
   name: string,
@@ -328,6 +342,7 @@ export const make = (options: RedisClientOptions = {}): Effect.Effect<RedisClien
         maxReconnectDelay,
         enableAutoPipelining: options.enableAutoPipelining ?? true
       }),
+      commandTimeout: backstopMillis(commandTimeout),
       ...(options.username !== undefined ? { username: options.username } : {}),
       ...(password !== undefined ? { password } : {}),
       ...(options.tls !== undefined ? { tls: options.tls } : {})
@@ -493,7 +508,10 @@ export interface RedisClusterOptions {
   readonly username?: string | undefined
   /** password of every node; never logged */
   readonly password?: string | Redacted.Redacted<string> | undefined
-  /** a command that has not answered within this is failed (default 300 millis) */
+  /**
+   * a cache operation that has not answered within this fails (default 300 millis); a command sent on `client`
+   * directly is failed by ioredis 2 seconds later
+   */
   readonly commandTimeout?: Duration.DurationInput | undefined
   /** TCP connect deadline (default 1 second) */
   readonly connectTimeout?: Duration.DurationInput | undefined
@@ -553,7 +571,10 @@ export interface RedisSentinelOptions {
   readonly sentinelPassword?: string | Redacted.Redacted<string> | undefined
   /** database number (default 0) */
   readonly db?: number | undefined
-  /** a command that has not answered within this is failed; also bounds each sentinel query (default 300 millis) */
+  /**
+   * a cache operation that has not answered within this fails; also bounds each sentinel query (default 300 millis).
+   * A command sent on `client` directly is failed by ioredis 2 seconds later.
+   */
   readonly commandTimeout?: Duration.DurationInput | undefined
   /** TCP connect deadline, to the master and to each sentinel (default 1 second) */
   readonly connectTimeout?: Duration.DurationInput | undefined
@@ -637,9 +658,6 @@ const closeCluster = (client: Cluster): Effect.Effect<void> =>
     client.once("end", done)
   })
 
-/** how much later than `commandTimeout` ioredis' own timer fails a cluster command (see `makeCluster`) */
-const CLUSTER_COMMAND_BACKSTOP_MILLIS = 2_000
-
 /** the validated settings of a cluster client: an invalid option throws (a programmer error) */
 const clusterSettings = (options: RedisClusterOptions) => ({
   nodes: parseNodeAddresses("RedisClient cluster nodes", options.nodes),
@@ -690,12 +708,10 @@ export const makeCluster = (options: RedisClusterOptions): Effect.Effect<RedisCl
     // Per node: the single-node fail-fast settings. ioredis itself keeps a per-node offline queue while a node
     // connection is being opened and never reconnects a lost node (it refreshes the slot map instead); the
     // cluster-level `enableOfflineQueue: false` below makes a command to a node that is not connected fail at once.
-    // The store bounds every call by `commandTimeout` itself, judged after the replies already received are read;
-    // ioredis' own per-command timer cannot wait for them (after a stall of this process it fires first and
-    // discards a reply that is already in the socket), so it is only a backstop, later than the store's deadline.
+    // ioredis' own per-command timer is a backstop, later than the store's deadline (see COMMAND_BACKSTOP_MILLIS).
     const redisOptions: RedisOptions = {
       ...failFastOptions({ commandTimeout, connectTimeout, maxReconnectDelay, enableAutoPipelining }),
-      commandTimeout: Duration.toMillis(commandTimeout) + CLUSTER_COMMAND_BACKSTOP_MILLIS,
+      commandTimeout: backstopMillis(commandTimeout),
       ...(options.username !== undefined ? { username: options.username } : {}),
       ...(password !== undefined ? { password } : {}),
       ...(options.tls !== undefined ? { tls: options.tls } : {})
@@ -812,6 +828,7 @@ export const makeSentinel = (options: RedisSentinelOptions): Effect.Effect<Redis
         maxReconnectDelay,
         enableAutoPipelining: options.enableAutoPipelining ?? true
       }),
+      commandTimeout: backstopMillis(commandTimeout),
       sentinels,
       name,
       role: "master",

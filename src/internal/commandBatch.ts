@@ -19,7 +19,7 @@
 import { createHash } from "node:crypto"
 import { Command, type Redis } from "ioredis"
 import type { RateLimitAlgorithm, RateLimitRequest } from "../DistributedCache.js"
-import { rateLimitScripts, redisRateLimit, toDecision } from "./redisRateLimit.js"
+import { rateLimitScripts, toDecision } from "./redisRateLimit.js"
 import type { Done } from "./store.js"
 
 /** the operation of a call, one character of the batch's operations string */
@@ -146,20 +146,42 @@ export const makeCommandBatch = (
   client: Redis,
   bound: (send: () => Promise<unknown>, settle: Done) => void
 ): CommandBatch => {
+  /** one command written to the connection now, outside ioredis' auto-pipelining (which would wait a turn) */
+  const direct = (name: string, args: Array<string | number>): Promise<unknown> =>
+    client.sendCommand(new Command(name, args, { replyEncoding: "utf8" })) as Promise<unknown>
+
+  /** a decision's own EVALSHA; EVAL when the server answers NOSCRIPT */
+  const decide = (request: RateLimitRequest): Promise<unknown> => {
+    const s = rateLimitScripts[request.algorithm]
+    const args: Array<string | number> =
+      request.algorithm === "sliding-window"
+        ? [s.sha, 2, request.key + ":l", request.key + ":m", request.limit, request.windowMillis, request.cost]
+        : [s.sha, 1, request.key, request.limit, request.windowMillis, request.cost]
+    return direct("evalsha", args).then(toDecision, (error: unknown) => {
+      if (!isNoScript(error)) throw error
+      args[0] = s.lua
+      return direct("eval", args).then(toDecision)
+    })
+  }
+
+  /**
+   * A lone call, sent as the command it stands for, at once: with nothing else to send in this turn, waiting for
+   * ioredis' auto-pipelining would only add a turn of the event loop.
+   */
   const single = (call: Call): Promise<unknown> => {
     switch (call.op) {
       case GET:
-        return client.get(call.key)
+        return direct("get", [call.key])
       case UNLINK:
-        return client.unlink(call.key)
+        return direct("unlink", [call.key])
       case SET_PX:
-        return client.set(call.key, call.value!, "PX", call.ttlMillis!)
+        return direct("set", [call.key, call.value!, "PX", call.ttlMillis!])
       case SET:
-        return client.set(call.key, call.value!)
+        return direct("set", [call.key, call.value!])
       case CLAIM:
-        return client.set(call.key, "1", "PX", call.ttlMillis!, "NX")
+        return direct("set", [call.key, "1", "PX", call.ttlMillis!, "NX"])
       default:
-        return redisRateLimit(client, call.request!)
+        return decide(call.request!)
     }
   }
 
@@ -185,12 +207,11 @@ export const makeCommandBatch = (
       if (call.ttlMillis !== undefined) args.push(call.ttlMillis)
       if (call.request !== undefined) args.push(call.request.limit, call.request.windowMillis, call.request.cost)
     }
-    const evalsha = client.sendCommand(new Command("evalsha", args, { replyEncoding: "utf8" })) as Promise<unknown>
-    return evalsha.catch((error: unknown) => {
+    return direct("evalsha", args).catch((error: unknown) => {
       if (!isNoScript(error)) throw error
       // the server lost its script cache (restart, SCRIPT FLUSH, failover): EVAL caches it again
       args[0] = BATCH_LUA
-      return client.sendCommand(new Command("eval", args, { replyEncoding: "utf8" }))
+      return direct("eval", args)
     })
   }
 

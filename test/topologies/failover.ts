@@ -7,7 +7,7 @@
 import { Cause, Context, Effect, Exit, Fiber, Logger, Option, Schema } from "effect"
 import { DistributedCache, SecurityEvent } from "effect-failclosed"
 import { watchLoop } from "../chaos/stalls.js"
-import type { RedisCluster } from "../support/RedisCluster.js"
+import type { ClusterNodeInfo, RedisCluster } from "../support/RedisCluster.js"
 
 export type Target = "busy" | "other"
 export type Operation = "set" | "get" | "claim" | "rateLimit"
@@ -196,12 +196,19 @@ export const median = (values: ReadonlyArray<number>): number => {
 
 /** a master of the cluster that is healthy and has a live replica, a tag on it and a tag on another healthy master */
 export const pickClusterVictim = async (cluster: RedisCluster) => {
-  const nodes = await cluster.topology()
-  const healthy = nodes.filter((n) => n.role === "master" && !n.failing && n.slots.length > 0)
-  const victimInfo = healthy.find((m) =>
-    nodes.some((r) => r.role === "replica" && r.masterId === m.id && !r.failing && cluster.serverAt(r.port).isRunning)
-  )
-  const otherInfo = healthy.find((m) => m !== victimInfo)
+  // on a busy machine a replica may still be joining (or a node still marked failing) from the previous test: wait
+  let victimInfo: ClusterNodeInfo | undefined
+  let otherInfo: ClusterNodeInfo | undefined
+  for (const deadline = Date.now() + 15_000; ;) {
+    const nodes = await cluster.topology()
+    const healthy = nodes.filter((n) => n.role === "master" && !n.failing && n.slots.length > 0)
+    victimInfo = healthy.find((m) =>
+      nodes.some((r) => r.role === "replica" && r.masterId === m.id && !r.failing && cluster.serverAt(r.port).isRunning)
+    )
+    otherInfo = healthy.find((m) => m !== victimInfo)
+    if ((victimInfo !== undefined && otherInfo !== undefined) || Date.now() > deadline) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
   if (victimInfo === undefined || otherInfo === undefined) throw new Error("no master with a live replica left")
   const victim = cluster.serverAt(victimInfo.port)
   const busyTag = await cluster.keyOwnedBy(victim, "busy")

@@ -25,7 +25,7 @@ import { redisCases, redisVersion } from "./redis.js"
 
 const settings: Settings = QUICK
   ? { rounds: 3, sampleMillis: 50, warmupOps: 1024 }
-  : { rounds: 7, sampleMillis: 150, warmupOps: 1024 }
+  : { rounds: 11, sampleMillis: 200, warmupOps: 1024 }
 
 const only = new Set((process.env["BENCH_ONLY"] ?? "local,redis,ratelimit,mode,memory").split(",").map((s) => s.trim()))
 

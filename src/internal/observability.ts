@@ -155,7 +155,11 @@ export interface OperationMetrics {
 /** @internal */
 export const operationMetrics = (mode: CacheModeName): ((operation: string) => OperationMetrics) => {
   const byOperation = new Map<string, OperationMetrics>()
+  // most calls in a row are of one operation: no Map lookup for those
+  let lastOperation: string | undefined
+  let last: OperationMetrics | undefined
   return (operation) => {
+    if (operation === lastOperation) return last!
     let m = byOperation.get(operation)
     if (m === undefined) {
       const failures = (reason: FailureReason) =>
@@ -175,6 +179,8 @@ export const operationMetrics = (mode: CacheModeName): ((operation: string) => O
       }
       byOperation.set(operation, m)
     }
+    lastOperation = operation
+    last = m
     return m
   }
 }

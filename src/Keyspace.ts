@@ -18,7 +18,7 @@ import * as Schema from "effect/Schema"
 import type { Cached, DistributedCache, DistributedCacheService } from "./DistributedCache.js"
 import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "./errors.js"
 import { canonicalJson, deepFreeze, describePath, toFaithfulJson, unfaithfulReason } from "./internal/json.js"
-import { encodeSegment, hashKey, tenantSegment } from "./internal/keys.js"
+import { encodeSegment, hashKey, partitionPrefixes } from "./internal/keys.js"
 import { feature, increment, keyspaceMetrics, perMode } from "./internal/observability.js"
 import { plainCheck } from "./internal/plainSchema.js"
 import { localReaderOf } from "./internal/policy.js"
@@ -333,22 +333,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     return h
   }
 
-  /** `<keyPrefix>:<name>:<tenant>:` by cache prefix and tenant, memoised (cleared when full) */
-  const partitions = new Map<string, Map<string | undefined, string>>()
-  const partitionOf = (cache: DistributedCacheService, tenant: string | undefined): string => {
-    let byTenant = partitions.get(cache.keyPrefix)
-    if (byTenant === undefined) {
-      byTenant = new Map()
-      partitions.set(cache.keyPrefix, byTenant)
-    }
-    let partition = byTenant.get(tenant)
-    if (partition === undefined) {
-      partition = keyspacePrefixOf(cache) + tenantSegment(tenant) + ":"
-      if (byTenant.size >= HASH_MEMO_SIZE) byTenant.clear()
-      byTenant.set(tenant, partition)
-    }
-    return partition
-  }
+  /** `<keyPrefix>:<name>:<tenant>:`, memoised per cache prefix and tenant (one string per partition) */
+  const partitionOf = partitionPrefixes((keyPrefix) => `${keyPrefix}:${nameSegment}:`)
 
   /** the full store key, or an error reason */
   const storeKeyOf = (
@@ -360,7 +346,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     if (problem !== undefined) return { reason: problem }
     const h = keyHashOf(key)
     if (typeof h === "string") return { reason: h }
-    const partition = partitionOf(cache, tenant)
+    const partition = partitionOf(cache.keyPrefix, tenant)
     if (h.partition !== partition) {
       h.partition = partition
       h.storeKey = partition + h.hash
@@ -509,7 +495,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         return cache.clear(keyspacePrefixOf(cache))
       }
       if (tenantProblem(options?.tenant) !== undefined) return Effect.succeed(0)
-      return cache.clear(keyspacePrefixOf(cache) + tenantSegment(options?.tenant) + ":")
+      return cache.clear(partitionOf(cache.keyPrefix, options?.tenant))
     })
 
   /**

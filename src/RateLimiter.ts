@@ -9,7 +9,6 @@
  *
  * @since 0.1.0
  */
-import * as crypto from "node:crypto"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -23,8 +22,8 @@ import {
   type RateLimitDecision
 } from "./DistributedCache.js"
 import { type CacheBackendUnavailable, type CacheModeName, RateLimitExceeded } from "./errors.js"
-import { encodeSegment, tenantSegment } from "./internal/keys.js"
-import { feature, increment, rateLimitMetrics } from "./internal/observability.js"
+import { encodeSegment, hashUtf16, partitionPrefixes } from "./internal/keys.js"
+import { feature, increment, perMode, rateLimitMetrics } from "./internal/observability.js"
 
 /**
  * A call to `consume` or `enforce` was rejected before anything reached the store: an empty or
@@ -215,66 +214,17 @@ const windowMillisOf = (input: Duration.DurationInput, what: string): number => 
   return rounded
 }
 
-/**
+/*
  * Store keys: `<keyPrefix>:{rl:<algorithm>:<name>:<tenant>:<subject hash>}`. The `{` right after
  * the prefix is outside the alphabet of keyspace segments, so no keyspace key (and no keyspace
  * `clear`) can ever meet a limiter key; the braces are a Redis Cluster hash tag, so every key a
  * decision touches (the Redis store adds suffixes after the `}`) lands in one slot. The subject
  * is hashed (its UTF-16 code units, so malformed strings stay distinct) and never stored.
  */
-const subjectHash: (subject: string) => string =
-  // the one-shot crypto.hash (Node >= 20.12) is about 4x cheaper than createHash().update().digest()
-  typeof crypto.hash === "function"
-    ? (subject) => crypto.hash("sha256", Buffer.from(subject, "utf16le"), "base64url")
-    : (subject) => crypto.createHash("sha256").update(subject, "utf16le").digest("base64url")
 
 /** subject hashes memoised per limiter (cleared when full), for subjects up to this length: subjects recur */
 const HASH_MEMO_SIZE = 4096
 const HASH_MEMO_SUBJECT_LENGTH = 256
-/** tenant segments memoised per limiter and cache key prefix (cleared when full) */
-const TENANT_MEMO_SIZE = 1024
-const MEMO_TENANT_LENGTH = 256
-
-/**
- * `<keyPrefix>:{<tag>:<name>:<tenant>:`, memoised per cache key prefix (normally one) and per
- * tenant: a call builds only its subject's part of the key.
- */
-const keyPrefixes = (tag: string, name: string): ((keyPrefix: string, tenant: string | undefined) => string) => {
-  const nameSegment = encodeSegment(name)
-  interface Prefixes {
-    readonly base: string
-    readonly noTenant: string
-    readonly tenants: Map<string, string>
-  }
-  const byKeyPrefix = new Map<string, Prefixes>()
-  let lastKeyPrefix: string | undefined
-  let last: Prefixes | undefined
-  const prefixesOf = (keyPrefix: string): Prefixes => {
-    if (keyPrefix === lastKeyPrefix && last !== undefined) return last
-    let p = byKeyPrefix.get(keyPrefix)
-    if (p === undefined) {
-      const base = `${keyPrefix}:{${tag}:${nameSegment}:`
-      p = { base, noTenant: base + tenantSegment(undefined) + ":", tenants: new Map() }
-      byKeyPrefix.set(keyPrefix, p)
-    }
-    lastKeyPrefix = keyPrefix
-    last = p
-    return p
-  }
-  return (keyPrefix, tenant) => {
-    const p = prefixesOf(keyPrefix)
-    if (tenant === undefined) return p.noTenant
-    let t = p.tenants.get(tenant)
-    if (t === undefined) {
-      t = p.base + tenantSegment(tenant) + ":"
-      if (tenant.length <= MEMO_TENANT_LENGTH) {
-        if (p.tenants.size >= TENANT_MEMO_SIZE) p.tenants.clear()
-        p.tenants.set(tenant, t)
-      }
-    }
-    return t
-  }
-}
 
 /**
  * Creates a rate limiter. Invalid options are a programmer error: a synchronous `Error`,
@@ -315,7 +265,9 @@ export const make = (options: RateLimiterOptions): RateLimiter => {
   }
   const maxSubjectLength = positiveInteger("maxSubjectLength", options.maxSubjectLength, 1024)
   const maxTenantLength = positiveInteger("maxTenantLength", options.maxTenantLength, 256)
-  const prefixOf = keyPrefixes("rl:" + ALGORITHM_TAG[algorithm], name)
+  const nameSegment = encodeSegment(name)
+  /** `<keyPrefix>:{rl:<algorithm>:<name>:<tenant>:` */
+  const prefixOf = partitionPrefixes((keyPrefix) => `${keyPrefix}:{rl:${ALGORITHM_TAG[algorithm]}:${nameSegment}:`)
   const window = Duration.millis(windowMillis)
 
   /** recent subject hashes: hashing costs more than the rest of a decision's own work */
@@ -323,7 +275,7 @@ export const make = (options: RateLimiterOptions): RateLimiter => {
   const hashOf = (subject: string): string => {
     let h = hashes.get(subject)
     if (h === undefined) {
-      h = subjectHash(subject)
+      h = hashUtf16(subject)
       if (subject.length <= HASH_MEMO_SUBJECT_LENGTH) {
         if (hashes.size >= HASH_MEMO_SIZE) hashes.clear()
         hashes.set(subject, h)
@@ -370,15 +322,7 @@ export const make = (options: RateLimiterOptions): RateLimiter => {
       return toResult(decision)
     }
   }
-  let strictResult: ReturnType<typeof resultOf> | undefined
-  let degradedResult: ReturnType<typeof resultOf> | undefined
-  let localResult: ReturnType<typeof resultOf> | undefined
-  const resultFor = (mode: CacheModeName) =>
-    mode === "StrictDistributed"
-      ? (strictResult ??= resultOf(mode))
-      : mode === "LocalOnly"
-        ? (localResult ??= resultOf(mode))
-        : (degradedResult ??= resultOf(mode))
+  const resultFor = perMode(resultOf)
 
   const decide = (
     cache: DistributedCacheService,

@@ -12,14 +12,13 @@
  *
  * @since 0.1.0
  */
-import * as crypto from "node:crypto"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { Backend, Cached, DistributedCache, DistributedCacheService } from "./DistributedCache.js"
 import { type CacheBackendUnavailable, type CacheModeName, CacheValueInvalid, ReplayDetected } from "./errors.js"
-import { encodeSegment, tenantSegment } from "./internal/keys.js"
-import { feature, increment, replayMetrics } from "./internal/observability.js"
+import { encodeSegment, hashUtf16, partitionPrefixes } from "./internal/keys.js"
+import { feature, increment, perMode, replayMetrics } from "./internal/observability.js"
 
 /**
  * Options of {@link make}.
@@ -120,17 +119,6 @@ export interface ReplayGuard {
 
 const MAX_NAME_LENGTH = 128
 
-/** SHA-256 of the nonce's UTF-16 code units (so malformed strings stay distinct), base64url */
-const nonceHash: (nonce: string) => string =
-  // the one-shot crypto.hash (Node >= 20.12) is about 4x cheaper than createHash().update().digest()
-  typeof crypto.hash === "function"
-    ? (nonce) => crypto.hash("sha256", Buffer.from(nonce, "utf16le"), "base64url")
-    : (nonce) => crypto.createHash("sha256").update(nonce, "utf16le").digest("base64url")
-
-/** tenant segments memoised per guard and cache key prefix (cleared when full), for tenant ids up to this length */
-const TENANT_MEMO_SIZE = 1024
-const MEMO_TENANT_LENGTH = 256
-
 const invalidOption = (message: string): never => {
   throw new Error(`effect-failclosed: ReplayGuard ${message}`)
 }
@@ -180,41 +168,9 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
   const maxTenantLength = positiveInteger("maxTenantLength", options.maxTenantLength, 256)
   const window = Duration.millis(windowMillis)
 
-  /** `<keyPrefix>:{rg:<name>:<tenant>:`, memoised per cache key prefix (normally one) and per tenant */
+  /** `<keyPrefix>:{rg:<name>:<tenant>:` (the nonce is hashed: its UTF-16 code units, so malformed strings stay distinct) */
   const nameSegment = encodeSegment(name)
-  interface Prefixes {
-    readonly base: string
-    readonly noTenant: string
-    readonly tenants: Map<string, string>
-  }
-  const byKeyPrefix = new Map<string, Prefixes>()
-  let lastKeyPrefix: string | undefined
-  let last: Prefixes | undefined
-  const prefixesOf = (keyPrefix: string): Prefixes => {
-    if (keyPrefix === lastKeyPrefix && last !== undefined) return last
-    let p = byKeyPrefix.get(keyPrefix)
-    if (p === undefined) {
-      const base = `${keyPrefix}:{rg:${nameSegment}:`
-      p = { base, noTenant: base + tenantSegment(undefined) + ":", tenants: new Map() }
-      byKeyPrefix.set(keyPrefix, p)
-    }
-    lastKeyPrefix = keyPrefix
-    last = p
-    return p
-  }
-  const prefixOf = (keyPrefix: string, tenant: string | undefined): string => {
-    const p = prefixesOf(keyPrefix)
-    if (tenant === undefined) return p.noTenant
-    let t = p.tenants.get(tenant)
-    if (t === undefined) {
-      t = p.base + tenantSegment(tenant) + ":"
-      if (tenant.length <= MEMO_TENANT_LENGTH) {
-        if (p.tenants.size >= TENANT_MEMO_SIZE) p.tenants.clear()
-        p.tenants.set(tenant, t)
-      }
-    }
-    return t
-  }
+  const prefixOf = partitionPrefixes((keyPrefix) => `${keyPrefix}:{rg:${nameSegment}:`)
 
   const problemOf = (nonce: string, tenant: string | undefined): string | undefined => {
     if (typeof nonce !== "string" || nonce.length === 0) return "nonce must be a non-empty string"
@@ -239,15 +195,7 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
       return Effect.fail(new ReplayDetected({ guard: name }))
     }
   }
-  let strictClaimed: ReturnType<typeof toClaimedOf> | undefined
-  let degradedClaimed: ReturnType<typeof toClaimedOf> | undefined
-  let localClaimed: ReturnType<typeof toClaimedOf> | undefined
-  const toClaimed = (mode: CacheModeName) =>
-    mode === "StrictDistributed"
-      ? (strictClaimed ??= toClaimedOf(mode))
-      : mode === "LocalOnly"
-        ? (localClaimed ??= toClaimedOf(mode))
-        : (degradedClaimed ??= toClaimedOf(mode))
+  const toClaimed = perMode(toClaimedOf)
 
   const claimIn = (
     cache: DistributedCacheService,
@@ -256,7 +204,7 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
   ): Effect.Effect<Claimed, CacheBackendUnavailable | CacheValueInvalid | ReplayDetected> => {
     const problem = problemOf(nonce, tenant)
     if (problem !== undefined) return Effect.fail(new CacheValueInvalid({ keyspace: name, reason: problem }))
-    const key = prefixOf(cache.keyPrefix, tenant) + nonceHash(nonce) + "}"
+    const key = prefixOf(cache.keyPrefix, tenant) + hashUtf16(nonce) + "}"
     return Effect.flatMap(cache.claim(key, windowMillis), toClaimed(cache.mode))
   }
 

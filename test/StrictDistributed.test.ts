@@ -123,8 +123,9 @@ describe("StrictDistributed: Redis fails at runtime", () => {
           yield* run(Items.set("a", { n: 1 }))
 
           redis.pause()
+          // gets and sets (batched together) and clears (SCAN, one deadline per command) alike
           const call = (i: number): Effect.Effect<unknown, unknown> =>
-            i % 2 === 0 ? run(Items.get("a")) : run(Items.set("b", { n: i }))
+            i % 4 === 3 ? run(Items.clear()) : i % 2 === 0 ? run(Items.get("a")) : run(Items.set("b", { n: i }))
           const results = yield* Effect.all(
             Array.from({ length: 20 }, (_, i) => timed(call(i))),
             { concurrency: "unbounded" }

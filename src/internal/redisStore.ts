@@ -28,25 +28,6 @@ export const toStoreFailure =
 
 const SCAN_BATCH = 500
 
-/**
- * Runs `onDeadline` once `millis` have elapsed, but only after the poll phase that follows: the event loop runs due
- * timers before it reads the sockets, so after this process stood still (no CPU, a long GC) for as long as the
- * deadline, an answer that Redis sent in time would otherwise lose to the timer and a healthy Redis would be taken
- * for an unavailable one. Returns the cancellation.
- */
-const afterPendingReplies = (millis: number, onDeadline: () => void): (() => void) => {
-  let immediate: ReturnType<typeof setImmediate> | undefined
-  const timer = setTimeout(() => {
-    immediate = setImmediate(onDeadline)
-  }, millis)
-  return () => {
-    clearTimeout(timer)
-    if (immediate !== undefined) clearImmediate(immediate)
-  }
-}
-
-const deadlineExceeded = () => new Error("Command timed out")
-
 /** what a command that missed its deadline settles with */
 const TIMED_OUT = Symbol("timed out")
 
@@ -56,22 +37,6 @@ const asVoid = () => undefined
 const asDeleted = (reply: unknown) => Number(reply) > 0
 const isOk = (reply: unknown) => reply === "OK"
 const asDecision = (reply: unknown) => reply as RateLimitDecision
-
-/** `command()`, failed with a timeout once `millis` have elapsed since the call (see {@link afterPendingReplies}) */
-const within = <A>(millis: number, command: () => Promise<A>): Promise<A> =>
-  new Promise<A>((resolve, reject) => {
-    const cancel = afterPendingReplies(millis, () => reject(deadlineExceeded()))
-    command().then(
-      (a) => {
-        cancel()
-        resolve(a)
-      },
-      (e: unknown) => {
-        cancel()
-        reject(e)
-      }
-    )
-  })
 
 /** bounds one command by the command timeout */
 type Within = <A>(command: () => Promise<A>) => Promise<A>
@@ -221,8 +186,12 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
   const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, StoreFailure> =>
     call((done) => bound(f, done), identity as (reply: unknown) => A)
   /** several commands (SCAN batches), each bounded by the command timeout */
+  const one: Within = <A>(command: () => Promise<A>) =>
+    new Promise<A>((resolve, reject) =>
+      bound(command, (error, reply) => (error === undefined ? resolve(reply as A) : reject(error)))
+    )
   const attemptAll = <A>(f: (bound: Within) => Promise<A>): Effect.Effect<A, StoreFailure> =>
-    Effect.tryPromise({ try: () => f((command) => within(deadline, command)), catch: fail })
+    Effect.tryPromise({ try: () => f(one), catch: failureOf })
 
   const replicas = options.waitForReplicas ?? 0
   const replicaTimeout = options.replicaTimeoutMillis ?? Math.max(1, Math.floor(deadline / 2))

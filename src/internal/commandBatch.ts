@@ -19,7 +19,7 @@
 import { createHash } from "node:crypto"
 import { Command, type Redis } from "ioredis"
 import type { RateLimitAlgorithm, RateLimitRequest } from "../DistributedCache.js"
-import { rateLimitScripts, toDecision } from "./redisRateLimit.js"
+import { isNoScript, rateLimitScripts, toDecision } from "./redisRateLimit.js"
 import type { Done } from "./store.js"
 
 /** the operation of a call, one character of the batch's operations string */
@@ -123,8 +123,6 @@ interface Call {
   readonly request: RateLimitRequest | undefined
   readonly done: Done
 }
-
-const isNoScript = (error: unknown): boolean => error instanceof Error && error.message.startsWith("NOSCRIPT")
 
 /** @internal */
 export interface CommandBatch {

@@ -161,7 +161,11 @@ export const rateLimitScripts: Readonly<Record<RateLimitAlgorithm, RateLimitScri
   "token-bucket": script(TOKEN_BUCKET)
 }
 
-const isNoScript = (error: unknown): boolean => error instanceof Error && error.message.startsWith("NOSCRIPT")
+/**
+ * true for the error of an EVALSHA whose script the server does not have (restart, SCRIPT FLUSH, failover)
+ * @internal
+ */
+export const isNoScript = (error: unknown): boolean => error instanceof Error && error.message.startsWith("NOSCRIPT")
 
 /** `EVALSHA` (or `EVAL`) of a request's script; the arguments go to ioredis as they are, no array built */
 const send = (

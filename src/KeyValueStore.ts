@@ -39,6 +39,7 @@ import * as Option from "effect/Option"
 import { DistributedCache, type DistributedCacheService } from "./DistributedCache.js"
 import { CacheBackendUnavailable } from "./errors.js"
 import { encodeSegment, hashKey } from "./internal/keys.js"
+import { optionChecks, ttlMillisOf } from "./internal/options.js"
 
 /**
  * Options of {@link make} and {@link layer}.
@@ -62,7 +63,6 @@ export interface KeyValueStoreOptions {
   readonly maxValueBytes?: number | undefined
 }
 
-const MAX_NAME_LENGTH = 128
 /** the segment after `<keyPrefix>:`: `~` is outside base64url, so no Keyspace prefix can start with it */
 const KV_SEGMENT = "~kv"
 /** stored form: one tag character, then the payload */
@@ -70,24 +70,11 @@ const TAG_STRING = "s"
 const TAG_BYTES = "b"
 
 const validate = (options: KeyValueStoreOptions) => {
-  const name = options.name
-  if (typeof name !== "string" || name.length === 0 || name.length > MAX_NAME_LENGTH) {
-    throw new Error(`effect-failclosed: KeyValueStore name must be a string of 1 to ${MAX_NAME_LENGTH} characters`)
-  }
-  let ttlMillis: number | undefined
-  if (options.timeToLive !== undefined) {
-    const decoded = Duration.decodeUnknown(options.timeToLive)
-    if (Option.isNone(decoded)) throw new Error("effect-failclosed: KeyValueStore timeToLive is not a duration")
-    if (Duration.isFinite(decoded.value)) {
-      const millis = Duration.toMillis(decoded.value)
-      if (!(millis > 0)) throw new Error("effect-failclosed: KeyValueStore timeToLive must be positive")
-      ttlMillis = Math.max(1, Math.ceil(millis))
-    }
-  }
-  const maxValueBytes = options.maxValueBytes ?? 1024 * 1024
-  if (!Number.isSafeInteger(maxValueBytes) || maxValueBytes <= 0) {
-    throw new Error("effect-failclosed: KeyValueStore maxValueBytes must be a positive integer")
-  }
+  const check = optionChecks("KeyValueStore")
+  const name = check.name(options.name)
+  const ttl = options.timeToLive === undefined ? undefined : ttlMillisOf(options.timeToLive)
+  const ttlMillis = typeof ttl === "string" ? check.invalid(ttl) : ttl
+  const maxValueBytes = check.positiveInteger("maxValueBytes", options.maxValueBytes, 1024 * 1024)
   return { name, ttlMillis, maxValueBytes }
 }
 

@@ -20,6 +20,7 @@ import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } fr
 import { canonicalJson, deepFreeze, describePath, toFaithfulJson, unfaithfulReason } from "./internal/json.js"
 import { encodeSegment, hashKey, partitionPrefixes } from "./internal/keys.js"
 import { feature, increment, keyspaceMetrics, perMode } from "./internal/observability.js"
+import { optionChecks, ttlMillisOf } from "./internal/options.js"
 import { plainCheck } from "./internal/plainSchema.js"
 import { localReaderOf } from "./internal/policy.js"
 
@@ -204,28 +205,9 @@ export interface Keyspace<K, V> {
   ) => Effect.Effect<Cached<V>, E | CacheBackendUnavailable | CacheValueInvalid, DistributedCache | R>
 }
 
-const MAX_NAME_LENGTH = 128
 /** key hashes memoised per keyspace (cleared when full), for canonical keys up to this length */
 const HASH_MEMO_SIZE = 4096
 const HASH_MEMO_KEY_LENGTH = 256
-
-const positiveIntegerOption = (name: string, value: number | undefined, fallback: number): number => {
-  const v = value ?? fallback
-  if (!Number.isSafeInteger(v) || v <= 0)
-    throw new Error(`effect-failclosed: Keyspace ${name} must be a positive integer`)
-  return v
-}
-
-/** milliseconds for Redis PX, undefined for no expiry, or an error reason */
-const ttlMillisOf = (input: Duration.DurationInput): number | undefined | string => {
-  const decoded = Duration.decodeUnknown(input)
-  if (Option.isNone(decoded)) return "timeToLive is not a duration"
-  const d = decoded.value
-  if (!Duration.isFinite(d)) return undefined
-  const millis = Duration.toMillis(d)
-  if (!(millis > 0)) return "timeToLive must be positive"
-  return Math.max(1, Math.ceil(millis))
-}
 
 /**
  * Creates a keyspace. Invalid options are a programmer error: a synchronous `Error`, before
@@ -254,18 +236,14 @@ const ttlMillisOf = (input: Duration.DurationInput): number | undefined | string
  * @category constructors
  */
 export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keyspace<K, V> => {
-  const name = options.name
-  if (typeof name !== "string" || name.length === 0 || name.length > MAX_NAME_LENGTH) {
-    throw new Error(`effect-failclosed: Keyspace name must be a string of 1 to ${MAX_NAME_LENGTH} characters`)
-  }
-  if (!Schema.isSchema(options.key) || !Schema.isSchema(options.value)) {
-    throw new Error("effect-failclosed: Keyspace key and value must be Schemas")
-  }
+  const check = optionChecks("Keyspace")
+  const name = check.name(options.name)
+  if (!Schema.isSchema(options.key) || !Schema.isSchema(options.value)) check.invalid("key and value must be Schemas")
   const defaultTtl = ttlMillisOf(options.timeToLive)
-  if (typeof defaultTtl === "string") throw new Error(`effect-failclosed: Keyspace ${defaultTtl}`)
-  const maxValueBytes = positiveIntegerOption("maxValueBytes", options.maxValueBytes, 1024 * 1024)
-  const maxKeyBytes = positiveIntegerOption("maxKeyBytes", options.maxKeyBytes, 8 * 1024)
-  const maxTenantLength = positiveIntegerOption("maxTenantLength", options.maxTenantLength, 256)
+  if (typeof defaultTtl === "string") check.invalid(defaultTtl)
+  const maxValueBytes = check.positiveInteger("maxValueBytes", options.maxValueBytes, 1024 * 1024)
+  const maxKeyBytes = check.positiveInteger("maxKeyBytes", options.maxKeyBytes, 8 * 1024)
+  const maxTenantLength = check.positiveInteger("maxTenantLength", options.maxTenantLength, 256)
 
   // compiled once
   const encodeKey = Schema.encodeEither(options.key)

@@ -24,6 +24,7 @@ import {
 import { type CacheBackendUnavailable, type CacheModeName, RateLimitExceeded } from "./errors.js"
 import { encodeSegment, hashUtf16, partitionPrefixes } from "./internal/keys.js"
 import { feature, increment, perMode, rateLimitMetrics } from "./internal/observability.js"
+import { optionChecks } from "./internal/options.js"
 
 /**
  * A call to `consume` or `enforce` was rejected before anything reached the store: an empty or
@@ -186,31 +187,22 @@ export interface RateLimiter {
   >
 }
 
-const MAX_NAME_LENGTH = 128
 const ALGORITHM_TAG: Record<RateLimitAlgorithm, string> = {
   "fixed-window": "f",
   "sliding-window": "s",
   "token-bucket": "t"
 }
 
-const invalidOption = (message: string): never => {
-  throw new Error(`effect-failclosed: RateLimiter ${message}`)
-}
-
-const positiveInteger = (name: string, value: number | undefined, fallback: number): number => {
-  const v = value ?? fallback
-  if (!Number.isSafeInteger(v) || v <= 0) invalidOption(`${name} must be a positive integer`)
-  return v
-}
+const check = optionChecks("RateLimiter")
 
 /** whole milliseconds, rounded up, of a positive finite duration */
 const windowMillisOf = (input: Duration.DurationInput, what: string): number => {
   const decoded = Duration.decodeUnknown(input)
-  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) invalidOption(`${what} must be a finite duration`)
+  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) check.invalid(`${what} must be a finite duration`)
   const millis = Duration.toMillis(Option.getOrThrow(decoded))
-  if (!(millis >= 1)) invalidOption(`${what} must be at least 1 millisecond`)
+  if (!(millis >= 1)) check.invalid(`${what} must be at least 1 millisecond`)
   const rounded = Math.ceil(millis)
-  if (!Number.isSafeInteger(rounded)) invalidOption(`${what} is too long`)
+  if (!Number.isSafeInteger(rounded)) check.invalid(`${what} is too long`)
   return rounded
 }
 
@@ -250,21 +242,18 @@ const HASH_MEMO_SUBJECT_LENGTH = 256
  * @category constructors
  */
 export const make = (options: RateLimiterOptions): RateLimiter => {
-  const name = options.name
-  if (typeof name !== "string" || name.length === 0 || name.length > MAX_NAME_LENGTH) {
-    invalidOption(`name must be a string of 1 to ${MAX_NAME_LENGTH} characters`)
-  }
+  const name = check.name(options.name)
   const algorithm = options.algorithm
   if (!Object.hasOwn(ALGORITHM_TAG, algorithm)) {
-    invalidOption(`algorithm must be "fixed-window", "sliding-window" or "token-bucket"`)
+    check.invalid(`algorithm must be "fixed-window", "sliding-window" or "token-bucket"`)
   }
-  const limit = positiveInteger("limit", options.limit, NaN)
+  const limit = check.positiveInteger("limit", options.limit, NaN)
   const windowMillis = windowMillisOf(options.window, "window")
   if (algorithm === "token-bucket" && limit * windowMillis > Number.MAX_SAFE_INTEGER) {
-    invalidOption("limit × window (in milliseconds) must stay below 2^53 for token-bucket")
+    check.invalid("limit × window (in milliseconds) must stay below 2^53 for token-bucket")
   }
-  const maxSubjectLength = positiveInteger("maxSubjectLength", options.maxSubjectLength, 1024)
-  const maxTenantLength = positiveInteger("maxTenantLength", options.maxTenantLength, 256)
+  const maxSubjectLength = check.positiveInteger("maxSubjectLength", options.maxSubjectLength, 1024)
+  const maxTenantLength = check.positiveInteger("maxTenantLength", options.maxTenantLength, 256)
   const nameSegment = encodeSegment(name)
   /** `<keyPrefix>:{rl:<algorithm>:<name>:<tenant>:` */
   const prefixOf = partitionPrefixes((keyPrefix) => `${keyPrefix}:{rl:${ALGORITHM_TAG[algorithm]}:${nameSegment}:`)

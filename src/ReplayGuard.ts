@@ -19,6 +19,7 @@ import type { Backend, Cached, DistributedCache, DistributedCacheService } from 
 import { type CacheBackendUnavailable, type CacheModeName, CacheValueInvalid, ReplayDetected } from "./errors.js"
 import { encodeSegment, hashUtf16, partitionPrefixes } from "./internal/keys.js"
 import { feature, increment, perMode, replayMetrics } from "./internal/observability.js"
+import { optionChecks } from "./internal/options.js"
 
 /**
  * Options of {@link make}.
@@ -117,17 +118,7 @@ export interface ReplayGuard {
   ) => Effect.Effect<Claimed, CacheBackendUnavailable | CacheValueInvalid | ReplayDetected, DistributedCache>
 }
 
-const MAX_NAME_LENGTH = 128
-
-const invalidOption = (message: string): never => {
-  throw new Error(`effect-failclosed: ReplayGuard ${message}`)
-}
-
-const positiveInteger = (name: string, value: number | undefined, fallback: number): number => {
-  const v = value ?? fallback
-  if (!Number.isSafeInteger(v) || v <= 0) invalidOption(`${name} must be a positive integer`)
-  return v
-}
+const check = optionChecks("ReplayGuard")
 
 /**
  * Creates a replay guard. Invalid options are a programmer error: a synchronous `Error`, before
@@ -154,18 +145,15 @@ const positiveInteger = (name: string, value: number | undefined, fallback: numb
  * @category constructors
  */
 export const make = (options: ReplayGuardOptions): ReplayGuard => {
-  const name = options.name
-  if (typeof name !== "string" || name.length === 0 || name.length > MAX_NAME_LENGTH) {
-    invalidOption(`name must be a string of 1 to ${MAX_NAME_LENGTH} characters`)
-  }
+  const name = check.name(options.name)
   const decoded = Duration.decodeUnknown(options.window)
-  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) invalidOption("window must be a finite duration")
+  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) check.invalid("window must be a finite duration")
   const windowMillis = Math.ceil(Duration.toMillis(Option.getOrThrow(decoded)))
   if (!(windowMillis >= 1) || !Number.isSafeInteger(windowMillis)) {
-    invalidOption("window must be at least 1 millisecond and finite")
+    check.invalid("window must be at least 1 millisecond and finite")
   }
-  const maxNonceLength = positiveInteger("maxNonceLength", options.maxNonceLength, 1024)
-  const maxTenantLength = positiveInteger("maxTenantLength", options.maxTenantLength, 256)
+  const maxNonceLength = check.positiveInteger("maxNonceLength", options.maxNonceLength, 1024)
+  const maxTenantLength = check.positiveInteger("maxTenantLength", options.maxTenantLength, 256)
   const window = Duration.millis(windowMillis)
 
   /** `<keyPrefix>:{rg:<name>:<tenant>:` (the nonce is hashed: its UTF-16 code units, so malformed strings stay distinct) */

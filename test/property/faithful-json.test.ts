@@ -7,18 +7,13 @@
  */
 import { Effect, Exit, Schema } from "effect"
 import * as fc from "fast-check"
-import { beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { CacheValueInvalid, Keyspace, LocalOnly } from "effect-failclosed"
 import { canonicalJson, describePath, toFaithfulJson, unfaithfulReason } from "../../src/internal/json.js"
 import { makeSecretScrubber } from "../../src/internal/redact.js"
+import { seeded } from "../support/property.js"
 
-const SEED = Number(process.env["FC_SEED"] ?? 20_261_125)
-const RUNS = Math.max(1_000, Number(process.env["FC_RUNS"] ?? 1_000))
-const params = { seed: SEED, numRuns: RUNS }
-
-beforeAll(() => {
-  console.info(`[property] faithful-json: seed ${SEED}, ${RUNS} runs per property (reproduce with FC_SEED=${SEED})`)
-})
+const params = seeded("faithful-json")
 
 /** printable ASCII only: nothing that breaks, reorders or hides part of a log line */
 const PRINTABLE = /^[\x20-\x7e]*$/

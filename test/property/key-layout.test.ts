@@ -5,11 +5,12 @@
  *
  * Seeded: FC_SEED reproduces a run (printed below), FC_RUNS raises the number of runs (never below 1,000).
  */
-import { Effect, Option, Schema } from "effect"
+import { Effect, Option } from "effect"
 import * as fc from "fast-check"
-import { beforeAll, describe, expect, it } from "vitest"
-import { Keyspace, localOnly } from "effect-failclosed"
+import { describe, expect, it } from "vitest"
+import { localOnly } from "effect-failclosed"
 import { canonicalJson } from "../../src/internal/json.js"
+import { inTarget, partitionScenario, scenarioKeyspaces, seeded } from "../support/property.js"
 import {
   encodeSegment,
   escapeGlob,
@@ -20,13 +21,7 @@ import {
   tenantSegment
 } from "../../src/internal/keys.js"
 
-const SEED = Number(process.env["FC_SEED"] ?? 20_261_125)
-const RUNS = Math.max(1_000, Number(process.env["FC_RUNS"] ?? 1_000))
-const params = { seed: SEED, numRuns: RUNS }
-
-beforeAll(() => {
-  console.info(`[property] key-layout: seed ${SEED}, ${RUNS} runs per property (reproduce with FC_SEED=${SEED})`)
-})
+const params = seeded("key-layout")
 
 // --- hostile strings -------------------------------------------------------------------------------------------------
 
@@ -196,83 +191,16 @@ describe("key layout (pure)", () => {
 
 // --- Keyspace on LocalOnly -------------------------------------------------------------------------------------------
 
-/** Keyspaces are made once per name (construction compiles Schemas) */
-const keyspaces = new Map<string, Keyspace.Keyspace<unknown, number>>()
-const keyspaceNamed = (name: string) => {
-  let ks = keyspaces.get(name)
-  if (ks === undefined) {
-    ks = Keyspace.make({
-      name,
-      key: Schema.Unknown,
-      value: Schema.Number,
-      timeToLive: "1 hour",
-      maxTenantLength: 1_000
-    })
-    keyspaces.set(name, ks)
-  }
-  return ks
-}
-
-interface Entry {
-  readonly keyspace: string
-  readonly tenant: string | undefined
-  readonly key: unknown
-}
-
-const identity = (e: Entry) =>
-  JSON.stringify([e.keyspace, e.tenant ?? null, e.tenant === undefined, canonicalJson(e.key)])
+const keyspaces = scenarioKeyspaces(1_000)
 
 /** entries over few names, tenants and keys, so that partitions share names and near-collide */
-const entriesArb = fc
-  .record({
-    names: fc.uniqueArray(hostileString(128), { minLength: 1, maxLength: 3 }),
-    tenants: fc.uniqueArray(hostileString(1_000), { minLength: 1, maxLength: 3 }),
-    keys: fc.uniqueArray(fc.oneof(hostileString(32), fc.jsonValue({ maxDepth: 2 })), {
-      minLength: 1,
-      maxLength: 3,
-      selector: (k) => canonicalJson(k)
-    })
-  })
-  .chain(({ keys, names, tenants }) =>
-    fc.record({
-      entries: fc.uniqueArray(
-        fc.record({
-          keyspace: fc.constantFrom(...names),
-          tenant: fc.option(fc.constantFrom(...tenants), { nil: undefined, freq: 3 }),
-          key: fc.constantFrom(...keys)
-        }),
-        { minLength: 1, maxLength: 12, selector: identity }
-      ),
-      target: fc.record({
-        keyspace: fc.constantFrom(...names),
-        scope: fc.oneof(
-          fc.constant({ _tag: "all" as const }),
-          fc.option(fc.constantFrom(...tenants), { nil: undefined }).map((tenant) => ({ _tag: "one" as const, tenant }))
-        )
-      })
-    })
-  )
-
-type Target = {
-  readonly keyspace: string
-  readonly scope: { readonly _tag: "all" } | { readonly _tag: "one"; readonly tenant: string | undefined }
-}
-
-const inTarget = (e: Entry, target: Target) =>
-  e.keyspace === target.keyspace && (target.scope._tag === "all" || e.tenant === target.scope.tenant)
-
-const clearTarget = (target: Target) =>
-  keyspaceNamed(target.keyspace).clear(
-    target.scope._tag === "all" ? { allTenants: true } : { tenant: target.scope.tenant }
-  )
-
-const readAll = (entries: ReadonlyArray<Entry>) =>
-  Effect.forEach(entries, (e) =>
-    Effect.map(
-      keyspaceNamed(e.keyspace).get(e.key, { tenant: e.tenant }),
-      Option.map((c) => c.value)
-    )
-  )
+const entriesArb = partitionScenario({
+  hostileString,
+  maxTenantLength: 1_000,
+  maxKeyLength: 32,
+  keyDepth: 2,
+  maxEntries: 12
+})
 
 describe("Keyspace on LocalOnly", () => {
   it("distinct (keyspace, tenant, key) triples never share an entry", async () => {
@@ -280,8 +208,8 @@ describe("Keyspace on LocalOnly", () => {
       fc.asyncProperty(entriesArb, async ({ entries }) => {
         const values = await Effect.runPromise(
           Effect.gen(function* () {
-            yield* Effect.forEach(entries, (e, i) => keyspaceNamed(e.keyspace).set(e.key, i, { tenant: e.tenant }))
-            return yield* readAll(entries)
+            yield* keyspaces.setAll(entries)
+            return yield* keyspaces.readAll(entries)
           }).pipe(Effect.provide(localOnly()))
         )
         expect(values).toEqual(entries.map((_, i) => Option.some(i)))
@@ -295,9 +223,9 @@ describe("Keyspace on LocalOnly", () => {
       fc.asyncProperty(entriesArb, async ({ entries, target }) => {
         const [deleted, values] = await Effect.runPromise(
           Effect.gen(function* () {
-            yield* Effect.forEach(entries, (e, i) => keyspaceNamed(e.keyspace).set(e.key, i, { tenant: e.tenant }))
-            const deleted = yield* clearTarget(target)
-            return [deleted, yield* readAll(entries)] as const
+            yield* keyspaces.setAll(entries)
+            const deleted = yield* keyspaces.clear(target)
+            return [deleted, yield* keyspaces.readAll(entries)] as const
           }).pipe(Effect.provide(localOnly()))
         )
         expect(values).toEqual(entries.map((e, i) => (inTarget(e, target) ? Option.none() : Option.some(i))))

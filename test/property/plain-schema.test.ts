@@ -8,16 +8,12 @@
  */
 import { Either, Option, Schema, SchemaAST as AST } from "effect"
 import * as fc from "fast-check"
-import { beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { plainCheck } from "../../src/internal/plainSchema.js"
+import { seeded } from "../support/property.js"
 
-const SEED = Number(process.env["FC_SEED"] ?? 20_261_125)
-const RUNS = Math.max(1_000, Number(process.env["FC_RUNS"] ?? 1_000))
-const params = { seed: SEED, numRuns: RUNS }
-
-beforeAll(() => {
-  console.info(`[property] plain-schema: seed ${SEED}, ${RUNS} runs per property (reproduce with FC_SEED=${SEED})`)
-})
+const params = seeded("plain-schema")
+const RUNS = params.numRuns
 
 type AnySchema = Schema.Schema<any, any, never>
 

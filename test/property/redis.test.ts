@@ -19,11 +19,10 @@ import {
 } from "effect-failclosed"
 import { canonicalJson } from "../../src/internal/json.js"
 import { hashKey, keyspacePrefix, tenantSegment } from "../../src/internal/keys.js"
+import { type Entry, inTarget, partitionScenario, scenarioKeyspaces, seeded } from "../support/property.js"
 import { type RedisServer, startRedis } from "../support/RedisServer.js"
 
-const SEED = Number(process.env["FC_SEED"] ?? 20_261_125)
-const RUNS = Math.max(1_000, Number(process.env["FC_RUNS"] ?? 1_000))
-const params = { seed: SEED, numRuns: RUNS }
+const params = seeded("redis")
 
 // --- one server, one runtime per mode ----------------------------------------------------------------------------------
 
@@ -40,7 +39,6 @@ const clientLayer = (url: string) =>
   RedisClient.layer({ url, commandTimeout: Duration.seconds(2), startupTimeout: Duration.millis(300) })
 
 beforeAll(async () => {
-  console.info(`[property] redis: seed ${SEED}, ${RUNS} runs per property (reproduce with FC_SEED=${SEED})`)
   redis = await startRedis()
   dead = await startRedis()
   await dead.kill()
@@ -79,95 +77,30 @@ const hostileString = (maxLength: number) =>
 
 const MAX_TENANT = 2_000
 
-const keyspaces = new Map<string, Keyspace.Keyspace<unknown, number>>()
-const keyspaceNamed = (name: string) => {
-  let ks = keyspaces.get(name)
-  if (ks === undefined) {
-    ks = Keyspace.make({
-      name,
-      key: Schema.Unknown,
-      value: Schema.Number,
-      timeToLive: "1 hour",
-      maxTenantLength: MAX_TENANT
-    })
-    keyspaces.set(name, ks)
-  }
-  return ks
-}
+const keyspaces = scenarioKeyspaces(MAX_TENANT)
 
-interface Entry {
-  readonly keyspace: string
-  readonly tenant: string | undefined
-  readonly key: unknown
-}
-
-const identity = (e: Entry) =>
-  JSON.stringify([e.keyspace, e.tenant ?? null, e.tenant === undefined, canonicalJson(e.key)])
-
-type Target = {
-  readonly keyspace: string
-  readonly scope: { readonly _tag: "all" } | { readonly _tag: "one"; readonly tenant: string | undefined }
-}
-
-const scenario = fc
-  .record({
-    names: fc.uniqueArray(hostileString(128), { minLength: 1, maxLength: 3 }),
-    tenants: fc.uniqueArray(hostileString(MAX_TENANT), { minLength: 1, maxLength: 3 }),
-    keys: fc.uniqueArray(fc.oneof(hostileString(16), fc.jsonValue({ maxDepth: 1 })), {
-      minLength: 1,
-      maxLength: 3,
-      selector: (k) => canonicalJson(k)
-    })
-  })
-  .chain(({ keys, names, tenants }) =>
-    fc.record({
-      entries: fc.uniqueArray(
-        fc.record({
-          keyspace: fc.constantFrom(...names),
-          tenant: fc.option(fc.constantFrom(...tenants), { nil: undefined, freq: 3 }),
-          key: fc.constantFrom(...keys)
-        }),
-        { minLength: 1, maxLength: 10, selector: identity }
+const scenario = partitionScenario({
+  hostileString,
+  maxTenantLength: MAX_TENANT,
+  maxKeyLength: 16,
+  keyDepth: 1,
+  maxEntries: 10,
+  extra: ({ names }) => ({
+    /** keys that are not the library's, written next to its keys: no clear may touch them */
+    foreign: fc.uniqueArray(
+      fc.oneof(
+        fc.constantFrom("fc:*", "fc:\\*", "fc:[a-z]*", "fc:-:*", "fc:{rg:x", "fc", "*"),
+        fc.tuple(fc.constantFrom(...names), hostileString(8)).map(([name, s]) => `fc:${name}:${s}`),
+        // what a naive pattern without the closing separator would also match
+        fc.constantFrom(...names).map((name) => keyspacePrefix("fc", name).slice(0, -1) + "*")
       ),
-      target: fc.record({
-        keyspace: fc.constantFrom(...names),
-        scope: fc.oneof(
-          fc.constant({ _tag: "all" as const }),
-          fc.option(fc.constantFrom(...tenants), { nil: undefined }).map((tenant) => ({ _tag: "one" as const, tenant }))
-        )
-      }),
-      /** keys that are not the library's, written next to its keys: no clear may touch them */
-      foreign: fc.uniqueArray(
-        fc.oneof(
-          fc.constantFrom("fc:*", "fc:\\*", "fc:[a-z]*", "fc:-:*", "fc:{rg:x", "fc", "*"),
-          fc.tuple(fc.constantFrom(...names), hostileString(8)).map(([name, s]) => `fc:${name}:${s}`),
-          // what a naive pattern without the closing separator would also match
-          fc.constantFrom(...names).map((name) => keyspacePrefix("fc", name).slice(0, -1) + "*")
-        ),
-        { maxLength: 3 }
-      )
-    })
-  )
-
-const inTarget = (e: Entry, target: Target) =>
-  e.keyspace === target.keyspace && (target.scope._tag === "all" || e.tenant === target.scope.tenant)
-
-const setAll = (entries: ReadonlyArray<Entry>) =>
-  Effect.forEach(entries, (e, i) => keyspaceNamed(e.keyspace).set(e.key, i, { tenant: e.tenant }), {
-    concurrency: "unbounded",
-    discard: true
+      { maxLength: 3 }
+    )
   })
+})
 
-const readAll = (entries: ReadonlyArray<Entry>) =>
-  Effect.forEach(
-    entries,
-    (e) =>
-      Effect.map(
-        keyspaceNamed(e.keyspace).get(e.key, { tenant: e.tenant }),
-        Option.map((c) => c.value)
-      ),
-    { concurrency: "unbounded" }
-  )
+const setAll = (entries: ReadonlyArray<Entry>) => keyspaces.setAll(entries, "unbounded")
+const readAll = (entries: ReadonlyArray<Entry>) => keyspaces.readAll(entries, "unbounded")
 
 describe("StrictDistributed on a real redis-server", () => {
   it("writes each (keyspace, tenant, key) triple under its own Redis key, the one the key layout names", async () => {
@@ -195,9 +128,7 @@ describe("StrictDistributed on a real redis-server", () => {
         const [deleted, values] = await strict.runPromise(
           Effect.gen(function* () {
             yield* setAll(entries)
-            const deleted = yield* keyspaceNamed(target.keyspace).clear(
-              target.scope._tag === "all" ? { allTenants: true } : { tenant: target.scope.tenant }
-            )
+            const deleted = yield* keyspaces.clear(target)
             return [deleted, yield* readAll(entries)] as const
           })
         )

@@ -15,7 +15,8 @@ import {
   STARTUP_TIMEOUT_MS,
   timed,
   unavailableIn,
-  withLogs
+  withLogs,
+  cacheOnFreshRedis
 } from "./support/modeTests.js"
 import { type RedisServer, redisServer } from "./support/RedisServer.js"
 
@@ -141,9 +142,7 @@ describe("ExplicitDegraded: Redis fails at runtime", () => {
   it.scopedLive("killed: one event for 20 concurrent calls, marked node-local results, recovery after a restart", () =>
     withLogs((logs) =>
       Effect.gen(function* () {
-        const redis = yield* redisServer()
-        const cache = yield* Layer.build(degradedLayer(redis.url))
-        const run = <A, E>(self: Effect.Effect<A, E, DistributedCache>) => Effect.provide(self, cache)
+        const { redis, run } = yield* cacheOnFreshRedis(degradedLayer)
         yield* run(Items.set("a", { n: 1 }))
         expect(yield* run(Items.get("a"))).toEqual(fromRedis(1))
         expect(logs).toEqual([])
@@ -189,9 +188,7 @@ describe("ExplicitDegraded: Redis fails at runtime", () => {
     () =>
       withLogs((logs) =>
         Effect.gen(function* () {
-          const redis = yield* redisServer()
-          const cache = yield* Layer.build(degradedLayer(redis.url))
-          const run = <A, E>(self: Effect.Effect<A, E, DistributedCache>) => Effect.provide(self, cache)
+          const { redis, run } = yield* cacheOnFreshRedis(degradedLayer)
           yield* run(Items.set("outage", { n: 1 }))
 
           redis.pause()

@@ -16,7 +16,8 @@ import {
   STARTUP_TIMEOUT_MS,
   timed,
   unavailableIn,
-  withLogs
+  withLogs,
+  cacheOnFreshRedis
 } from "./support/modeTests.js"
 import { redisServer } from "./support/RedisServer.js"
 
@@ -75,9 +76,7 @@ describe("StrictDistributed: Redis fails at runtime", () => {
     () =>
       withLogs((logs) =>
         Effect.gen(function* () {
-          const redis = yield* redisServer()
-          const cache = yield* Layer.build(strictLayer(redis.url))
-          const run = <A, E>(self: Effect.Effect<A, E, DistributedCache>) => Effect.provide(self, cache)
+          const { redis, run } = yield* cacheOnFreshRedis(strictLayer)
 
           yield* run(Items.set("a", { n: 1 }))
           expect(yield* run(Items.get("a"))).toEqual(
@@ -117,9 +116,7 @@ describe("StrictDistributed: Redis fails at runtime", () => {
     () =>
       withLogs((logs) =>
         Effect.gen(function* () {
-          const redis = yield* redisServer()
-          const cache = yield* Layer.build(strictLayer(redis.url))
-          const run = <A, E>(self: Effect.Effect<A, E, DistributedCache>) => Effect.provide(self, cache)
+          const { redis, run } = yield* cacheOnFreshRedis(strictLayer)
           yield* run(Items.set("a", { n: 1 }))
 
           redis.pause()
@@ -204,9 +201,7 @@ describe("StrictDistributed: Redis fails at runtime", () => {
   it.scopedLive("a command Redis refuses fails closed without starting a cooldown (Redis is up)", () =>
     withLogs((logs) =>
       Effect.gen(function* () {
-        const redis = yield* redisServer()
-        const cache = yield* Layer.build(strictLayer(redis.url))
-        const run = <A, E>(self: Effect.Effect<A, E, DistributedCache>) => Effect.provide(self, cache)
+        const { redis, run } = yield* cacheOnFreshRedis(strictLayer)
         yield* run(Items.set("a", { n: 1 }))
         const [key] = (yield* Effect.promise(() => redis.command("--scan"))).split("\n")
         // the entry's key now holds a list: GET is refused with WRONGTYPE

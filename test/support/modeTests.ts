@@ -3,9 +3,16 @@
  * a keyspace, a Logger that records security events, and exit/timing helpers.
  */
 import { expect } from "@effect/vitest"
-import { Cause, Duration, Effect, Exit, Logger, Option, Schema } from "effect"
-import { CacheBackendUnavailable, type CacheModeName, Keyspace, RedisClient, SecurityEvent } from "effect-failclosed"
-import type { RedisServer } from "./RedisServer.js"
+import { Cause, Duration, Effect, Exit, Layer, Logger, Option, Schema } from "effect"
+import {
+  CacheBackendUnavailable,
+  type CacheModeName,
+  type DistributedCache,
+  Keyspace,
+  RedisClient,
+  SecurityEvent
+} from "effect-failclosed"
+import { type RedisServer, redisServer } from "./RedisServer.js"
 
 export const COMMAND_TIMEOUT_MS = 200
 export const COOLDOWN_MS = 300
@@ -110,3 +117,15 @@ export const unavailableIn =
 
 export const kill = (redis: RedisServer) => Effect.promise(() => redis.kill())
 export const restart = (redis: RedisServer) => Effect.promise(() => redis.restart())
+
+/** runs an effect with one cache provided */
+export type Run = <A, E>(self: Effect.Effect<A, E, DistributedCache>) => Effect.Effect<A, E>
+
+/** a fresh redis-server (stopped with the scope) and a cache of the mode `layer` over it */
+export const cacheOnFreshRedis = <E>(layer: (url: string) => Layer.Layer<DistributedCache, E>) =>
+  Effect.gen(function* () {
+    const redis = yield* redisServer()
+    const cache = yield* Layer.build(layer(redis.url))
+    const run: Run = (self) => Effect.provide(self, cache)
+    return { redis, run }
+  })

@@ -2,8 +2,9 @@
  * "Nodes" for tests of shared state: each one its own ioredis connection and its own cache, as
  * two processes behind a load balancer would have.
  */
+import { expect } from "@effect/vitest"
 import type { Context, Scope } from "effect"
-import { Duration, Effect, Layer } from "effect"
+import { Duration, Effect, Either, Layer } from "effect"
 import type { CacheBackendUnavailable, DistributedCache } from "effect-failclosed"
 import { RedisClient, strictDistributed } from "effect-failclosed"
 import type { RedisServer } from "./RedisServer.js"
@@ -37,3 +38,21 @@ export const on =
 
 /** redis-cli against a harness server */
 export const cli = (redis: RedisServer, ...args: Array<string>) => Effect.promise(() => redis.command(...args))
+
+/** the tight command timeout of the fail-closed tests */
+export const FAIL_FAST_COMMAND_TIMEOUT_MS = 200
+
+/**
+ * Runs `call` on `node` and expects it to fail with CacheBackendUnavailable within the fail-fast command timeout
+ * + 100 ms; `label` names the case in a failure.
+ */
+export const expectFailsClosed = <A, E>(node: Node, call: Effect.Effect<A, E, DistributedCache>, label: string) =>
+  Effect.gen(function* () {
+    const start = performance.now()
+    const result = yield* Effect.either(on(node)(call))
+    const elapsed = performance.now() - start
+    expect(Either.isLeft(result) && (result.left as { readonly _tag?: unknown })._tag, label).toBe(
+      "CacheBackendUnavailable"
+    )
+    expect(elapsed, label).toBeLessThan(FAIL_FAST_COMMAND_TIMEOUT_MS + 100)
+  })

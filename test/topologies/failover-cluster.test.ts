@@ -45,37 +45,30 @@ const recovered = (result: RunResult, windowEnd: number) => {
 
 describe("Redis Cluster failover under load", () => {
   layer(Layer.scoped(Cluster, redisCluster()), { excludeTestServices: true, timeout: "60 seconds" })((it) => {
-    it.scoped(
-      "strict, master killed: its slot fails closed within the bound, never hangs, recovers unaided; other slots never fail",
-      () =>
-        Effect.gen(function* () {
-          const { result, summary } = yield* run("strict", "kill")
-          expect(summary.outcomes).toEqual(["CacheBackendUnavailable", "ok"])
-          expect(summary.maxNetLatencyMillis).toBeLessThan(OPERATION_BOUND_MS)
-          expect(summary.busy.failed).toBeGreaterThan(0)
-          expect(summary.other).toMatchObject({ failed: 0, degraded: 0 })
-          expect(summary.other.ok).toBeGreaterThan(100)
-          recovered(result, result.faultAt + summary.windowMillis)
-          expect(result.events).toEqual(["BACKEND_UNAVAILABLE_AT_RUNTIME", "BACKEND_RECOVERED"])
-        }),
-      30_000
-    )
-
-    it.scoped(
-      "strict, master paused (a black hole): the same, bounded by the command timeout",
-      () =>
-        Effect.gen(function* () {
-          const { result, summary } = yield* run("strict", "pause")
-          expect(summary.outcomes).toEqual(["CacheBackendUnavailable", "ok"])
-          expect(summary.maxNetLatencyMillis).toBeLessThan(OPERATION_BOUND_MS)
-          expect(summary.busy.failed).toBeGreaterThan(0)
-          expect(summary.other).toMatchObject({ failed: 0, degraded: 0 })
-          expect(summary.other.ok).toBeGreaterThan(100)
-          recovered(result, result.faultAt + summary.windowMillis)
-          expect(result.events).toEqual(["BACKEND_UNAVAILABLE_AT_RUNTIME", "BACKEND_RECOVERED"])
-        }),
-      30_000
-    )
+    const strictCases = [
+      [
+        "kill",
+        "strict, master killed: its slot fails closed within the bound, never hangs, recovers unaided; other slots never fail"
+      ],
+      ["pause", "strict, master paused (a black hole): the same, bounded by the command timeout"]
+    ] as const
+    for (const [fault, name] of strictCases) {
+      it.scoped(
+        name,
+        () =>
+          Effect.gen(function* () {
+            const { result, summary } = yield* run("strict", fault)
+            expect(summary.outcomes).toEqual(["CacheBackendUnavailable", "ok"])
+            expect(summary.maxNetLatencyMillis).toBeLessThan(OPERATION_BOUND_MS)
+            expect(summary.busy.failed).toBeGreaterThan(0)
+            expect(summary.other).toMatchObject({ failed: 0, degraded: 0 })
+            expect(summary.other.ok).toBeGreaterThan(100)
+            recovered(result, result.faultAt + summary.windowMillis)
+            expect(result.events).toEqual(["BACKEND_UNAVAILABLE_AT_RUNTIME", "BACKEND_RECOVERED"])
+          }),
+        30_000
+      )
+    }
 
     it.scoped(
       "degraded, master paused: nothing fails, the busy slot's results are marked, one event per transition",

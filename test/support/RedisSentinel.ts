@@ -13,12 +13,11 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process"
 import { rmSync } from "node:fs"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
-import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import type { Scope } from "effect"
-import { HOST, RUN_ID_ENV, type RedisServer, startRedis, tempDirMarker } from "./RedisServer.js"
+import { freePort, HOST, onProcessEnd, RUN_ID_ENV, type RedisServer, startRedis, tempDirMarker } from "./RedisServer.js"
 
 export interface StartSentinelOptions {
   /** `sentinel down-after-milliseconds` (default 1000) */
@@ -294,15 +293,7 @@ const killAllSync = (): void => {
 const installExitHandlers = (): void => {
   if (exitHandlersInstalled) return
   exitHandlersInstalled = true
-  process.on("exit", killAllSync)
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    const onSignal = (): void => {
-      killAllSync()
-      process.removeListener(signal, onSignal)
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
-    }
-    process.on(signal, onSignal)
-  }
+  onProcessEnd(killAllSync)
 }
 
 const startSentinelProcess = async (conf: (port: number, dir: string) => string): Promise<SentinelProcessImpl> => {
@@ -310,7 +301,7 @@ const startSentinelProcess = async (conf: (port: number, dir: string) => string)
   let lastError: unknown
   for (let attempt = 0; attempt < 5; attempt++) {
     const dir = await mkdtemp(join(tmpdir(), tempDirMarker(runId)))
-    const port = await freePort()
+    const port = await freePort(FORBIDDEN_PORTS)
     const file = join(dir, "sentinel.conf")
     await writeFile(file, conf(port, dir))
     const child = spawn("redis-server", [file, "--sentinel"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })
@@ -344,22 +335,5 @@ const cli = (port: number, timeoutMs: number, ...args: Array<string>): Promise<s
       (error, stdout) => (error === null ? resolve(stdout.trim()) : reject(error))
     )
   })
-
-const freePort = async (): Promise<number> => {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = net.createServer()
-      server.unref()
-      server.once("error", reject)
-      server.listen(0, HOST, () => {
-        const address = server.address()
-        server.close(() =>
-          typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))
-        )
-      })
-    })
-    if (!FORBIDDEN_PORTS.has(port)) return port
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))

@@ -409,7 +409,11 @@ const probeServerPid = (port: number): Promise<number> =>
     socket.once("close", () => done(new Error("connection closed")))
   })
 
-const freePort = async (): Promise<number> => {
+/**
+ * A port that is free on the loopback interface right now and not one of `forbidden` (by default the machine's own
+ * Redis port).
+ */
+export const freePort = async (forbidden: ReadonlySet<number> = new Set([MACHINE_REDIS_PORT])): Promise<number> => {
   for (;;) {
     const port = await new Promise<number>((resolve, reject) => {
       const server = net.createServer()
@@ -422,7 +426,7 @@ const freePort = async (): Promise<number> => {
         )
       })
     })
-    if (port !== MACHINE_REDIS_PORT) return port
+    if (!forbidden.has(port)) return port
   }
 }
 
@@ -459,18 +463,33 @@ const killAllSync = (): void => {
   registry.clear()
 }
 
-const installExitHandlers = (): void => {
-  if (exitHandlersInstalled) return
-  exitHandlersInstalled = true
-  process.on("exit", killAllSync)
-  // Signals would otherwise terminate the process without an "exit" event. Clean up, then restore the default
-  // behaviour by re-raising unless somebody else handles the signal.
+/** cleanups that must run however the process ends (each kills what its harness spawned) */
+const exitCleanups: Array<() => void> = []
+
+/**
+ * Runs `cleanup` (synchronous) when the process exits, and on SIGINT/SIGTERM/SIGHUP, which would otherwise end the
+ * process without an "exit" event: after the cleanups the default behaviour is restored by re-raising the signal,
+ * unless somebody else handles it.
+ */
+export const onProcessEnd = (cleanup: () => void): void => {
+  exitCleanups.push(cleanup)
+  if (exitCleanups.length > 1) return
+  const runAll = (): void => {
+    for (const c of exitCleanups) c()
+  }
+  process.on("exit", runAll)
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     const onSignal = (): void => {
-      killAllSync()
+      runAll()
       process.removeListener(signal, onSignal)
       if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
     }
     process.on(signal, onSignal)
   }
+}
+
+const installExitHandlers = (): void => {
+  if (exitHandlersInstalled) return
+  exitHandlersInstalled = true
+  onProcessEnd(killAllSync)
 }

@@ -8,12 +8,11 @@
  */
 import { execFile } from "node:child_process"
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
-import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import type { Scope } from "effect"
-import { HOST, type RedisServer, startRedis } from "./RedisServer.js"
+import { freePort, HOST, type RedisServer, startRedis } from "./RedisServer.js"
 
 export interface Certificates {
   /** the private temp dir holding every file below (removed by `cleanup`) */
@@ -132,19 +131,6 @@ export interface TlsRedis {
   readonly tlsUrl: string
 }
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.once("error", reject)
-    server.listen(0, HOST, () => {
-      const address = server.address()
-      server.close(() =>
-        typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))
-      )
-    })
-  })
-
 /**
  * Starts a redis-server with a TLS port that presents `certs`' server certificate (clients are not asked for one).
  * `args` are appended. Retries with another TLS port if the free one was taken in the meantime.
@@ -152,8 +138,7 @@ const freePort = (): Promise<number> =>
 export const startTlsRedis = async (certs: Certificates, args: ReadonlyArray<string> = []): Promise<TlsRedis> => {
   let failure: unknown
   for (let attempt = 0; attempt < 3; attempt++) {
-    let tlsPort = await freePort()
-    while (tlsPort === 6379) tlsPort = await freePort()
+    const tlsPort = await freePort()
     try {
       const server = await startRedis({
         args: [

@@ -95,7 +95,9 @@ const localReaders = new WeakMap<DistributedCacheService, (key: string) => Cache
  */
 export const localReaderOf = (
   cache: DistributedCacheService
-): ((key: string) => Cached<string> | undefined) | undefined => localReaders.get(cache)
+): ((key: string) => Cached<string> | undefined) | undefined =>
+  // a Redis mode's cache (the common case on a hot path) is told apart without a WeakMap lookup
+  cache.mode === "LocalOnly" ? localReaders.get(cache) : undefined
 
 /** @internal */
 export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCacheService => {

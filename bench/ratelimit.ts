@@ -7,13 +7,8 @@
  *   raw key built by string concatenation as an application would;
  * - ReplayGuard.claim vs a raw `SET key 1 PX window NX`, fresh nonces on both sides.
  *
- * A section of `npm run bench` (`BENCH_ONLY=ratelimit`), whose compiled run gives the reference
- * figures. It also runs on its own, with its own throw-away redis-server (under tsx, every closure
- * made per call also pays esbuild's `__name` helper, which weighs on the library side):
- *
- *   npx tsx bench/ratelimit.ts            # BENCH_QUICK=1 for a short run
+ * A section of `npm run bench`; alone: `BENCH_ONLY=ratelimit npm run bench`.
  */
-import { pathToFileURL } from "node:url"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
@@ -21,9 +16,8 @@ import type { Redis } from "ioredis"
 import { type DistributedCache, RateLimiter, RedisClient, ReplayGuard, strictDistributed } from "../src/index.js"
 import type { RateLimitAlgorithm } from "../src/DistributedCache.js"
 import { rateLimitScripts } from "../src/internal/redisRateLimit.js"
-import { startRedis } from "../test/support/RedisServer.js"
-import { COMMAND_TIMEOUT, effectWorkers, rawClient, versions, waitReady } from "./fixtures.js"
-import { type Case, promiseWorkers, QUICK, type Result, runCase, toMarkdown } from "./harness.js"
+import { COMMAND_TIMEOUT, effectWorkers, rawClient, waitReady } from "./fixtures.js"
+import { type Case, promiseWorkers } from "./harness.js"
 
 const SUBJECTS = 1_000
 /** well above what one subject sees per window at these rates: the allowed path is measured */
@@ -135,45 +129,4 @@ export const rateLimitCases = async (
     throw error
   }
   return { cases, close }
-}
-
-/** `npx tsx bench/ratelimit.ts`: this section alone, with its own redis-server */
-const main = async () => {
-  const redis = await startRedis()
-  try {
-    const { cases, close } = await rateLimitCases(redis.url)
-    const settings = QUICK
-      ? { rounds: 3, sampleMillis: 100, warmupOps: 500 }
-      : { rounds: 9, sampleMillis: 300, warmupOps: 2_000 }
-    const results: Array<Result> = []
-    try {
-      for (const c of cases) {
-        const result = await runCase(c, settings)
-        results.push(result)
-        const b = result.baselines[0]!
-        console.error(
-          `${c.group} · ${c.name}: ${Math.round(result.library.opsPerSec)} vs ${Math.round(b.opsPerSec)} ops/s, ` +
-            `ratio ${b.ratio.toFixed(2)}, CPU ${(result.library.cpuNanosPerOp / 1000).toFixed(1)} vs ` +
-            `${(b.cpuNanosPerOp / 1000).toFixed(1)} µs/op`
-        )
-      }
-    } finally {
-      await close()
-    }
-    console.log(`\n## Rate limits and replay guard (${settings.rounds} rounds, medians)\n`)
-    console.log(toMarkdown(results))
-    console.log(`\n${JSON.stringify(versions())}`)
-  } finally {
-    await redis.stop()
-  }
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().then(
-    () => process.exit(0),
-    (error: unknown) => {
-      console.error(error)
-      process.exit(1)
-    }
-  )
 }

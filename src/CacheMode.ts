@@ -18,7 +18,7 @@ import { PREFIX_PATTERN } from "./internal/keys.js"
 import { makeMemoryStore } from "./internal/memoryStore.js"
 import { emitSecurityEvent } from "./internal/observability.js"
 import { makeDegraded, makeLocal, makeStrict } from "./internal/policy.js"
-import { makeRedisStore } from "./internal/redisStore.js"
+import { makeRedisStore } from "./internal/redis/store.js"
 import { positiveDuration, RedisClient, type RedisClientService } from "./RedisClient.js"
 
 /**

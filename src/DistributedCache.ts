@@ -162,14 +162,14 @@ export interface DistributedCacheService {
   readonly keyPrefix: string
   readonly stats: Effect.Effect<CacheStats>
   /** reads a raw entry (counts a hit or a miss); `value` is undefined on a miss */
-  readonly get: (key: string, operation?: string) => Effect.Effect<Cached<string | undefined>, CacheBackendUnavailable>
+  readonly get: (key: string) => Effect.Effect<Cached<string | undefined>, CacheBackendUnavailable>
   /** writes a raw entry; ttlMillis a positive integer or undefined for none */
   readonly set: (
     key: string,
     value: string,
-    ttlMillis: number | undefined,
-    operation?: string
+    ttlMillis: number | undefined
   ) => Effect.Effect<Cached<void>, CacheBackendUnavailable>
+  /** deletes a raw entry; true when there was one. Never served node-locally by a Redis mode */
   readonly invalidate: (key: string) => Effect.Effect<boolean, CacheBackendUnavailable>
   /** deletes every entry whose store key starts with `prefix` */
   readonly clear: (prefix: string) => Effect.Effect<number, CacheBackendUnavailable>
@@ -181,6 +181,17 @@ export interface DistributedCacheService {
   /** atomically claims a key for ttlMillis; true when it was free */
   readonly claim: (key: string, ttlMillis: number) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
   readonly rateLimit: (request: RateLimitRequest) => Effect.Effect<Cached<RateLimitDecision>, CacheBackendUnavailable>
+  /**
+   * takes the lock `key` for `token` (a value unique to the taker) for ttlMillis; true when it was free. The lock ends
+   * with its time to live or when its owner releases it
+   */
+  readonly acquireLock: (
+    key: string,
+    token: string,
+    ttlMillis: number
+  ) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
+  /** releases the lock `key` if `token` still owns it; true when it did */
+  readonly releaseLock: (key: string, token: string) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
 }
 
 /**

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Schema } from "effect"
 import { Keyspace, RedisClient, strictDistributed } from "effect-failclosed"
 import { Redis } from "ioredis"
-import { makeCommandBatch } from "../src/internal/commandBatch.js"
+import { makeCommandBatch } from "../src/internal/redis/commandBatch.js"
 import { startRedis, type RedisServer } from "./support/RedisServer.js"
 
 let redis: RedisServer
@@ -54,9 +54,9 @@ describe("command batch", () => {
       outcome((done) => b.get("cb:a", done)),
       outcome((done) => b.set("cb:a", "2", 60_000, done)),
       outcome((done) => b.get("cb:a", done)),
-      outcome((done) => b.unlink("cb:a", done)),
+      outcome((done) => b.invalidate("cb:a", done)),
       outcome((done) => b.get("cb:a", done)),
-      outcome((done) => b.unlink("cb:a", done))
+      outcome((done) => b.invalidate("cb:a", done))
     ])
     expect(results).toEqual([
       { error: undefined, reply: "OK" },

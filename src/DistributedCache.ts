@@ -7,8 +7,33 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
-import type { CacheBackendUnavailable, CacheModeName } from "./errors.js"
+import * as Schema from "effect/Schema"
+import type { CacheBackendUnavailable } from "./errors.js"
+
+/**
+ * The failure policy a cache was composed with.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { CacheModeName } from "effect-failclosed"
+ *
+ * const isStrict = (mode: CacheModeName) => mode === "StrictDistributed"
+ * const decodeMode = Schema.decodeUnknownSync(CacheModeName)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const CacheModeName = Schema.Literal("StrictDistributed", "ExplicitDegraded", "LocalOnly")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type CacheModeName = typeof CacheModeName.Type
 
 /**
  * Where a result came from: Redis, the memory of a `LocalOnly` cache, or the node-local
@@ -119,7 +144,8 @@ export interface RateLimitRequest {
 }
 
 /**
- * The outcome of a rate-limit decision.
+ * The outcome of a rate-limit decision, as the store takes it (`RateLimiter.RateLimitResult` adds
+ * where it was taken).
  *
  * @example
  * ```ts
@@ -133,8 +159,10 @@ export interface RateLimitRequest {
  */
 export interface RateLimitDecision {
   readonly allowed: boolean
+  /** the budget left after this decision (never negative) */
   readonly remaining: number
-  readonly retryAfterMillis: number
+  /** zero when allowed; when denied, how long until the same request could be allowed */
+  readonly retryAfter: Duration.Duration
 }
 
 /**

@@ -26,7 +26,8 @@ import type * as MetricKeyType from "effect/MetricKeyType"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Tracer from "effect/Tracer"
 import { type Backend, DistributedCache, type DistributedCacheService } from "../DistributedCache.js"
-import { CacheBackendUnavailable, type CacheModeName } from "../errors.js"
+import type { CacheModeName } from "../DistributedCache.js"
+import { CacheBackendUnavailable } from "../errors.js"
 import * as SecurityEvent from "../SecurityEvent.js"
 
 // --- metric keys (the public definitions in Observability.ts are built from these) ------------------------------------

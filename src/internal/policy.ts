@@ -11,7 +11,8 @@
  */
 import * as Effect from "effect/Effect"
 import type { Backend, Cached, CacheStats, DistributedCacheService } from "../DistributedCache.js"
-import { CacheBackendUnavailable, type CacheModeName } from "../errors.js"
+import type { CacheModeName } from "../DistributedCache.js"
+import { CacheBackendUnavailable } from "../errors.js"
 import { type Breaker, CLOSED, OPEN } from "./breaker.js"
 import type { MemoryStore } from "./memoryStore.js"
 import {

@@ -3,6 +3,7 @@
  * Features are written once against the `DistributedCache` service; the policy (`policy.ts`) builds that service
  * from a store and decides what a store failure means. Every operation is a plain Effect.
  */
+import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type { RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
 
@@ -60,3 +61,13 @@ export interface Store<E = StoreFailure> {
   /** drops every entry (the degraded fallback, on a transition); a no-op for Redis */
   readonly reset: Effect.Effect<void>
 }
+
+/**
+ * A decision of either store, from what both compute: allowed, the budget left, and the wait in milliseconds.
+ * @internal
+ */
+export const decisionOf = (allowed: boolean, remaining: number, retryAfterMillis: number): RateLimitDecision => ({
+  allowed,
+  remaining: Math.max(0, remaining),
+  retryAfter: allowed || retryAfterMillis <= 0 ? Duration.zero : Duration.millis(retryAfterMillis)
+})

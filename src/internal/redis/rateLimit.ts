@@ -27,6 +27,7 @@
 import { createHash } from "node:crypto"
 import type { Cluster, Redis } from "ioredis"
 import type { RateLimitAlgorithm, RateLimitDecision, RateLimitRequest } from "../../DistributedCache.js"
+import { decisionOf } from "../store.js"
 
 const CLOCK = `
 local t = redis.call('TIME')
@@ -193,7 +194,7 @@ const send = (
 export const toDecision = (reply: unknown): RateLimitDecision => {
   if (!Array.isArray(reply) || reply.length !== 3) throw new Error("unexpected rate-limit script reply")
   const r = reply as [number, number, number]
-  return { allowed: r[0] === 1, remaining: r[1], retryAfterMillis: r[2] }
+  return decisionOf(r[0] === 1, r[1], r[2])
 }
 
 /**

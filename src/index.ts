@@ -11,6 +11,7 @@
 export {
   type Backend,
   type Cached,
+  CacheModeName,
   type CacheStats,
   DistributedCache,
   type DistributedCacheService,
@@ -75,9 +76,9 @@ export { SecurityEvent, SecurityEventKind } from "./SecurityEvent.js"
 export {
   CacheBackendUnavailable,
   CacheEntryInvalid,
-  CacheModeName,
   CacheValueInvalid,
   RateLimitExceeded,
+  RateLimitInputInvalid,
   ReplayDetected
 } from "./errors.js"
 

@@ -66,13 +66,6 @@ export const makeUnavailable: Effect.Effect<DistributedCacheService> = Effect.sy
         new CacheBackendUnavailable({ mode: "StrictDistributed", operation, reason: unavailableReason })
       )
     })
-  const get = fail("get")
-  const set = fail("set")
-  const invalidate = fail("invalidate")
-  const clear = fail("clear")
-  const count = fail("count")
-  const claim = fail("claim")
-  const rateLimit = fail("rateLimit")
   return DistributedCache.of({
     mode: "StrictDistributed",
     keyPrefix: "fc",
@@ -86,13 +79,13 @@ export const makeUnavailable: Effect.Effect<DistributedCacheService> = Effect.sy
       failures,
       localEntries: 0
     })),
-    get: () => get,
-    set: () => set,
-    invalidate: () => invalidate,
-    clear: () => clear,
-    count: () => count,
-    claim: () => claim,
-    rateLimit: () => rateLimit
+    get: () => fail("get"),
+    set: () => fail("set"),
+    invalidate: () => fail("invalidate"),
+    clear: () => fail("clear"),
+    count: () => fail("count"),
+    claim: () => fail("claim"),
+    rateLimit: () => fail("rateLimit")
   })
 })
 

@@ -378,20 +378,15 @@ const tenantRouter = HttpRouter.empty.pipe(
   HttpRouter.get("/custom", HttpServerResponse.text("ok").pipe(HttpMiddleware.rateLimit(Api, byFunctions)))
 )
 
-class TenantRateLimit extends HttpApiMiddleware.Tag<TenantRateLimit>()("TenantRateLimit", {
-  failure: HttpMiddleware.RateLimitFailure
-}) {}
-class TenantIdempotent extends HttpApiMiddleware.Tag<TenantIdempotent>()("TenantIdempotent", {
-  failure: HttpMiddleware.ReplayGuardFailure
-}) {}
+// ApiRateLimit and Idempotent again (this API's Layer implements them with tenants), and a third
 class CustomRateLimit extends HttpApiMiddleware.Tag<CustomRateLimit>()("CustomRateLimit", {
   failure: HttpMiddleware.RateLimitFailure
 }) {}
 
 class TenantApi extends HttpApi.make("tenants").add(
   HttpApiGroup.make("main")
-    .add(HttpApiEndpoint.get("limited", "/limited").addSuccess(Schema.String).middleware(TenantRateLimit))
-    .add(HttpApiEndpoint.post("hooks", "/hooks").addSuccess(Schema.String).middleware(TenantIdempotent))
+    .add(HttpApiEndpoint.get("limited", "/limited").addSuccess(Schema.String).middleware(ApiRateLimit))
+    .add(HttpApiEndpoint.post("hooks", "/hooks").addSuccess(Schema.String).middleware(Idempotent))
     .add(HttpApiEndpoint.get("custom", "/custom").addSuccess(Schema.String).middleware(CustomRateLimit))
 ) {}
 
@@ -404,8 +399,8 @@ const TenantApiLive = HttpApiBuilder.api(TenantApi).pipe(
         .handle("custom", () => Effect.succeed("ok"))
     )
   ),
-  Layer.provide(Layer.effect(TenantRateLimit, HttpMiddleware.rateLimitApi(Api, byHeaders))),
-  Layer.provide(Layer.effect(TenantIdempotent, HttpMiddleware.replayGuardApi(Hooks, nonceByHeaders))),
+  Layer.provide(Layer.effect(ApiRateLimit, HttpMiddleware.rateLimitApi(Api, byHeaders))),
+  Layer.provide(Layer.effect(Idempotent, HttpMiddleware.replayGuardApi(Hooks, nonceByHeaders))),
   Layer.provide(Layer.effect(CustomRateLimit, HttpMiddleware.rateLimitApi(Api, byFunctions)))
 )
 

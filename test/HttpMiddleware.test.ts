@@ -366,7 +366,8 @@ const nonceByHeaders = { nonce: HttpMiddleware.header("webhook-id"), tenant: ten
 /** hand-written extractors: the middleware cannot know where they read from */
 const byFunctions = {
   subject: apiKey,
-  tenant: (request: HttpServerRequest.HttpServerRequest) => Headers.get(request.headers, "x-tenant-id")
+  tenant: (request: HttpServerRequest.HttpServerRequest) => Headers.get(request.headers, "x-tenant-id"),
+  cost: (request: HttpServerRequest.HttpServerRequest) => Option.map(Headers.get(request.headers, "x-cost"), Number)
 }
 
 const tenantRouter = HttpRouter.empty.pipe(
@@ -430,7 +431,22 @@ const badRequests: ReadonlyArray<readonly [string, Record<string, string>, strin
   ],
   ["/custom", { "x-tenant-id": "acme" }, "missing rate limit subject"],
   ["/custom", { "x-api-key": "k" }, "missing tenant"],
-  ["/custom", { "x-api-key": "k", "x-tenant-id": "" }, "invalid tenant: tenant id must be a non-empty string"]
+  [
+    "/custom",
+    { "x-api-key": "k", "x-tenant-id": "", "x-cost": "1" },
+    "invalid tenant: tenant id must be a non-empty string"
+  ],
+  ["/custom", { "x-api-key": "k", "x-tenant-id": "acme" }, "missing cost"],
+  [
+    "/custom",
+    { "x-api-key": "k", "x-tenant-id": "acme", "x-cost": "4" },
+    "invalid cost: cost is larger than the limit (3)"
+  ],
+  [
+    "/custom",
+    { "x-api-key": "k", "x-tenant-id": "acme", "x-cost": "1.5" },
+    "invalid cost: cost must be a positive integer"
+  ]
 ]
 
 describe("HttpMiddleware: 400s", () => {

@@ -104,7 +104,8 @@ export type Extractor<A, E = Cause.NoSuchElementException, R = never> = (
  * - `subject`: who the request counts against (an API key, a user id, the peer address). A
  *   value the client chooses freely must not be the only subject, or every request can claim to
  *   be a new client.
- * - `tenant`: selects a separate budget per tenant.
+ * - `tenant`: selects a separate budget per tenant. Like the subject, take it from what the
+ *   request has proven (the authenticated account), or each new tenant id is a fresh budget.
  * - `cost`: how much of the budget the request takes, a positive integer at most the limit
  *   (default 1); a number, or read from the request (a cost over the limit answers 400).
  *
@@ -133,7 +134,8 @@ export interface RateLimitOptions {
  * accepted once per window (a webhook delivery id, an idempotency key, a one-time token);
  * `tenant` selects a separate nonce space. Only let a request claim its nonce once it has been
  * authenticated (verify a signature in `nonce`, or before this middleware), or anybody can burn
- * the nonces of others.
+ * the nonces of others; and take the tenant from what was authenticated, or a replay sent under
+ * another tenant id is accepted.
  *
  * @example
  * ```ts
@@ -487,10 +489,8 @@ const makeClaimer = (guard: ReplayGuard.ReplayGuard, options: ReplayGuardOptions
  * const PerKey = RateLimiter.make({ name: "api", limit: 100, window: "1 minute", algorithm: "sliding-window" })
  *
  * // 400 `missing rate limit subject (header "x-api-key")` for a request without the header
- * const limited = HttpMiddleware.rateLimit(PerKey, {
- *   subject: HttpMiddleware.header("x-api-key"),
- *   tenant: HttpMiddleware.header("x-tenant-id")
- * })
+ * // (authenticate the key before this middleware: a client must not pick its own budget)
+ * const limited = HttpMiddleware.rateLimit(PerKey, { subject: HttpMiddleware.header("x-api-key") })
  * ```
  *
  * @since 0.1.0

@@ -85,7 +85,9 @@ export const makeUnavailable: Effect.Effect<DistributedCacheService> = Effect.sy
     clear: () => fail("clear"),
     count: () => fail("count"),
     claim: () => fail("claim"),
-    rateLimit: () => fail("rateLimit")
+    rateLimit: () => fail("rateLimit"),
+    acquireLock: () => fail("acquireLock"),
+    releaseLock: () => fail("releaseLock")
   })
 })
 

@@ -42,7 +42,9 @@ describe("TestCache.Unavailable", () => {
         clear: cache.clear("fc:"),
         count: cache.count("fc:"),
         claim: cache.claim("k", 1000),
-        rateLimit: cache.rateLimit({ key: "k", algorithm: "fixed-window", limit: 1, windowMillis: 1000, cost: 1 })
+        rateLimit: cache.rateLimit({ key: "k", algorithm: "fixed-window", limit: 1, windowMillis: 1000, cost: 1 }),
+        acquireLock: cache.acquireLock("k", "token", 1000),
+        releaseLock: cache.releaseLock("k", "token")
       }
       // every function of the service but stats is an operation, and each one fails
       const operations = Object.keys(cache).filter(

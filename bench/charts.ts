@@ -42,13 +42,14 @@ export interface Timeline {
 }
 
 const OUTCOMES = [
-  ["ok", "ok (Redis)", "#59a14f"],
-  ["degraded", "degraded (local fallback)", "#f1a33a"],
-  ["unavailable", "CacheBackendUnavailable", "#e15759"],
-  ["other", "other failure", "#7b4ea3"]
+  ["ok", "ok (served by Redis)", "#59a14f"],
+  ["degraded", "degraded (local fallback, marked)", "#f1a33a"],
+  ["unavailable", "failed: CacheBackendUnavailable", "#e15759"],
+  ["other", "failed otherwise", "#7b4ea3"]
 ] as const
 
-const MARKER_COLORS = ["#b0262c", "#2f6db5", "#2a7d3f", "#555555"]
+/** the colours of the markers, in the order they are given (fault, back, recovered, …) */
+const MARKER_COLORS = ["#222222", "#2f6db5", "#1e7b34", "#8c564b", "#9467bd"]
 
 /** Counts `items` into buckets of `millis` by their end, from `start` to `end`. */
 export const bucketize = <A>(
@@ -77,99 +78,89 @@ const seconds = (millis: number) => millis / 1000
 
 /** An SVG of operations per bucket, stacked by outcome, with a dashed vertical line at each marker. */
 export const timelineSvg = (timeline: Timeline): Promise<string> => {
+  // the outcomes that occur (ok always), so that a strict run shows no "degraded" and a degraded run no failures
   const present = OUTCOMES.filter(
-    ([key]) => key !== "other" || timeline.panels.some((p) => p.buckets.other.some((c) => c > 0))
+    ([key]) => key === "ok" || timeline.panels.some((p) => p.buckets[key].some((c) => c > 0))
   )
-  const maxBuckets = Math.max(...timeline.panels.map((p) => p.buckets.ok.length))
   const millis = timeline.panels[0]?.buckets.millis ?? 100
-  const domainEnd = seconds(maxBuckets * millis)
+  const domainEnd = seconds(Math.max(...timeline.panels.map((p) => p.buckets.ok.length)) * millis)
   const markers = timeline.markers.map((m, i) => ({ at: seconds(m.at), label: m.label, row: i }))
-  const panel = (p: Timeline["panels"][number], i: number, last: boolean) => ({
+  const markerColor = {
+    field: "label",
+    type: "nominal",
+    scale: { domain: markers.map((m) => m.label), range: MARKER_COLORS },
+    legend: null
+  } as const
+  // stacked here rather than by Vega-Lite (which does not stack ranged bars): y0..y1 per bucket and outcome
+  const stacked = (buckets: Buckets) =>
+    buckets.ok.flatMap((_, b) => {
+      let y0 = 0
+      return present.flatMap(([key, outcome]) => {
+        const count = buckets[key][b] ?? 0
+        if (count === 0) return []
+        const row = { from: seconds(b * millis), to: seconds((b + 1) * millis), outcome, count, y0, y1: y0 + count }
+        y0 += count
+        return [row]
+      })
+    })
+  const panel = (p: Timeline["panels"][number], i: number) => ({
     width: 720,
-    height: 170,
-    ...(p.label === undefined ? {} : { title: { text: p.label, anchor: "start" as const, fontSize: 12 } }),
+    height: 180,
+    ...(p.label === undefined ? {} : { title: { text: p.label, anchor: "start", fontSize: 12 } }),
     layer: [
       {
-        data: {
-          values: present.flatMap(([key, label], order) =>
-            p.buckets[key].map((count, b) => ({
-              from: seconds(b * millis),
-              to: seconds((b + 1) * millis),
-              outcome: label,
-              order,
-              count
-            }))
-          )
-        },
-        mark: { type: "bar" as const, stroke: null },
+        data: { values: stacked(p.buckets) },
+        mark: { type: "rect" },
         encoding: {
           x: {
             field: "from",
-            type: "quantitative" as const,
+            type: "quantitative",
             scale: { domain: [0, domainEnd], nice: false },
-            axis: last ? { title: "time since the load started (s)" } : { title: null, labels: false }
+            axis: { title: i === timeline.panels.length - 1 ? "time since the load started (s)" : null }
           },
           x2: { field: "to" },
-          y: {
-            field: "count",
-            type: "quantitative" as const,
-            stack: "zero" as const,
-            title: `operations per ${millis} ms`
-          },
+          y: { field: "y1", type: "quantitative", title: `operations per ${millis} ms` },
+          y2: { field: "y0" },
           color: {
             field: "outcome",
-            type: "nominal" as const,
+            type: "nominal",
             scale: { domain: present.map(([, label]) => label), range: present.map(([, , color]) => color) },
-            legend: i === 0 ? { title: null, orient: "top" as const, direction: "horizontal" as const } : null
-          },
-          order: { field: "order", type: "quantitative" as const }
+            legend: i === 0 ? { title: null, orient: "top", direction: "horizontal", labelLimit: 0 } : null
+          }
         }
       },
       {
         data: { values: markers },
-        mark: { type: "rule" as const, strokeDash: [5, 3], strokeWidth: 1.5 },
-        encoding: {
-          x: { field: "at", type: "quantitative" as const },
-          color: {
-            field: "label",
-            type: "nominal" as const,
-            scale: { range: MARKER_COLORS },
-            legend: null
-          }
-        }
+        mark: { type: "rule", strokeDash: [5, 3], strokeWidth: 1.5 },
+        encoding: { x: { field: "at", type: "quantitative" }, color: markerColor }
       },
       ...(i === 0
         ? [
             {
               data: { values: markers },
-              mark: { type: "text" as const, align: "left" as const, baseline: "top" as const, dx: 4, fontSize: 11 },
+              mark: { type: "text", align: "left", baseline: "top", dx: 4, fontSize: 11, fontWeight: "bold" },
               encoding: {
-                x: { field: "at", type: "quantitative" as const },
-                y: {
-                  field: "row",
-                  type: "quantitative" as const,
-                  scale: { domain: [0, 12], range: [2, 170] },
-                  axis: null
-                },
-                text: { field: "label", type: "nominal" as const },
-                color: { field: "label", type: "nominal" as const, scale: { range: MARKER_COLORS }, legend: null }
+                x: { field: "at", type: "quantitative" },
+                y: { field: "row", type: "quantitative", scale: { domain: [0, 12], range: [2, 180] }, axis: null },
+                text: { field: "label", type: "nominal" },
+                color: markerColor
               }
             }
           ]
         : [])
     ],
-    resolve: { scale: { color: "independent" as const, y: "independent" as const } }
+    resolve: { scale: { color: "independent", y: "independent" } }
   })
   const spec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
       text: timeline.title,
       ...(timeline.subtitle === undefined ? {} : { subtitle: timeline.subtitle }),
-      anchor: "start" as const
+      anchor: "start"
     },
     background: "white",
     padding: 12,
-    vconcat: timeline.panels.map((p, i) => panel(p, i, i === timeline.panels.length - 1))
+    vconcat: timeline.panels.map(panel)
   } as TopLevelSpec
   return render(spec)
 }

@@ -63,10 +63,11 @@ const timeline = (r: Report) => {
   const s = r.settings
   return timelineSvg({
     title: `${r.mode}: ${r.fault} (${r.description})`,
-    subtitle:
+    subtitle: [
       `npm run chaos${flag("defaults") ? " -- --defaults" : ""}: ${s.fibers} fibers, commandTimeout ` +
-      `${s.commandTimeoutMillis} ms, cooldown ${s.cooldownMillis} ms, maxReconnectDelay ` +
-      `${s.maxReconnectDelayMillis} ms`,
+        `${s.commandTimeoutMillis} ms, cooldown ${s.cooldownMillis} ms, maxReconnectDelay ` +
+        `${s.maxReconnectDelayMillis} ms`
+    ],
     panels: [{ buckets: r.buckets }],
     markers
   })

@@ -35,7 +35,8 @@ export interface Marker {
 
 export interface Timeline {
   readonly title: string
-  readonly subtitle?: string | undefined
+  /** one string a line */
+  readonly subtitle?: ReadonlyArray<string> | undefined
   /** one stacked chart per panel, one above the other, on the same time axis */
   readonly panels: ReadonlyArray<{ readonly label?: string | undefined; readonly buckets: Buckets }>
   readonly markers: ReadonlyArray<Marker>
@@ -51,7 +52,7 @@ const OUTCOMES = [
 /** the colours of the markers, in the order they are given (fault, back, recovered, …) */
 const MARKER_COLORS = ["#222222", "#2f6db5", "#1e7b34", "#8c564b", "#9467bd"]
 
-/** Counts `items` into buckets of `millis` by their end, from `start` to `end`. */
+/** Counts `items` into buckets of `millis` by their end, from `start` to `end` (a last, partial bucket is left out). */
 export const bucketize = <A>(
   items: Iterable<A>,
   options: {
@@ -63,7 +64,7 @@ export const bucketize = <A>(
   }
 ): Buckets => {
   const millis = options.millis ?? 100
-  const n = Math.max(1, Math.ceil((options.end - options.start) / millis))
+  const n = Math.max(1, Math.floor((options.end - options.start) / millis))
   const zeros = () => new Array<number>(n).fill(0)
   const counts = { ok: zeros(), degraded: zeros(), unavailable: zeros(), other: zeros() }
   for (const item of items) {
@@ -155,7 +156,7 @@ export const timelineSvg = (timeline: Timeline): Promise<string> => {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
       text: timeline.title,
-      ...(timeline.subtitle === undefined ? {} : { subtitle: timeline.subtitle }),
+      ...(timeline.subtitle === undefined ? {} : { subtitle: [...timeline.subtitle] }),
       anchor: "start"
     },
     background: "white",

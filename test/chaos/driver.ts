@@ -149,7 +149,7 @@ export interface Report {
   readonly unsettled: number
   readonly opsPerSecond: number
   /**
-   * operations settled per `millis` from `timeline.start`, by the moment they settled: served by Redis, served by
+   * operations settled per `millis` from `timeline.start` (whole buckets only), by the moment they settled: served by Redis, served by
    * the fallback (marked degraded), refused with CacheBackendUnavailable, anything else (for the pictures)
    */
   readonly buckets: {
@@ -790,7 +790,7 @@ const summarise = (raw: Raw): Report => {
   let recoveryEnd = Infinity
   let slowUnavailable = 0
   const outageMillis = t.backAt - t.startedAt
-  const bucketCount = Math.max(1, Math.ceil((t.end - t.start) / BUCKET_MILLIS))
+  const bucketCount = Math.max(1, Math.floor((t.end - t.start) / BUCKET_MILLIS))
   const buckets = [0, 1, 2, 3].map(() => new Uint32Array(bucketCount))
 
   for (let i = 0; i < n; i++) {
@@ -805,7 +805,7 @@ const summarise = (raw: Raw): Report => {
     byKind[opKind[i]!]!.add(outcome, seen)
     phases[phase]!.add(outcome, seen)
     phaseLatencies[phase]!.push(latency)
-    const bucket = Math.min(bucketCount - 1, Math.floor((end - t.start) / BUCKET_MILLIS))
+    const bucket = Math.floor((end - t.start) / BUCKET_MILLIS)
     const series =
       outcome === OUT_OK
         ? (seen & SEEN_FALLBACK) === 0
@@ -814,7 +814,7 @@ const summarise = (raw: Raw): Report => {
         : outcome === OUT_UNAVAILABLE || outcome === OUT_COOLDOWN
           ? 2
           : 3
-    buckets[series]![bucket]!++
+    if (bucket < bucketCount) buckets[series]![bucket]!++
 
     // no operation hangs: it settles within its commands' timeouts of its start, plus the margin, plus however
     // late the event loop ran timers at that deadline (a busy or starved process runs every timer late)

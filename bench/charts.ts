@@ -185,15 +185,16 @@ export const ratioBarsSvg = (results: ReadonlyArray<Result>): Promise<string> =>
       role: i === 0 ? RAW : PEER,
       ratio: b.ratio,
       target: i === 0 ? r.target : undefined,
-      label: `${b.ratio < 0.1 ? b.ratio.toFixed(3) : b.ratio.toFixed(2)}×`,
-      side: b.ratio >= 1 ? "right" : "left"
+      label: `${b.ratio < 0.1 ? b.ratio.toFixed(3) : b.ratio.toFixed(2)}×`
     }))
   )
   const extremes = rows.flatMap((r) => [r.ratio, r.target ?? 1]).filter((x) => x > 0)
   const domain = [
     10 ** Math.floor(Math.log10(Math.min(0.5, ...extremes))),
     10 ** Math.ceil(Math.log10(Math.max(2, ...extremes)))
-  ]
+  ] as const
+  // a label goes beyond the bar's end, or inside the bar when that end is near the left edge
+  const labelled = rows.map((r) => ({ ...r, side: r.ratio >= 1 || r.ratio < domain[0] * 5 ? "right" : "left" }))
   const groups = [...new Set(rows.map((r) => r.group))]
   const y = { field: "row", type: "nominal", sort: null, title: null } as const
   const label = (side: "left" | "right") => ({
@@ -212,7 +213,7 @@ export const ratioBarsSvg = (results: ReadonlyArray<Result>): Promise<string> =>
     background: "white",
     padding: 12,
     vconcat: groups.map((group, i) => ({
-      data: { values: rows.filter((r) => r.group === group) },
+      data: { values: labelled.filter((r) => r.group === group) },
       title: { text: group, anchor: "start", fontSize: 12 },
       width: 480,
       height: { step: 16 },

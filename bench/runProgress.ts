@@ -26,7 +26,7 @@ export const runProgress = (name: string, total: number, stream: NodeJS.WriteStr
     `${name} [${index}/${total}] ${label} · ${seconds(performance.now() - stepStarted)} ` +
     `(total ${seconds(performance.now() - started)})`
   const draw = () => {
-    if (tty && index > 0) stream.write(`\r\x1b[2K${status().slice(0, Math.max(20, (stream.columns ?? 120) - 1))}`)
+    if (tty && index > 0) stream.write(`\r\x1b[2K${status().slice(0, Math.max(20, (stream.columns || 120) - 1))}`)
   }
   const clear = () => {
     if (tty) stream.write("\r\x1b[2K")

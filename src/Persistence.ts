@@ -284,7 +284,7 @@ export const layerBacking = (
  * import { layerResult } from "effect-failclosed/Persistence"
  *
  * class GetUser extends Schema.TaggedRequest<GetUser>()("GetUser", {
- *   failure: Schema.Never,
+ *   failure: Schema.String,
  *   success: Schema.Struct({ name: Schema.String }),
  *   payload: { id: Schema.Number }
  * }) {

@@ -3,7 +3,7 @@
  * decisions, so `RateLimiter.consume`, `makeWithRateLimiter` and `makeSleep` keep their code and
  * get the failure policy of the mode Layer that provides the `DistributedCache`: under
  * `StrictDistributed` a Redis outage fails the call (fails closed) within the client's command
- * timeout; nothing is ever decided from node-local state. Swap
+ * timeout, and no decision is taken from node-local state. Swap
  * `RateLimiter/Redis.layerStore(redisOptions)` for {@link layer}.
  *
  * This module is a sub-path export (`effect-failclosed/RateLimiterStore`): the package root does

@@ -55,18 +55,22 @@ const startOfWindow = (windowMillis: number) =>
 const keysOf = (redis: RedisServer) =>
   Effect.promise(() => redis.command("KEYS", "*")).pipe(Effect.map((out) => out.split("\n").filter((k) => k !== "")))
 
+/** @effect/experimental's RateLimiter over our store on LocalOnly */
+const OnLocalOnly = layer().pipe(Layer.provide(LocalOnly))
+
+/** the consume of its test cases: 5 per minute on key "a" */
+const consumeOf = (options: {
+  readonly algorithm: "fixed-window" | "token-bucket"
+  readonly onExceeded: "fail" | "delay"
+}) =>
+  Effect.map(ExperimentalRateLimiter.make, (limiter) =>
+    limiter.consume({ ...options, window: "1 minute", limit: 5, tokens: 1, key: "a" })
+  )
+
 describe("RateLimiterStore: @effect/experimental's RateLimiter cases, TestClock on LocalOnly", () => {
   it.effect("fixed-window, onExceeded fail: 5 per minute, retryAfter to the end of the window", () =>
     Effect.gen(function* () {
-      const limiter = yield* ExperimentalRateLimiter.make
-      const consume = limiter.consume({
-        algorithm: "fixed-window",
-        onExceeded: "fail",
-        window: "1 minute",
-        limit: 5,
-        tokens: 1,
-        key: "a"
-      })
+      const consume = yield* consumeOf({ algorithm: "fixed-window", onExceeded: "fail" })
       yield* Effect.repeatN(consume, 3)
       let result = yield* consume
       expect(result.delay).toEqual(Duration.zero)
@@ -89,20 +93,12 @@ describe("RateLimiterStore: @effect/experimental's RateLimiter cases, TestClock 
       result = yield* consume
       expect(result.delay).toEqual(Duration.zero)
       expect(result.remaining).toEqual(4)
-    }).pipe(Effect.provide(layer().pipe(Layer.provide(LocalOnly))))
+    }).pipe(Effect.provide(OnLocalOnly))
   )
 
   it.effect("token-bucket, onExceeded fail: retryAfter one refill interval, refilled at limit per window", () =>
     Effect.gen(function* () {
-      const limiter = yield* ExperimentalRateLimiter.make
-      const consume = limiter.consume({
-        algorithm: "token-bucket",
-        onExceeded: "fail",
-        window: "1 minute",
-        limit: 5,
-        tokens: 1,
-        key: "a"
-      })
+      const consume = yield* consumeOf({ algorithm: "token-bucket", onExceeded: "fail" })
       const refillRate = Duration.unsafeDivide(Duration.minutes(1), 5)
       yield* Effect.repeatN(consume, 3)
       let result = yield* consume
@@ -117,19 +113,12 @@ describe("RateLimiterStore: @effect/experimental's RateLimiter cases, TestClock 
       result = yield* consume
       expect(result.delay).toEqual(Duration.zero)
       expect(result.remaining).toEqual(2)
-    }).pipe(Effect.provide(layer().pipe(Layer.provide(LocalOnly))))
+    }).pipe(Effect.provide(OnLocalOnly))
   )
 
   it.effect("onExceeded delay never takes more than the limit: it waits, then takes, with delay zero", () =>
     Effect.gen(function* () {
-      const limiter = yield* ExperimentalRateLimiter.make
-      const consume = limiter.consume({
-        algorithm: "token-bucket",
-        onExceeded: "delay",
-        window: "1 minute",
-        limit: 5,
-        key: "a"
-      })
+      const consume = yield* consumeOf({ algorithm: "token-bucket", onExceeded: "delay" })
       yield* Effect.repeatN(consume, 4)
       const sixth = yield* Effect.fork(consume)
       yield* TestClock.adjust(Duration.seconds(11))
@@ -139,7 +128,7 @@ describe("RateLimiterStore: @effect/experimental's RateLimiter cases, TestClock 
       assert(Exit.isSuccess(result))
       expect(result.value.delay).toEqual(Duration.zero)
       expect(result.value.remaining).toBe(0)
-    }).pipe(Effect.provide(layer().pipe(Layer.provide(LocalOnly))))
+    }).pipe(Effect.provide(OnLocalOnly))
   )
 })
 

@@ -251,7 +251,7 @@ export const makeBacking = (
  * @example
  * ```ts
  * import * as ExperimentalPersistence from "@effect/experimental/Persistence"
- * import { Effect, Layer, Option } from "effect"
+ * import { Duration, Effect, Layer, Option } from "effect"
  * import { LocalOnly } from "effect-failclosed"
  * import { layerBacking } from "effect-failclosed/Persistence"
  *
@@ -260,7 +260,7 @@ export const makeBacking = (
  * const program = Effect.gen(function* () {
  *   const backing = yield* ExperimentalPersistence.BackingPersistence
  *   const store = yield* backing.make("sessions")
- *   yield* store.set("s1", { user: 1 }, Option.some("30 minutes"))
+ *   yield* store.set("s1", { user: 1 }, Option.some(Duration.minutes(30)))
  * }).pipe(Effect.scoped, Effect.provide(BackingLive))
  * ```
  *

@@ -95,6 +95,8 @@ export const backendUnavailable = (error: RateLimiter.RateLimiterError): Option.
 const storeError = (error: CacheBackendUnavailable | Limiter.RateLimitInputInvalid) =>
   new RateLimiter.RateLimitStoreError({ message: error.message, cause: error })
 
+const PACED_SUFFIX = ":paced"
+
 /** our limiters, one per (algorithm, limit, window): the key layout does not depend on limit or window */
 const LIMITER_MEMO_SIZE = 1024
 
@@ -150,7 +152,7 @@ const makeService = (
   const windowOf = (refillRate: Duration.Duration, limit: number) =>
     Math.ceil(Duration.toMillis(refillRate) * limit - 1e-6)
 
-  const paceName = `${name}:paced`
+  const paceName = name + PACED_SUFFIX
 
   return {
     fixedWindow: (options) => {
@@ -222,6 +224,9 @@ export const make = (
 ): Effect.Effect<RateLimiterStore["Type"], never, DistributedCache> => {
   const check = optionChecks("RateLimiterStore")
   const name = check.name(options?.name ?? "effect-experimental")
+  // the pacer of onExceeded "delay" is the limiter `<name>:paced`, and a limiter name has at most 128 characters
+  if (name.length > 128 - PACED_SUFFIX.length)
+    check.invalid(`name must be at most ${128 - PACED_SUFFIX.length} characters`)
   const maxKeyLength = check.positiveInteger("maxKeyLength", options?.maxKeyLength, 1024)
   return Effect.map(DistributedCache, (cache) => makeService(cache, name, maxKeyLength))
 }

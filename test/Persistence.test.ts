@@ -5,7 +5,8 @@
  */
 import * as PersistedCache from "@effect/experimental/PersistedCache"
 import * as ExperimentalPersistence from "@effect/experimental/Persistence"
-import { assert, describe, expect, it } from "@effect/vitest"
+import { assert, describe, expect, expectTypeOf, it } from "@effect/vitest"
+import * as fc from "fast-check"
 import { Duration, Effect, Exit, Layer, Option, PrimaryKey, Schema } from "effect"
 import {
   CacheBackendUnavailable,
@@ -27,6 +28,7 @@ import {
   timed,
   withLogs
 } from "./support/modeTests.js"
+import { seeded } from "./support/property.js"
 import { redisServer } from "./support/RedisServer.js"
 
 class User extends Schema.Class<User>("User")({
@@ -110,6 +112,35 @@ describe("Persistence: @effect/experimental's PersistedCache suite on Redis", ()
       }).pipe(Effect.provide(context))
     })
   )
+})
+
+describe("Persistence: key layout and types", () => {
+  it("no store's prefix starts another store's or a Keyspace's, whatever characters the store ids hold", () => {
+    const { numRuns, seed } = seeded("Persistence.test.ts")
+    fc.assert(
+      fc.property(fc.string({ unit: "binary" }), fc.string({ unit: "binary" }), (a, b) => {
+        fc.pre(a !== b)
+        // clear(a) deletes keys starting with storePrefix(a): none of b's can
+        expect(storePrefix("fc", b).startsWith(storePrefix("fc", a))).toBe(false)
+        // a Keyspace partition is "fc:<base64url name>:", never "fc:~…"
+        expect(/^fc:~ps:[A-Za-z0-9_-]*:$/.test(storePrefix("fc", a))).toBe(true)
+      }),
+      { numRuns, seed }
+    )
+  })
+
+  it("the layers need a DistributedCache and cannot fail to build", () => {
+    expectTypeOf(layerResult()).toEqualTypeOf<
+      Layer.Layer<ExperimentalPersistence.ResultPersistence, never, DistributedCache>
+    >()
+    expectTypeOf(layerBacking()).toEqualTypeOf<
+      Layer.Layer<ExperimentalPersistence.BackingPersistence, never, DistributedCache>
+    >()
+    // over LocalOnly they need nothing at all
+    expectTypeOf(layerResult().pipe(Layer.provide(LocalOnly))).toEqualTypeOf<
+      Layer.Layer<ExperimentalPersistence.ResultPersistence>
+    >()
+  })
 })
 
 describe("Persistence: the BackingPersistence contract on Redis", () => {

@@ -20,7 +20,16 @@ import * as os from "node:os"
 import { fileURLToPath } from "node:url"
 import { startRedis } from "../test/support/RedisServer.js"
 import { KEYS, PAYLOAD_BYTES, repoRoot, serverCpuProbe, versions } from "./fixtures.js"
-import { type Case, QUICK, type Result, runCase, type ServerCpu, type Settings, toMarkdown } from "./harness.js"
+import {
+  type Case,
+  QUICK,
+  type Result,
+  runCase,
+  type ServerCpu,
+  type Settings,
+  targetSummary,
+  toMarkdown
+} from "./harness.js"
 import { localCases } from "./local.js"
 import type { MemoryReport } from "./memory.js"
 import { modeCases } from "./mode.js"
@@ -194,6 +203,8 @@ const main = async () => {
       (QUICK ? " · BENCH_QUICK" : ""),
     "",
     results.length > 0 ? toMarkdown(results) : "",
+    "",
+    results.length > 0 ? targetSummary(results) : "",
     "",
     memory !== undefined ? memoryMarkdown(memory) : "",
     "",

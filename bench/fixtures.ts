@@ -100,6 +100,9 @@ export const rawKindFor = (inFlight: number): RawKind => (inFlight === 1 ? "defa
 /** "sequential" or "256 in flight" */
 export const concurrency = (inFlight: number): string => (inFlight === 1 ? "sequential" : `${inFlight} in flight`)
 
+export const waitReady = (client: Redis): Promise<void> =>
+  client.status === "ready" ? Promise.resolve() : new Promise((resolve) => client.once("ready", () => resolve()))
+
 /**
  * redis-server's CPU (`INFO cpu`: used_cpu_user + used_cpu_sys, in seconds) read through a client
  * of its own, so that no measured side's connection carries the probe
@@ -120,9 +123,6 @@ export const serverCpuProbe = async (
     close: () => client.disconnect()
   }
 }
-
-export const waitReady = (client: Redis): Promise<void> =>
-  client.status === "ready" ? Promise.resolve() : new Promise((resolve) => client.once("ready", () => resolve()))
 
 /**
  * `ops` runs of `body` with `inFlight` fibers, each running its next operation when the

@@ -6,7 +6,8 @@
  *   npm run bench                      # full run (about 4 minutes)
  *   BENCH_QUICK=1 npm run bench        # a fast, noisier run
  *   BENCH_ONLY=local,redis npm run bench   # some sections (local, redis, ratelimit, mode, memory)
- *   BENCH_JSON=out.json npm run bench  # also write every figure as JSON
+ *   BENCH_JSON=out.json npm run bench  # also write every figure as JSON: { commit, versions, redis,
+ *                                      #   settings, results: Result[] (harness.ts), memory }
  *
  * While it runs, stderr shows the section, the case (i of n), its round and the time elapsed: one
  * updating line on a terminal, plain lines otherwise. Redis cases also read redis-server's CPU

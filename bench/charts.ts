@@ -170,7 +170,7 @@ export const timelineSvg = (timeline: Timeline): Promise<string> => {
 // ratio bars
 // ---------------------------------------------------------------------------------------------------------------------
 
-const RAW = "raw counterpart (the target refers to it)"
+const RAW = "baseline with a target"
 const PEER = "other baseline"
 
 /**
@@ -179,12 +179,12 @@ const PEER = "other baseline"
  */
 export const ratioBarsSvg = (results: ReadonlyArray<Result>): Promise<string> => {
   const rows = results.flatMap((r) =>
-    r.baselines.map((b, i) => ({
+    r.baselines.map((b) => ({
       group: r.group,
       row: `${r.name} vs ${b.label}`,
-      role: i === 0 ? RAW : PEER,
+      role: b.target !== undefined ? RAW : PEER,
       ratio: b.ratio,
-      target: i === 0 ? r.target : undefined,
+      target: b.target?.ratio,
       label: `${b.ratio < 0.1 ? b.ratio.toFixed(3) : b.ratio.toFixed(2)}×`
     }))
   )

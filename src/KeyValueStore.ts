@@ -38,7 +38,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { DistributedCache, type DistributedCacheService } from "./DistributedCache.js"
 import { CacheBackendUnavailable } from "./errors.js"
-import { encodeSegment, hashKey } from "./internal/keys.js"
+import { keyValueStoreHead } from "./internal/keyLayout.js"
+import { hashKey } from "./internal/keys.js"
 import { optionChecks, ttlMillisOf } from "./internal/options.js"
 
 /**
@@ -63,8 +64,6 @@ export interface KeyValueStoreOptions {
   readonly maxValueBytes?: number | undefined
 }
 
-/** the segment after `<keyPrefix>:`: `~` is outside base64url, so no Keyspace prefix can start with it */
-const KV_SEGMENT = "~kv"
 /** stored form: one tag character, then the payload */
 const TAG_STRING = "s"
 const TAG_BYTES = "b"
@@ -153,7 +152,7 @@ const makeService = (
   options: ReturnType<typeof validate>
 ): PlatformKeyValueStore.KeyValueStore => {
   const { maxValueBytes, ttlMillis } = options
-  const prefix = `${cache.keyPrefix}:${KV_SEGMENT}:${encodeSegment(options.name)}:`
+  const prefix = keyValueStoreHead(cache.keyPrefix, options.name)
   // JSON.stringify escapes lone surrogates, so distinct keys hash distinct inputs
   const storeKey = (key: string): string => prefix + hashKey(JSON.stringify(key))
 

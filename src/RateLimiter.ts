@@ -22,7 +22,8 @@ import {
   type RateLimitDecision
 } from "./DistributedCache.js"
 import { type CacheBackendUnavailable, type CacheModeName, RateLimitExceeded } from "./errors.js"
-import { encodeSegment, hashUtf16, partitionPrefixes } from "./internal/keys.js"
+import { ALGORITHM_TAG, rateLimiterHead } from "./internal/keyLayout.js"
+import { hashUtf16, partitionPrefixes } from "./internal/keys.js"
 import { feature, increment, perMode, rateLimitMetrics } from "./internal/observability.js"
 import { optionChecks } from "./internal/options.js"
 
@@ -187,12 +188,6 @@ export interface RateLimiter {
   >
 }
 
-const ALGORITHM_TAG: Record<RateLimitAlgorithm, string> = {
-  "fixed-window": "f",
-  "sliding-window": "s",
-  "token-bucket": "t"
-}
-
 const check = optionChecks("RateLimiter")
 
 /** whole milliseconds, rounded up, of a positive finite duration */
@@ -254,9 +249,8 @@ export const make = (options: RateLimiterOptions): RateLimiter => {
   }
   const maxSubjectLength = check.positiveInteger("maxSubjectLength", options.maxSubjectLength, 1024)
   const maxTenantLength = check.positiveInteger("maxTenantLength", options.maxTenantLength, 256)
-  const nameSegment = encodeSegment(name)
   /** `<keyPrefix>:{rl:<algorithm>:<name>:<tenant>:` */
-  const prefixOf = partitionPrefixes((keyPrefix) => `${keyPrefix}:{rl:${ALGORITHM_TAG[algorithm]}:${nameSegment}:`)
+  const prefixOf = partitionPrefixes((keyPrefix) => rateLimiterHead(keyPrefix, ALGORITHM_TAG[algorithm], name))
   const window = Duration.millis(windowMillis)
 
   /** recent subject hashes: hashing costs more than the rest of a decision's own work */

@@ -56,6 +56,9 @@ export * as Keyspace from "./Keyspace.js"
 
 /**
  * @since 0.1.0
+ * @deprecated Import `effect-failclosed/RateLimiter` instead (`import * as FailClosedRateLimiter from
+ * "effect-failclosed/RateLimiter"`): this root name clashes with `@effect/experimental`'s `RateLimiter`.
+ * The root re-export will be removed in 0.3.0.
  */
 export * as RateLimiter from "./RateLimiter.js"
 
@@ -83,6 +86,9 @@ export {
 
 /**
  * @since 0.1.0
+ * @deprecated Import `effect-failclosed/KeyValueStore` instead (`import * as FailClosedKeyValueStore from
+ * "effect-failclosed/KeyValueStore"`): this root name clashes with `@effect/platform`'s `KeyValueStore`.
+ * The root re-export will be removed in 0.3.0.
  */
 export * as KeyValueStore from "./KeyValueStore.js"
 
@@ -91,4 +97,15 @@ export * as KeyValueStore from "./KeyValueStore.js"
  */
 export * as Observability from "./Observability.js"
 
+/**
+ * @since 0.1.0
+ * @deprecated Import `effect-failclosed/HttpMiddleware` instead (`import * as FailClosedHttpMiddleware from
+ * "effect-failclosed/HttpMiddleware"`): this root name clashes with `@effect/platform`'s `HttpMiddleware`.
+ * The root re-export will be removed in 0.3.0.
+ */
 export * as HttpMiddleware from "./HttpMiddleware.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as KeyLayout from "./KeyLayout.js"

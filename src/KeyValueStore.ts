@@ -47,7 +47,7 @@ import { optionChecks, ttlMillisOf } from "./internal/options.js"
  *
  * @example
  * ```ts
- * import type { KeyValueStore } from "effect-failclosed"
+ * import type * as KeyValueStore from "effect-failclosed/KeyValueStore"
  *
  * const options: KeyValueStore.KeyValueStoreOptions = { name: "sessions", timeToLive: "30 minutes" }
  * ```
@@ -85,7 +85,7 @@ const validate = (options: KeyValueStoreOptions) => {
  * ```ts
  * import { KeyValueStore as PlatformKeyValueStore } from "@effect/platform"
  * import { Effect, Option } from "effect"
- * import { KeyValueStore } from "effect-failclosed"
+ * import * as KeyValueStore from "effect-failclosed/KeyValueStore"
  *
  * const lookup = (key: string) =>
  *   Effect.flatMap(PlatformKeyValueStore.KeyValueStore, (store) => store.get(key)).pipe(
@@ -218,7 +218,8 @@ const makeService = (
  * @example
  * ```ts
  * import { Effect, Option } from "effect"
- * import { KeyValueStore, LocalOnly } from "effect-failclosed"
+ * import { LocalOnly } from "effect-failclosed"
+ * import * as KeyValueStore from "effect-failclosed/KeyValueStore"
  *
  * const program = Effect.gen(function* () {
  *   const store = yield* KeyValueStore.make({ name: "sessions", timeToLive: "30 minutes" })
@@ -244,14 +245,18 @@ export const make = (
  *
  * @example
  * ```ts
- * import { KeyValueStore as PlatformKeyValueStore } from "@effect/platform"
+ * import { KeyValueStore } from "@effect/platform"
  * import { Effect, Layer, Option } from "effect"
- * import { KeyValueStore, LocalOnly } from "effect-failclosed"
+ * import { LocalOnly } from "effect-failclosed"
+ * import * as FailClosedKeyValueStore from "effect-failclosed/KeyValueStore"
  *
- * const StoreLive = KeyValueStore.layer({ name: "sessions", timeToLive: "30 minutes" }).pipe(Layer.provide(LocalOnly))
+ * // Effect's KeyValueStore, with the failure policy of the mode below it
+ * const StoreLive = FailClosedKeyValueStore.layer({ name: "sessions", timeToLive: "30 minutes" }).pipe(
+ *   Layer.provide(LocalOnly)
+ * )
  *
  * const program = Effect.gen(function* () {
- *   const store = yield* PlatformKeyValueStore.KeyValueStore
+ *   const store = yield* KeyValueStore.KeyValueStore
  *   yield* store.set("s1", "ada")
  *   return Option.getOrNull(yield* store.get("s1"))
  * }).pipe(Effect.provide(StoreLive))

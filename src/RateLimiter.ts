@@ -35,7 +35,7 @@ import { optionChecks } from "./internal/options.js"
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { RateLimiter } from "effect-failclosed"
+ * import * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const badRequest = Effect.fail(new RateLimiter.RateLimitInputInvalid({ limiter: "api", reason: "subject is empty" }))
  * const status = badRequest.pipe(Effect.catchTag("RateLimitInputInvalid", () => Effect.succeed(400)))
@@ -70,7 +70,7 @@ export class RateLimitInputInvalid extends Schema.TaggedError<RateLimitInputInva
  *
  * @example
  * ```ts
- * import type { RateLimiter } from "effect-failclosed"
+ * import type * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const options: RateLimiter.RateLimiterOptions = {
  *   name: "api",
@@ -104,7 +104,7 @@ export interface RateLimiterOptions {
  *
  * @example
  * ```ts
- * import { RateLimiter } from "effect-failclosed"
+ * import * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const Exports = RateLimiter.make({ name: "exports", limit: 1000, window: "1 hour", algorithm: "fixed-window" })
  * // a 250-row export takes 250 of the tenant's hourly 1000 rows
@@ -127,7 +127,7 @@ export interface ConsumeOptions {
  * @example
  * ```ts
  * import { Duration } from "effect"
- * import type { RateLimiter } from "effect-failclosed"
+ * import type * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const headers = (r: RateLimiter.RateLimitResult) => ({
  *   "ratelimit-remaining": String(r.remaining),
@@ -153,7 +153,7 @@ export interface RateLimitResult {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { RateLimiter } from "effect-failclosed"
+ * import * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const perIp: RateLimiter.RateLimiter = RateLimiter.make({
  *   name: "per-ip",
@@ -220,7 +220,8 @@ const HASH_MEMO_SUBJECT_LENGTH = 256
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { LocalOnly, RateLimiter } from "effect-failclosed"
+ * import { LocalOnly } from "effect-failclosed"
+ * import * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const Login = RateLimiter.make({ name: "login", limit: 5, window: "1 minute", algorithm: "sliding-window" })
  *

@@ -159,7 +159,8 @@ describe("the packed tarball", () => {
     const unexpected = files.filter(
       (f) =>
         !/^(dist|src)\//.test(f) &&
-        !/^docs\/[^/]+\.(md|svg)$/.test(f) &&
+        !/^docs\/[^/]+\.md$/.test(f) &&
+        !/^docs\/(?!api\/)(.+\/)?[^/]+\.(svg|png)$/.test(f) &&
         !/^examples\/[^/]+\.ts$/.test(f) &&
         !["README.md", "package.json", "LICENSE"].includes(f)
     )

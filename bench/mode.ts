@@ -19,7 +19,7 @@ import { Breaker } from "../src/internal/breaker.js"
 import { canonicalJson } from "../src/internal/json.js"
 import { hashKey, keyspacePrefix, NO_TENANT_SEGMENT } from "../src/internal/keys.js"
 import { makeStrict } from "../src/internal/policy.js"
-import { makeRedisStore } from "../src/internal/redisStore.js"
+import { makeRedisStore } from "../src/internal/redis/store.js"
 import type { Store, StoreFailure } from "../src/internal/store.js"
 import { RedisClient } from "../src/RedisClient.js"
 import { COMMAND_TIMEOUT, effectWorkers, hitId, KEYS, rawKey, TTL_MILLIS, users, Users } from "./fixtures.js"
@@ -56,17 +56,11 @@ const bypassed = (store: Store): DistributedCacheService => {
     mode: "StrictDistributed",
     keyPrefix: KEY_PREFIX,
     stats: Effect.dieMessage("not measured"),
-    get: (key, operation) =>
-      Effect.mapBoth(store.get(key), {
-        onFailure: operation === undefined ? onFailure.get : unavailable(operation),
-        onSuccess: read
-      }),
-    set: (key, value, ttl, operation) =>
-      Effect.mapBoth(store.set(key, value, ttl), {
-        onFailure: operation === undefined ? onFailure.set : unavailable(operation),
-        onSuccess: written
-      }),
-    invalidate: (key) => Effect.mapBoth(store.delete(key), { onFailure: onFailure.invalidate, onSuccess: identity }),
+    get: (key) => Effect.mapBoth(store.get(key), { onFailure: onFailure.get, onSuccess: read }),
+    set: (key, value, ttl) =>
+      Effect.mapBoth(store.set(key, value, ttl), { onFailure: onFailure.set, onSuccess: written }),
+    invalidate: (key) =>
+      Effect.mapBoth(store.invalidate(key), { onFailure: onFailure.invalidate, onSuccess: identity }),
     clear: (prefix) => Effect.mapBoth(store.clear(prefix), { onFailure: onFailure.clear, onSuccess: identity }),
     count: (prefix) => Effect.mapBoth(store.count(prefix), { onFailure: onFailure.count, onSuccess: identity }),
     claim: (key, ttl) =>
@@ -78,7 +72,9 @@ const bypassed = (store: Store): DistributedCacheService => {
       Effect.mapBoth(store.rateLimit(request), {
         onFailure: onFailure.rateLimit,
         onSuccess: (value) => ({ value, backend: "redis", degraded: false })
-      })
+      }),
+    acquireLock: () => Effect.dieMessage("not measured"),
+    releaseLock: () => Effect.dieMessage("not measured")
   }
 }
 

@@ -18,8 +18,9 @@ import { PREFIX_PATTERN } from "./internal/keys.js"
 import { makeMemoryStore } from "./internal/memoryStore.js"
 import { emitSecurityEvent } from "./internal/observability.js"
 import { makeDegraded, makeLocal, makeStrict } from "./internal/policy.js"
-import { makeRedisStore } from "./internal/redisStore.js"
-import { positiveDuration, RedisClient, type RedisClientService } from "./RedisClient.js"
+import { makeRedisStore } from "./internal/redis/store.js"
+import { optionChecks } from "./internal/options.js"
+import { RedisClient, type RedisClientService } from "./RedisClient.js"
 
 /**
  * Options of `strictDistributed`.
@@ -90,32 +91,29 @@ export interface LocalOnlyOptions {
   readonly capacity?: number | undefined
 }
 
+const check = optionChecks("cache mode")
+
 const keyPrefixOf = (prefix: string | undefined): string => {
   const p = prefix ?? "fc"
-  if (!PREFIX_PATTERN.test(p)) {
-    throw new Error(`effect-failclosed: keyPrefix must match ${PREFIX_PATTERN} (got ${JSON.stringify(p.slice(0, 80))})`)
-  }
+  if (!PREFIX_PATTERN.test(p))
+    check.invalid(`keyPrefix must match ${PREFIX_PATTERN} (got ${JSON.stringify(p.slice(0, 80))})`)
   return p
-}
-
-const capacityOf = (name: string, capacity: number | undefined): number => {
-  const c = capacity ?? 10_000
-  if (!Number.isSafeInteger(c) || c <= 0) throw new Error(`effect-failclosed: ${name} must be a positive integer`)
-  return c
 }
 
 /** validated at construction; the timeout is checked against the client's commandTimeout when the Layer is built */
 const replicasOf = (options: StrictDistributedOptions) => {
   const count = options.waitForReplicas ?? 0
   if (!Number.isSafeInteger(count) || count < 0) {
-    throw new Error("effect-failclosed: waitForReplicas must be a non-negative integer")
+    check.invalid("waitForReplicas must be a non-negative integer")
   }
   const timeout =
-    options.replicaTimeout === undefined ? undefined : positiveDuration("replicaTimeout", options.replicaTimeout, 1)
+    options.replicaTimeout === undefined
+      ? undefined
+      : check.duration("replicaTimeout", options.replicaTimeout, "timeout")
   return (redis: RedisClientService) => {
     if (count === 0) return Effect.succeed({})
     const commandTimeout = Duration.toMillis(redis.commandTimeout)
-    const millis = timeout === undefined ? Math.max(1, Math.floor(commandTimeout / 2)) : Duration.toMillis(timeout)
+    const millis = timeout ?? Math.max(1, Math.floor(commandTimeout / 2))
     if (millis >= commandTimeout) {
       return Effect.dieMessage("effect-failclosed: replicaTimeout must be less than the client's commandTimeout")
     }
@@ -136,9 +134,11 @@ const startupProbe = (redis: RedisClientService, timeout: Duration.Duration) =>
  */
 const redisModeSettings = (options: StrictDistributedOptions) => {
   const keyPrefix = keyPrefixOf(options.keyPrefix)
-  const cooldownMillis = Duration.toMillis(positiveDuration("cooldown", options.cooldown, "500 millis"))
+  const cooldownMillis = check.duration("cooldown", options.cooldown, "timeout", "500 millis")
   const startupTimeout =
-    options.startupTimeout === undefined ? undefined : positiveDuration("startupTimeout", options.startupTimeout, 1)
+    options.startupTimeout === undefined
+      ? undefined
+      : Duration.millis(check.duration("startupTimeout", options.startupTimeout, "timeout"))
   const replicas = replicasOf(options)
   const connect = Effect.gen(function* () {
     const redis = yield* RedisClient
@@ -220,7 +220,7 @@ export const explicitDegraded = (
   options: ExplicitDegradedOptions = {}
 ): Layer.Layer<DistributedCache, never, RedisClient> => {
   const { connect, keyPrefix } = redisModeSettings(options)
-  const capacity = capacityOf("localCapacity", options.localCapacity)
+  const capacity = check.positiveInteger("localCapacity", options.localCapacity, 10_000)
   return Layer.effect(
     DistributedCache,
     Effect.gen(function* () {
@@ -254,7 +254,7 @@ export const explicitDegraded = (
  */
 export const localOnly = (options: LocalOnlyOptions = {}): Layer.Layer<DistributedCache> => {
   const keyPrefix = keyPrefixOf(options.keyPrefix)
-  const capacity = capacityOf("capacity", options.capacity)
+  const capacity = check.positiveInteger("capacity", options.capacity, 10_000)
   return Layer.effect(
     DistributedCache,
     Effect.map(Effect.clock, (clock) => makeLocal(makeMemoryStore({ capacity, clock }), keyPrefix))

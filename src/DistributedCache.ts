@@ -7,8 +7,33 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
-import type { CacheBackendUnavailable, CacheModeName } from "./errors.js"
+import * as Schema from "effect/Schema"
+import type { CacheBackendUnavailable } from "./errors.js"
+
+/**
+ * The failure policy a cache was composed with.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { CacheModeName } from "effect-failclosed"
+ *
+ * const isStrict = (mode: CacheModeName) => mode === "StrictDistributed"
+ * const decodeMode = Schema.decodeUnknownSync(CacheModeName)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const CacheModeName = Schema.Literal("StrictDistributed", "ExplicitDegraded", "LocalOnly")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type CacheModeName = typeof CacheModeName.Type
 
 /**
  * Where a result came from: Redis, the memory of a `LocalOnly` cache, or the node-local
@@ -119,7 +144,8 @@ export interface RateLimitRequest {
 }
 
 /**
- * The outcome of a rate-limit decision.
+ * The outcome of a rate-limit decision, as the store takes it (`RateLimiter.RateLimitResult` adds
+ * where it was taken).
  *
  * @example
  * ```ts
@@ -133,8 +159,10 @@ export interface RateLimitRequest {
  */
 export interface RateLimitDecision {
   readonly allowed: boolean
+  /** the budget left after this decision (never negative) */
   readonly remaining: number
-  readonly retryAfterMillis: number
+  /** zero when allowed; when denied, how long until the same request could be allowed */
+  readonly retryAfter: Duration.Duration
 }
 
 /**
@@ -162,14 +190,14 @@ export interface DistributedCacheService {
   readonly keyPrefix: string
   readonly stats: Effect.Effect<CacheStats>
   /** reads a raw entry (counts a hit or a miss); `value` is undefined on a miss */
-  readonly get: (key: string, operation?: string) => Effect.Effect<Cached<string | undefined>, CacheBackendUnavailable>
+  readonly get: (key: string) => Effect.Effect<Cached<string | undefined>, CacheBackendUnavailable>
   /** writes a raw entry; ttlMillis a positive integer or undefined for none */
   readonly set: (
     key: string,
     value: string,
-    ttlMillis: number | undefined,
-    operation?: string
+    ttlMillis: number | undefined
   ) => Effect.Effect<Cached<void>, CacheBackendUnavailable>
+  /** deletes a raw entry; true when there was one. Never served node-locally by a Redis mode */
   readonly invalidate: (key: string) => Effect.Effect<boolean, CacheBackendUnavailable>
   /** deletes every entry whose store key starts with `prefix` */
   readonly clear: (prefix: string) => Effect.Effect<number, CacheBackendUnavailable>
@@ -181,6 +209,17 @@ export interface DistributedCacheService {
   /** atomically claims a key for ttlMillis; true when it was free */
   readonly claim: (key: string, ttlMillis: number) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
   readonly rateLimit: (request: RateLimitRequest) => Effect.Effect<Cached<RateLimitDecision>, CacheBackendUnavailable>
+  /**
+   * takes the lock `key` for `token` (a value unique to the taker) for ttlMillis; true when it was free. The lock ends
+   * with its time to live or when its owner releases it
+   */
+  readonly acquireLock: (
+    key: string,
+    token: string,
+    ttlMillis: number
+  ) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
+  /** releases the lock `key` if `token` still owns it; true when it did */
+  readonly releaseLock: (key: string, token: string) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
 }
 
 /**

@@ -20,7 +20,7 @@ import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } fr
 import { canonicalJson, deepFreeze, describePath, toFaithfulJson, unfaithfulReason } from "./internal/json.js"
 import { keyspaceHead } from "./internal/keyLayout.js"
 import { hashKey, partitionPrefixes } from "./internal/keys.js"
-import { feature, increment, keyspaceMetrics, perMode } from "./internal/observability.js"
+import { failedIn, feature, increment, keyspaceMetrics, perMode } from "./internal/observability.js"
 import { optionChecks, ttlMillisOf } from "./internal/options.js"
 import { plainCheck } from "./internal/plainSchema.js"
 import { localReaderOf } from "./internal/policy.js"
@@ -503,8 +503,11 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     }
     return { hit: false, backend: entry.backend, degraded: entry.degraded }
   }
-  const lookupOf = (cache: DistributedCacheService, storeKey: string) =>
-    Effect.map(cache.get(storeKey, "getOrCompute"), toLookup)
+  /** getOrCompute's read and write: a failure names getOrCompute, the operation the caller made */
+  const inGetOrCompute = failedIn("getOrCompute")
+  const readFor = (cache: DistributedCacheService, storeKey: string) =>
+    Effect.mapError(cache.get(storeKey), inGetOrCompute)
+  const lookupOf = (cache: DistributedCacheService, storeKey: string) => Effect.map(readFor(cache, storeKey), toLookup)
 
   /** stores a computed value (unless `shouldCache` declines it) and marks it with the backend that took it */
   const storeComputed = (
@@ -521,7 +524,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     }
     const json = encodeEntry(value)
     if (Either.isLeft(json)) return Effect.fail(json.left)
-    return Effect.map(cache.set(storeKey, json.right, ttl, "getOrCompute"), (written) => ({
+    return Effect.map(Effect.mapError(cache.set(storeKey, json.right, ttl), inGetOrCompute), (written) => ({
       value,
       backend: written.backend,
       degraded: written.degraded
@@ -583,7 +586,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         report.outcome = "miss"
         return leadOf(cache, storeKey, ttl, compute, options)
       }
-      return Effect.flatMap(cache.get(storeKey, "getOrCompute"), (read) => {
+      return Effect.flatMap(readFor(cache, storeKey), (read) => {
         const entry = toLookup(read)
         increment(entry.hit ? metrics.hits : metrics.misses)
         report.outcome = entry.hit ? "hit" : "miss"

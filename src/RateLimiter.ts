@@ -11,52 +11,30 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import {
   type Backend,
   type Cached,
   type DistributedCache,
   type DistributedCacheService,
+  type CacheModeName,
   type RateLimitAlgorithm,
   type RateLimitDecision
 } from "./DistributedCache.js"
-import { type CacheBackendUnavailable, type CacheModeName, RateLimitExceeded } from "./errors.js"
+import { type CacheBackendUnavailable, RateLimitExceeded, RateLimitInputInvalid } from "./errors.js"
 import { ALGORITHM_TAG, rateLimiterHead } from "./internal/keyLayout.js"
 import { hashUtf16, partitionPrefixes } from "./internal/keys.js"
 import { feature, increment, perMode, rateLimitMetrics } from "./internal/observability.js"
 import { optionChecks } from "./internal/options.js"
 
-/**
- * A call to `consume` or `enforce` was rejected before anything reached the store: an empty or
- * oversized subject, an empty or oversized tenant id, or a cost that is not an integer between
- * 1 and the limit. The message never contains the subject or the tenant id.
- *
- * @example
- * ```ts
- * import { Effect } from "effect"
- * import * as RateLimiter from "effect-failclosed/RateLimiter"
- *
- * const badRequest = Effect.fail(new RateLimiter.RateLimitInputInvalid({ limiter: "api", reason: "subject is empty" }))
- * const status = badRequest.pipe(Effect.catchTag("RateLimitInputInvalid", () => Effect.succeed(400)))
- * ```
- *
- * @since 0.1.0
- * @category errors
- */
-export class RateLimitInputInvalid extends Schema.TaggedError<RateLimitInputInvalid>(
-  "effect-failclosed/RateLimitInputInvalid"
-)("RateLimitInputInvalid", {
-  limiter: Schema.String,
-  reason: Schema.String
-}) {
+export {
   /**
+   * The error of a call rejected before anything reached the store (see `errors.ts`).
+   *
    * @since 0.1.0
+   * @category errors
    */
-  override get message(): string {
-    return `Rate limit "${this.limiter}" rejected the call before deciding: ${this.reason}`
-  }
-}
+  RateLimitInputInvalid
+} from "./errors.js"
 
 /**
  * Options of {@link make}.
@@ -120,7 +98,7 @@ export interface ConsumeOptions {
 }
 
 /**
- * One decision. `remaining` is the budget left after it; `retryAfter` is zero when allowed and,
+ * One decision (the store's `RateLimitDecision`) and where it was taken. `remaining` is the budget left after it; `retryAfter` is zero when allowed and,
  * when denied, how long until the same request could be allowed. `degraded` is true when the
  * decision was taken node-locally by an `ExplicitDegraded` cache while Redis was unavailable.
  *
@@ -138,10 +116,7 @@ export interface ConsumeOptions {
  * @since 0.1.0
  * @category models
  */
-export interface RateLimitResult {
-  readonly allowed: boolean
-  readonly remaining: number
-  readonly retryAfter: Duration.Duration
+export interface RateLimitResult extends RateLimitDecision {
   readonly backend: Backend
   readonly degraded: boolean
 }
@@ -190,17 +165,6 @@ export interface RateLimiter {
 
 const check = optionChecks("RateLimiter")
 
-/** whole milliseconds, rounded up, of a positive finite duration */
-const windowMillisOf = (input: Duration.DurationInput, what: string): number => {
-  const decoded = Duration.decodeUnknown(input)
-  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) check.invalid(`${what} must be a finite duration`)
-  const millis = Duration.toMillis(Option.getOrThrow(decoded))
-  if (!(millis >= 1)) check.invalid(`${what} must be at least 1 millisecond`)
-  const rounded = Math.ceil(millis)
-  if (!Number.isSafeInteger(rounded)) check.invalid(`${what} is too long`)
-  return rounded
-}
-
 /*
  * Store keys: `<keyPrefix>:{rl:<algorithm>:<name>:<tenant>:<subject hash>}`. The `{` right after
  * the prefix is outside the alphabet of keyspace segments, so no keyspace key (and no keyspace
@@ -244,7 +208,7 @@ export const make = (options: RateLimiterOptions): RateLimiter => {
     check.invalid(`algorithm must be "fixed-window", "sliding-window" or "token-bucket"`)
   }
   const limit = check.positiveInteger("limit", options.limit, NaN)
-  const windowMillis = windowMillisOf(options.window, "window")
+  const windowMillis = check.duration("window", options.window, "window")
   if (algorithm === "token-bucket" && limit * windowMillis > Number.MAX_SAFE_INTEGER) {
     check.invalid("limit × window (in milliseconds) must stay below 2^53 for token-bucket")
   }
@@ -282,16 +246,13 @@ export const make = (options: RateLimiterOptions): RateLimiter => {
     return undefined
   }
 
-  const toResult = (decision: Cached<RateLimitDecision>): RateLimitResult => {
-    const d = decision.value
-    return {
-      allowed: d.allowed,
-      remaining: Math.max(0, d.remaining),
-      retryAfter: d.allowed || d.retryAfterMillis <= 0 ? Duration.zero : Duration.millis(d.retryAfterMillis),
-      backend: decision.backend,
-      degraded: decision.degraded
-    }
-  }
+  const toResult = ({ backend, degraded, value }: Cached<RateLimitDecision>): RateLimitResult => ({
+    allowed: value.allowed,
+    remaining: value.remaining,
+    retryAfter: value.retryAfter,
+    backend,
+    degraded
+  })
 
   // spans and metrics: tagged with the mode and this limiter's name, never a subject or a tenant
   const observe = feature("limiter", name)

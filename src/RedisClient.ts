@@ -19,6 +19,7 @@ import { Redis, type Cluster, type RedisOptions } from "ioredis"
 import { Cluster as IORedisCluster, type ClusterOptions } from "ioredis"
 import { makeSecretScrubber } from "./internal/redact.js"
 
+import { optionChecks } from "./internal/options.js"
 /**
  * Options of the single-node client. Durations accept anything `Duration.decode` does
  * (`"300 millis"`, `Duration.seconds(1)`, a number of millis).
@@ -233,18 +234,14 @@ const COMMAND_BACKSTOP_MILLIS = 2_000
 const backstopMillis = (commandTimeout: Duration.Duration): number =>
   Duration.toMillis(commandTimeout) + COMMAND_BACKSTOP_MILLIS
 
+const check = optionChecks("RedisClient")
+
 /** @internal */
 export const positiveDuration = (
   name: string,
   input: Duration.DurationInput | undefined,
   fallback: Duration.DurationInput
-) => {
-  const d = Duration.decodeUnknown(input ?? fallback)
-  if (Option.isNone(d) || !Duration.isFinite(d.value) || Duration.toMillis(d.value) <= 0) {
-    throw new Error(`effect-failclosed: ${name} must be a positive, finite duration`)
-  }
-  return d.value
-}
+): Duration.Duration => Duration.millis(check.duration(name, input, "timeout", fallback))
 
 const PERMANENT_STARTUP_ERROR =
   /WRONGPASS|NOAUTH|NOPERM|certificate|self[- ]signed|unable to verify|CERT_|ERR_TLS|wrong version number/i

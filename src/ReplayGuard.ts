@@ -14,9 +14,8 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
-import type { Backend, Cached, DistributedCache, DistributedCacheService } from "./DistributedCache.js"
-import { type CacheBackendUnavailable, type CacheModeName, CacheValueInvalid, ReplayDetected } from "./errors.js"
+import type { Backend, Cached, CacheModeName, DistributedCache, DistributedCacheService } from "./DistributedCache.js"
+import { type CacheBackendUnavailable, CacheValueInvalid, ReplayDetected } from "./errors.js"
 import { replayGuardHead } from "./internal/keyLayout.js"
 import { hashUtf16, partitionPrefixes } from "./internal/keys.js"
 import { feature, increment, perMode, replayMetrics } from "./internal/observability.js"
@@ -147,12 +146,7 @@ const check = optionChecks("ReplayGuard")
  */
 export const make = (options: ReplayGuardOptions): ReplayGuard => {
   const name = check.name(options.name)
-  const decoded = Duration.decodeUnknown(options.window)
-  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) check.invalid("window must be a finite duration")
-  const windowMillis = Math.ceil(Duration.toMillis(Option.getOrThrow(decoded)))
-  if (!(windowMillis >= 1) || !Number.isSafeInteger(windowMillis)) {
-    check.invalid("window must be at least 1 millisecond and finite")
-  }
+  const windowMillis = check.duration("window", options.window, "window")
   const maxNonceLength = check.positiveInteger("maxNonceLength", options.maxNonceLength, 1024)
   const maxTenantLength = check.positiveInteger("maxTenantLength", options.maxTenantLength, 256)
   const window = Duration.millis(windowMillis)
@@ -191,7 +185,7 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
     tenant: string | undefined
   ): Effect.Effect<Claimed, CacheBackendUnavailable | CacheValueInvalid | ReplayDetected> => {
     const problem = problemOf(nonce, tenant)
-    if (problem !== undefined) return Effect.fail(new CacheValueInvalid({ keyspace: name, reason: problem }))
+    if (problem !== undefined) return Effect.fail(new CacheValueInvalid({ guard: name, reason: problem }))
     const key = prefixOf(cache.keyPrefix, tenant) + hashUtf16(nonce) + "}"
     return Effect.flatMap(cache.claim(key, windowMillis), toClaimed(cache.mode))
   }

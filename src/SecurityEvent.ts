@@ -6,7 +6,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { CacheModeName } from "./errors.js"
+import { CacheModeName } from "./DistributedCache.js"
 
 /**
  * The kinds of security event.

@@ -1,34 +1,13 @@
 /**
- * The tagged errors of effect-failclosed. Each is a separate class so a caller can
- * `Effect.catchTag` exactly the failure it means to handle.
+ * Every tagged error of effect-failclosed, in one module (a feature module re-exports its own, e.g.
+ * `RateLimiter.RateLimitInputInvalid`). Each is a separate class so a caller can `Effect.catchTag`
+ * exactly the failure it means to handle.
  *
  * @since 0.1.0
  */
 import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
-
-/**
- * The failure policy a cache was composed with.
- *
- * @example
- * ```ts
- * import { Schema } from "effect"
- * import { CacheModeName } from "effect-failclosed"
- *
- * const isStrict = (mode: CacheModeName) => mode === "StrictDistributed"
- * const decodeMode = Schema.decodeUnknownSync(CacheModeName)
- * ```
- *
- * @since 0.1.0
- * @category models
- */
-export const CacheModeName = Schema.Literal("StrictDistributed", "ExplicitDegraded", "LocalOnly")
-
-/**
- * @since 0.1.0
- * @category models
- */
-export type CacheModeName = typeof CacheModeName.Type
+import { CacheModeName } from "./DistributedCache.js"
 
 /**
  * Redis could not be reached, did not answer within its timeout, or is in the cooldown that
@@ -107,7 +86,8 @@ export class CacheEntryInvalid extends Schema.TaggedError<CacheEntryInvalid>("ef
 /**
  * A value (or key, or tenant id) was rejected before anything was written: JSON cannot carry
  * it faithfully (BigInt, NaN, ±Infinity, functions, symbols, cycles, class instances), it is
- * over a size limit, or it does not encode with the keyspace's Schema.
+ * over a size limit, or it does not encode with the keyspace's Schema. `keyspace` names the
+ * keyspace that rejected it; a replay guard's rejected nonce names the guard in `guard` instead.
  *
  * @example
  * ```ts
@@ -124,7 +104,8 @@ export class CacheEntryInvalid extends Schema.TaggedError<CacheEntryInvalid>("ef
 export class CacheValueInvalid extends Schema.TaggedError<CacheValueInvalid>("effect-failclosed/CacheValueInvalid")(
   "CacheValueInvalid",
   {
-    keyspace: Schema.String,
+    keyspace: Schema.optional(Schema.String),
+    guard: Schema.optional(Schema.String),
     reason: Schema.String
   }
 ) {
@@ -132,7 +113,8 @@ export class CacheValueInvalid extends Schema.TaggedError<CacheValueInvalid>("ef
    * @since 0.1.0
    */
   override get message(): string {
-    return `Rejected for keyspace "${this.keyspace}", nothing was written: ${this.reason}`
+    const by = this.guard === undefined ? `keyspace "${this.keyspace}"` : `replay guard "${this.guard}"`
+    return `Rejected for ${by}, nothing was written: ${this.reason}`
   }
 }
 
@@ -191,5 +173,36 @@ export class ReplayDetected extends Schema.TaggedError<ReplayDetected>("effect-f
    */
   override get message(): string {
     return `Replay detected by guard "${this.guard}": this nonce was already claimed`
+  }
+}
+
+/**
+ * A call to `consume` or `enforce` was rejected before anything reached the store: an empty or
+ * oversized subject, an empty or oversized tenant id, or a cost that is not an integer between
+ * 1 and the limit. The message never contains the subject or the tenant id.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RateLimiter } from "effect-failclosed"
+ *
+ * const badRequest = Effect.fail(new RateLimiter.RateLimitInputInvalid({ limiter: "api", reason: "subject is empty" }))
+ * const status = badRequest.pipe(Effect.catchTag("RateLimitInputInvalid", () => Effect.succeed(400)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RateLimitInputInvalid extends Schema.TaggedError<RateLimitInputInvalid>(
+  "effect-failclosed/RateLimitInputInvalid"
+)("RateLimitInputInvalid", {
+  limiter: Schema.String,
+  reason: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Rate limit "${this.limiter}" rejected the call before deciding: ${this.reason}`
   }
 }

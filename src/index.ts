@@ -11,6 +11,7 @@
 export {
   type Backend,
   type Cached,
+  CacheModeName,
   type CacheStats,
   DistributedCache,
   type DistributedCacheService,
@@ -78,9 +79,9 @@ export { SecurityEvent, SecurityEventKind } from "./SecurityEvent.js"
 export {
   CacheBackendUnavailable,
   CacheEntryInvalid,
-  CacheModeName,
   CacheValueInvalid,
   RateLimitExceeded,
+  RateLimitInputInvalid,
   ReplayDetected
 } from "./errors.js"
 

@@ -3,10 +3,10 @@
  * order they were made, and each gets its own reply or its own error, exactly as if it had been sent alone.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Schema } from "effect"
+import { Duration, Effect, Exit, Layer, Schema } from "effect"
 import { Keyspace, RedisClient, strictDistributed } from "effect-failclosed"
 import { Redis } from "ioredis"
-import { makeCommandBatch } from "../src/internal/commandBatch.js"
+import { makeCommandBatch } from "../src/internal/redis/commandBatch.js"
 import { startRedis, type RedisServer } from "./support/RedisServer.js"
 
 let redis: RedisServer
@@ -54,9 +54,9 @@ describe("command batch", () => {
       outcome((done) => b.get("cb:a", done)),
       outcome((done) => b.set("cb:a", "2", 60_000, done)),
       outcome((done) => b.get("cb:a", done)),
-      outcome((done) => b.unlink("cb:a", done)),
+      outcome((done) => b.invalidate("cb:a", done)),
       outcome((done) => b.get("cb:a", done)),
-      outcome((done) => b.unlink("cb:a", done))
+      outcome((done) => b.invalidate("cb:a", done))
     ])
     expect(results).toEqual([
       { error: undefined, reply: "OK" },
@@ -156,12 +156,12 @@ describe("command batch", () => {
     ])
     expect(results[0]).toEqual({ error: undefined, reply: "OK" })
     expect(results[1]).toEqual({ error: undefined, reply: null })
-    expect(results[2]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfterMillis: 0 } })
-    expect(results[3]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfterMillis: 0 } })
-    expect(results[4]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfterMillis: 0 } })
+    expect(results[2]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfter: Duration.zero } })
+    expect(results[3]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfter: Duration.zero } })
+    expect(results[4]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfter: Duration.zero } })
     // the decision over a key of another type fails alone
     expect((results[5]!.error as Error).message).toMatch(/WRONGTYPE/)
-    expect(results[6]).toEqual({ error: undefined, reply: { allowed: true, remaining: 0, retryAfterMillis: 0 } })
+    expect(results[6]).toEqual({ error: undefined, reply: { allowed: true, remaining: 0, retryAfter: Duration.zero } })
     expect((results[7]!.reply as { allowed: boolean }).allowed).toBe(false)
     expect(results[8]).toEqual({ error: undefined, reply: "1" })
     expect(await calls("evalsha")).toBeGreaterThanOrEqual(1)

@@ -3,7 +3,7 @@
  * earlier, and a settled one never.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deadlines } from "../src/internal/deadlines.js"
+import { Deadlines } from "../src/internal/redis/deadlines.js"
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 

@@ -6,6 +6,7 @@
  * treated as absent, exactly like an expired Redis key.
  */
 import type { RateLimitAlgorithm, RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
+import { decisionOf } from "./store.js"
 
 interface FixedWindowState {
   readonly algorithm: "fixed-window"
@@ -66,7 +67,7 @@ const fixedWindow = (state: Map<string, unknown>, request: RateLimitRequest, now
     if (s.start === start) used = s.used
   }
   const reset = start + window - now
-  if (used + cost > limit) return { allowed: false, remaining: limit - used, retryAfterMillis: reset }
+  if (used + cost > limit) return decisionOf(false, limit - used, reset)
   if (s !== undefined) {
     s.start = start
     s.used = used + cost
@@ -74,7 +75,7 @@ const fixedWindow = (state: Map<string, unknown>, request: RateLimitRequest, now
   } else {
     state.set(request.key, { algorithm: "fixed-window", start, used: used + cost, expiresAt: now + reset })
   }
-  return { allowed: true, remaining: limit - used - cost, retryAfterMillis: ALLOWED_NO_WAIT }
+  return decisionOf(true, limit - used - cost, ALLOWED_NO_WAIT)
 }
 
 const COMPACT_AT = 1024
@@ -115,13 +116,13 @@ const slidingWindow = (state: Map<string, unknown>, request: RateLimitRequest, n
         break
       }
     }
-    return { allowed: false, remaining: limit - s.total, retryAfterMillis: retry }
+    return decisionOf(false, limit - s.total, retry)
   }
   times.push(now)
   costs.push(cost)
   s.total += cost
   s.expiresAt = now + window
-  return { allowed: true, remaining: limit - s.total, retryAfterMillis: ALLOWED_NO_WAIT }
+  return decisionOf(true, limit - s.total, ALLOWED_NO_WAIT)
 }
 
 const tokenBucket = (state: Map<string, unknown>, request: RateLimitRequest, now: number): RateLimitDecision => {
@@ -136,11 +137,7 @@ const tokenBucket = (state: Map<string, unknown>, request: RateLimitRequest, now
   const capacity = limit * window
   const after = debt + cost * window
   if (after > capacity) {
-    return {
-      allowed: false,
-      remaining: Math.floor((capacity - debt) / window),
-      retryAfterMillis: Math.ceil((after - capacity) / limit)
-    }
+    return decisionOf(false, Math.floor((capacity - debt) / window), Math.ceil((after - capacity) / limit))
   }
   const expiresAt = now + Math.ceil(after / limit)
   if (s !== undefined) {
@@ -150,7 +147,7 @@ const tokenBucket = (state: Map<string, unknown>, request: RateLimitRequest, now
   } else {
     state.set(request.key, { algorithm: "token-bucket", last: now, debt: after, expiresAt })
   }
-  return { allowed: true, remaining: Math.floor((capacity - after) / window), retryAfterMillis: ALLOWED_NO_WAIT }
+  return decisionOf(true, Math.floor((capacity - after) / window), ALLOWED_NO_WAIT)
 }
 
 /** @internal */

@@ -19,25 +19,22 @@ interface Entry {
   read: Cached<string> | undefined
 }
 
-/** @internal */
-export interface MemoryStore extends Store {
+/**
+ * The memory store, with what only a node-local store can offer: its size, a synchronous reset and a synchronous
+ * read.
+ * @internal
+ */
+export interface MemoryStore extends Store<never> {
   readonly backend: "local"
   readonly size: () => number
   /** `reset`, synchronously */
   readonly unsafeReset: () => void
-  readonly get: (key: string) => Effect.Effect<string | null>
   /**
    * A synchronous read for LocalOnly: the live entry of `key` marked as served from memory, the same object for
    * every read of one entry (a new one after the entry is written again), so a reader can keep what it derives from
    * an entry next to it (in a WeakMap) for as long as the entry lives.
    */
   readonly unsafeRead: (key: string) => Cached<string> | undefined
-  readonly set: (key: string, value: string, ttlMillis: number | undefined) => Effect.Effect<void>
-  readonly delete: (key: string) => Effect.Effect<boolean>
-  readonly clear: (prefix: string) => Effect.Effect<number>
-  readonly count: (prefix: string) => Effect.Effect<number>
-  readonly claim: (key: string, ttlMillis: number) => Effect.Effect<boolean>
-  readonly rateLimit: (request: RateLimitRequest) => Effect.Effect<RateLimitDecision>
 }
 
 /** @internal */
@@ -106,6 +103,14 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
   const set = (key: string, value: string, ttlMillis: number | undefined) =>
     Effect.sync(() => put(key, value, ttlMillis === undefined ? Infinity : now() + ttlMillis))
 
+  /** `SET key value PX ttlMillis NX` */
+  const putIfAbsent = (key: string, value: string, ttlMillis: number): boolean => {
+    const at = now()
+    if (lookup(key, at) !== undefined) return false
+    put(key, value, at + ttlMillis)
+    return true
+  }
+
   const unsafeReset = () => {
     entries.clear()
     limiterState.clear()
@@ -119,7 +124,8 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
     get,
     unsafeRead,
     set,
-    delete: (key) => Effect.sync(() => lookup(key, now()) !== undefined && entries.delete(key)),
+    domainOf: undefined,
+    invalidate: (key) => Effect.sync(() => lookup(key, now()) !== undefined && entries.delete(key)),
     clear: (prefix) =>
       Effect.sync(() => {
         let n = 0
@@ -140,13 +146,9 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
         for (const [k, e] of entries) if (e.expiresAt > at && k.startsWith(prefix)) n++
         return n
       }),
-    claim: (key, ttlMillis) =>
-      Effect.sync(() => {
-        const at = now()
-        if (lookup(key, at) !== undefined) return false
-        put(key, "1", at + ttlMillis)
-        return true
-      }),
+    claim: (key, ttlMillis) => Effect.sync(() => putIfAbsent(key, "1", ttlMillis)),
+    acquireLock: (key, token, ttlMillis) => Effect.sync(() => putIfAbsent(key, token, ttlMillis)),
+    releaseLock: (key, token) => Effect.sync(() => lookup(key, now())?.value === token && entries.delete(key)),
     rateLimit: (request: RateLimitRequest) =>
       Effect.sync((): RateLimitDecision => {
         const at = now()

@@ -26,7 +26,8 @@ import type * as MetricKeyType from "effect/MetricKeyType"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Tracer from "effect/Tracer"
 import { type Backend, DistributedCache, type DistributedCacheService } from "../DistributedCache.js"
-import type { CacheModeName } from "../errors.js"
+import type { CacheModeName } from "../DistributedCache.js"
+import { CacheBackendUnavailable } from "../errors.js"
 import * as SecurityEvent from "../SecurityEvent.js"
 
 // --- metric keys (the public definitions in Observability.ts are built from these) ------------------------------------
@@ -249,8 +250,18 @@ export const ATTRIBUTES = {
   failureReason: "effect_failclosed.failure_reason"
 } as const
 
-/** The operations that have a span of their own. @internal */
-export type Operation = "get" | "set" | "invalidate" | "clear" | "count" | "getOrCompute" | "claim" | "rateLimit"
+/** The operations that have a span of their own, and the store operations of the `DistributedCache` service. @internal */
+export type Operation =
+  | "get"
+  | "set"
+  | "invalidate"
+  | "clear"
+  | "count"
+  | "getOrCompute"
+  | "claim"
+  | "rateLimit"
+  | "acquireLock"
+  | "releaseLock"
 
 const spanNames = new Map<string, string>()
 const spanName = (operation: string): string => {
@@ -271,6 +282,19 @@ const FailureReasonKey = Symbol.for("effect-failclosed/FailureReason")
 /** @internal */
 export const classify = <E extends object>(error: E, reason: FailureReason): E =>
   Object.defineProperty(error, FailureReasonKey, { value: reason, enumerable: false })
+
+/**
+ * A failure of a store operation named after the feature operation that made it (getOrCompute's get and set fail as
+ * `getOrCompute`), with its classification.
+ * @internal
+ */
+export const failedIn =
+  (operation: Operation) =>
+  (error: CacheBackendUnavailable): CacheBackendUnavailable =>
+    classify(
+      new CacheBackendUnavailable({ mode: error.mode, operation, reason: error.reason }),
+      reasonOf(error) ?? "unavailable"
+    )
 
 const reasonOf = (error: unknown): FailureReason | undefined =>
   typeof error === "object" && error !== null
@@ -305,8 +329,8 @@ const failureReasonOf = (cause: Cause.Cause<unknown>): FailureReason | undefined
   return failure._tag === "Some" ? reasonOf(failure.value) : undefined
 }
 
-/** the spans features opened, with their operation: the policy annotates these instead of opening its own */
-const featureSpans = new WeakMap<Tracer.AnySpan, string>()
+/** the spans features opened: a store operation inside one annotates it instead of opening its own */
+const featureSpans = new WeakSet<Tracer.AnySpan>()
 
 const spanOptions = (attributes: Record<string, unknown>): Tracer.SpanOptions => ({
   attributes,
@@ -324,30 +348,6 @@ export interface Report {
 
 /** the sink of untraced calls: written, never read */
 const UNTRACED: Report = { outcome: undefined }
-
-/**
- * true while a feature builds the effect of one call. That effect runs in the fiber that builds it, whose tracer the
- * feature has checked, so a LocalOnly operation built meanwhile needs no check of its own (one step less on the
- * hottest path): its span is the feature's, which already carries the LocalOnly marks.
- */
-let buildingFeatureCall = false
-
-/** @internal */
-export const isBuildingFeatureCall = (): boolean => buildingFeatureCall
-
-const build = <A, E, R>(
-  body: (cache: DistributedCacheService, report: Report) => Effect.Effect<A, E, R>,
-  cache: DistributedCacheService,
-  report: Report
-): Effect.Effect<A, E, R> => {
-  const previous = buildingFeatureCall
-  buildingFeatureCall = true
-  try {
-    return body(cache, report)
-  } finally {
-    buildingFeatureCall = previous
-  }
-}
 
 /** the attributes a feature's span starts with (a LocalOnly result's marks are known before the call) */
 const featureAttributes = (mode: CacheModeName, subject: Subject, name: string) =>
@@ -378,12 +378,12 @@ export const feature =
   ): Effect.Effect<A, E, R | DistributedCache> =>
     Effect.withFiberRuntime<A, E, R | DistributedCache>((fiber) => {
       const cache = Context.unsafeGet(fiber.currentContext, DistributedCache)
-      if (!isTraced(fiber)) return build(body, cache, UNTRACED)
+      if (!isTraced(fiber)) return body(cache, UNTRACED)
       return Effect.useSpan(spanName(operation), spanOptions(featureAttributes(cache.mode, subject, name)), (span) => {
-        featureSpans.set(span, operation)
+        featureSpans.add(span)
         const report: Report = { outcome: undefined }
         return Effect.withParentSpan(
-          Effect.onExit(build(body, cache, report), (exit) =>
+          Effect.onExit(body(cache, report), (exit) =>
             Effect.sync(() => {
               span.attribute(
                 ATTRIBUTES.outcome,
@@ -398,23 +398,37 @@ export const feature =
       })
     })
 
-const annotate = <B>(
+/** the outcome of a store operation's result, in the span of a direct call */
+const storeOutcome = (operation: Operation, value: unknown): string => {
+  switch (operation) {
+    case "get":
+      return value === undefined || value === null ? "miss" : "hit"
+    case "claim":
+      return value === false ? "replay" : "ok"
+    case "rateLimit":
+      return (value as { readonly allowed: boolean }).allowed ? "ok" : "denied"
+    default:
+      return "ok"
+  }
+}
+
+const annotate = (
   span: Tracer.Span,
-  exit: Exit.Exit<B, unknown>,
+  exit: Exit.Exit<unknown, unknown>,
   backend: Backend,
-  outcome: ((b: B) => string) | undefined
+  operation: Operation | undefined
 ): void => {
   if (Exit.isSuccess(exit)) {
     const value: unknown = exit.value
     if (typeof value === "object" && value !== null && "backend" in value && "degraded" in value) {
       span.attribute(ATTRIBUTES.backend, value.backend)
       span.attribute(ATTRIBUTES.degraded, value.degraded)
+      if (operation !== undefined) span.attribute(ATTRIBUTES.outcome, storeOutcome(operation, (value as any).value))
     } else {
-      // invalidate, clear and count never fall back: they were answered by the mode's own backend
       span.attribute(ATTRIBUTES.backend, backend)
       span.attribute(ATTRIBUTES.degraded, false)
+      if (operation !== undefined) span.attribute(ATTRIBUTES.outcome, storeOutcome(operation, value))
     }
-    if (outcome !== undefined) span.attribute(ATTRIBUTES.outcome, outcome(exit.value))
     return
   }
   // nothing was served
@@ -422,7 +436,7 @@ const annotate = <B>(
   span.attribute(ATTRIBUTES.degraded, false)
   const reason = failureReasonOf(exit.cause)
   if (reason !== undefined) span.attribute(ATTRIBUTES.failureReason, reason)
-  if (outcome !== undefined) span.attribute(ATTRIBUTES.outcome, failureOutcome(exit.cause))
+  if (operation !== undefined) span.attribute(ATTRIBUTES.outcome, failureOutcome(exit.cause))
 }
 
 /**
@@ -430,19 +444,18 @@ const annotate = <B>(
  * that served, or, for a direct `DistributedCache` call, opens a span of its own.
  * @internal
  */
-export const traceOperation = <B, E>(
+export const traceStore = <B, E>(
   fiber: Fiber.RuntimeFiber<any, any>,
   mode: CacheModeName,
   backend: Backend,
-  operation: string,
-  body: Effect.Effect<B, E>,
-  outcome: (b: B) => string
+  operation: Operation,
+  body: Effect.Effect<B, E>
 ): Effect.Effect<B, E> => {
   const current = fiber.currentSpan
-  if (current !== undefined && current._tag === "Span" && featureSpans.get(current) === operation) {
+  if (current !== undefined && current._tag === "Span" && featureSpans.has(current)) {
     return Effect.onExit(body, (exit) => Effect.sync(() => annotate(current, exit, backend, undefined)))
   }
   return Effect.useSpan(spanName(operation), spanOptions({ [ATTRIBUTES.mode]: mode }), (span) =>
-    Effect.onExit(body, (exit) => Effect.sync(() => annotate(span, exit, backend, outcome)))
+    Effect.onExit(body, (exit) => Effect.sync(() => annotate(span, exit, backend, operation)))
   )
 }

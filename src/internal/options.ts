@@ -26,6 +26,11 @@ export const optionChecks = (feature: string) => {
       }
       return name as string
     },
+    /** `input` (or `fallback` when it is undefined) as milliseconds by `rule` (see {@link durationMillis}) */
+    duration: (option: string, input: unknown, rule: DurationRule, fallback?: Duration.DurationInput): number => {
+      const millis = durationMillis(option, input ?? fallback, rule)
+      return typeof millis === "string" ? invalid(millis) : millis
+    },
     /** `value`, or `fallback` when it is undefined, as a positive safe integer */
     positiveInteger: (option: string, value: number | undefined, fallback: number): number => {
       const v = value ?? fallback
@@ -36,16 +41,54 @@ export const optionChecks = (feature: string) => {
 }
 
 /**
+ * How a duration option is read: `timeToLive` (whole milliseconds for Redis `PX`, at least 1; an infinite duration is
+ * Infinity, no expiry), `window` (whole milliseconds, finite, at least 1), `timeout` (milliseconds, finite, positive).
+ * @internal
+ */
+export type DurationRule = "timeToLive" | "window" | "timeout"
+
+/**
+ * The one check of every duration option and setting: its milliseconds by `rule`, or why it is invalid (a message
+ * that names `option` and never the value).
+ * @internal
+ */
+export const durationMillis = (option: string, input: unknown, rule: DurationRule): number | string => {
+  const decoded = Duration.decodeUnknown(input)
+  if (Option.isNone(decoded)) {
+    return rule === "timeToLive"
+      ? `${option} is not a duration`
+      : rule === "window"
+        ? `${option} must be a finite duration`
+        : `${option} must be a positive, finite duration`
+  }
+  const d = decoded.value
+  if (!Duration.isFinite(d)) {
+    return rule === "timeToLive"
+      ? Infinity
+      : rule === "window"
+        ? `${option} must be a finite duration`
+        : `${option} must be a positive, finite duration`
+  }
+  const millis = Duration.toMillis(d)
+  switch (rule) {
+    case "timeout":
+      return millis > 0 ? millis : `${option} must be a positive, finite duration`
+    case "timeToLive":
+      return millis > 0 ? Math.max(1, Math.ceil(millis)) : `${option} must be positive`
+    case "window": {
+      if (!(millis >= 1)) return `${option} must be at least 1 millisecond`
+      const rounded = Math.ceil(millis)
+      return Number.isSafeInteger(rounded) ? rounded : `${option} is too long`
+    }
+  }
+}
+
+/**
  * A time to live as whole milliseconds for Redis `PX` (at least 1), undefined for no expiry
  * (an infinite duration), or the reason it is invalid.
  * @internal
  */
 export const ttlMillisOf = (input: Duration.DurationInput): number | undefined | string => {
-  const decoded = Duration.decodeUnknown(input)
-  if (Option.isNone(decoded)) return "timeToLive is not a duration"
-  const d = decoded.value
-  if (!Duration.isFinite(d)) return undefined
-  const millis = Duration.toMillis(d)
-  if (!(millis > 0)) return "timeToLive must be positive"
-  return Math.max(1, Math.ceil(millis))
+  const millis = durationMillis("timeToLive", input, "timeToLive")
+  return millis === Infinity ? undefined : millis
 }

@@ -1,12 +1,18 @@
 /**
- * Failure policy: turns a store (mechanism) into the DistributedCache service of one mode.
- * StrictDistributed never holds local state; ExplicitDegraded serves get/set/claim/rateLimit
- * from a node-local fallback while Redis is unavailable (marked, with one event per
- * transition); LocalOnly is memory only.
+ * The policy floor: turns a store into the `DistributedCache` service of one mode. The service's operations are
+ * listed once ({@link makeService}); a mode differs only in its {@link Guard}, what it does around one store
+ * operation:
+ *
+ * - LocalOnly runs it on memory;
+ * - StrictDistributed admits it through the breaker of the key's failure domain, runs it on Redis, and turns an
+ *   unavailable Redis into `CacheBackendUnavailable` (with one event per transition);
+ * - ExplicitDegraded does the same, but serves the operations that may fall back (get, set, claim, rateLimit and
+ *   the locks) from a node-local memory store while Redis is unavailable, marked `local_degraded`.
  */
 import * as Effect from "effect/Effect"
-import type { Backend, Cached, CacheStats, DistributedCacheService, RateLimitDecision } from "../DistributedCache.js"
-import { CacheBackendUnavailable, type CacheModeName } from "../errors.js"
+import type { Backend, Cached, CacheStats, DistributedCacheService } from "../DistributedCache.js"
+import type { CacheModeName } from "../DistributedCache.js"
+import { CacheBackendUnavailable } from "../errors.js"
 import { type Breaker, CLOSED, OPEN } from "./breaker.js"
 import type { MemoryStore } from "./memoryStore.js"
 import {
@@ -14,21 +20,38 @@ import {
   emitSecurityEvent,
   type FailureReason,
   increment,
-  isBuildingFeatureCall,
   isTraced,
+  type Operation,
   operationMetrics,
   recordDuration,
   stateGauges,
-  traceOperation
+  traceStore
 } from "./observability.js"
-import { matchStore, type Store, type StoreFailure } from "./store.js"
+import type { Store, StoreFailure } from "./store.js"
 
-const mark =
-  (backend: Backend) =>
-  <A>(value: A): Cached<A> => ({ value, backend, degraded: backend === "local_degraded" })
-const fromRedis = mark("redis")
-const fromLocal = mark("local")
-const fromFallback = mark("local_degraded")
+/** the operations an ExplicitDegraded cache serves node-locally while Redis is unavailable */
+const FALLS_BACK: ReadonlySet<Operation> = new Set<Operation>([
+  "get",
+  "set",
+  "claim",
+  "rateLimit",
+  "acquireLock",
+  "releaseLock"
+])
+
+/**
+ * What a mode does around one store operation: `use` is the operation, written once against any store (the guard
+ * applies it to Redis, or to memory); `key` its key, undefined for an operation on the whole store (clear, count).
+ * @internal
+ */
+export interface Guard {
+  readonly mode: CacheModeName
+  readonly run: <A>(
+    operation: Operation,
+    key: string | undefined,
+    use: <E>(store: Store<E>) => Effect.Effect<A, E>
+  ) => Effect.Effect<Cached<A>, CacheBackendUnavailable>
+}
 
 interface Counters {
   hits: number
@@ -36,52 +59,19 @@ interface Counters {
   failures: number
 }
 
-const missOf = (backend: Backend): Cached<undefined> => ({
-  value: undefined,
-  backend,
-  degraded: backend === "local_degraded"
-})
-const MISS_REDIS = missOf("redis")
-const MISS_LOCAL = missOf("local")
-const MISS_FALLBACK = missOf("local_degraded")
-
-const countRead =
-  (counters: Counters, hit: (value: string) => Cached<string>, miss: Cached<undefined>) =>
-  (value: string | null): Cached<string | undefined> => {
-    if (value === null) {
-      counters.misses++
-      return miss
-    }
-    counters.hits++
-    return hit(value)
-  }
-
-const statsOf = (
-  mode: CacheModeName,
-  counters: Counters,
-  backend: () => Backend,
-  localEntries: () => number
-): Effect.Effect<CacheStats> =>
-  Effect.sync(() => {
-    const reads = counters.hits + counters.misses
-    const b = backend()
-    return {
-      mode,
-      backend: b,
-      degraded: b === "local_degraded",
-      hits: counters.hits,
-      misses: counters.misses,
-      hitRate: reads === 0 ? 0 : counters.hits / reads,
-      failures: counters.failures,
-      localEntries: localEntries()
-    }
-  })
-
-/** outcomes of the spans the policy opens itself (direct `DistributedCache` calls) */
-const readOutcome = (entry: Cached<string | undefined>) => (entry.value === undefined ? "miss" : "hit")
-const okOutcome = () => "ok"
-const claimOutcome = (claimed: Cached<boolean>) => (claimed.value ? "ok" : "replay")
-const rateLimitOutcome = (decision: Cached<RateLimitDecision>) => (decision.value.allowed ? "ok" : "denied")
+const marks = (backend: Backend) => ({ backend, degraded: backend === "local_degraded" })
+const marked =
+  (backend: Backend) =>
+  <A>(value: A): Cached<A> => ({ value, ...marks(backend) })
+const fromRedis = marked("redis")
+const fromLocal = marked("local")
+const fromFallback = marked("local_degraded")
+const MISS: Record<Backend, Cached<undefined>> = {
+  redis: fromRedis(undefined),
+  local: fromLocal(undefined),
+  local_degraded: fromFallback(undefined)
+}
+const valueOf = <A>(cached: Cached<A>): A => cached.value
 
 /**
  * The synchronous reads of LocalOnly caches: a feature that finds one for its cache reads memory without an Effect
@@ -99,38 +89,100 @@ export const localReaderOf = (
   // a Redis mode's cache (the common case on a hot path) is told apart without a WeakMap lookup
   cache.mode === "LocalOnly" ? localReaders.get(cache) : undefined
 
+/** The `DistributedCache` service of a guard: every operation, listed once for the three modes. */
+const makeService = (options: {
+  readonly guard: Guard
+  readonly keyPrefix: string
+  readonly counters: Counters
+  /** the backend that serves now */
+  readonly backend: () => Backend
+  /** entries held node-locally */
+  readonly localEntries: () => number
+}): DistributedCacheService => {
+  const { counters, guard } = options
+  const mode = guard.mode
+  const read = (entry: Cached<string | null>): Cached<string | undefined> => {
+    if (entry.value === null) {
+      counters.misses++
+      return MISS[entry.backend]
+    }
+    counters.hits++
+    return entry as Cached<string>
+  }
+  return {
+    mode,
+    keyPrefix: options.keyPrefix,
+    stats: Effect.sync((): CacheStats => {
+      const reads = counters.hits + counters.misses
+      const backend = options.backend()
+      return {
+        mode,
+        backend,
+        degraded: backend === "local_degraded",
+        hits: counters.hits,
+        misses: counters.misses,
+        hitRate: reads === 0 ? 0 : counters.hits / reads,
+        failures: counters.failures,
+        localEntries: options.localEntries()
+      }
+    }),
+    get: (key) =>
+      Effect.map(
+        guard.run("get", key, (store) => store.get(key)),
+        read
+      ),
+    set: (key, value, ttl) => guard.run("set", key, (store) => store.set(key, value, ttl)),
+    invalidate: (key) =>
+      Effect.map(
+        guard.run("invalidate", key, (store) => store.invalidate(key)),
+        valueOf
+      ),
+    clear: (prefix) =>
+      Effect.map(
+        guard.run("clear", undefined, (store) => store.clear(prefix)),
+        valueOf
+      ),
+    count: (prefix) =>
+      Effect.map(
+        guard.run("count", undefined, (store) => store.count(prefix)),
+        valueOf
+      ),
+    claim: (key, ttl) => guard.run("claim", key, (store) => store.claim(key, ttl)),
+    rateLimit: (request) => guard.run("rateLimit", request.key, (store) => store.rateLimit(request)),
+    acquireLock: (key, token, ttl) => guard.run("acquireLock", key, (store) => store.acquireLock(key, token, ttl)),
+    releaseLock: (key, token) => guard.run("releaseLock", key, (store) => store.releaseLock(key, token))
+  }
+}
+
+/** Spans of direct `DistributedCache` calls (a feature's call is covered by the feature's span). */
+const traced = <A, E>(
+  mode: CacheModeName,
+  backend: Backend,
+  operation: Operation,
+  body: () => Effect.Effect<A, E>
+): Effect.Effect<A, E> =>
+  Effect.withFiberRuntime((fiber) =>
+    isTraced(fiber)
+      ? // run inside the span, so that nothing can interrupt between an admission and the round trip
+        traceStore(fiber, mode, backend, operation, Effect.suspend(body))
+      : body()
+  )
+
 /** @internal */
 export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
-  const read = countRead(counters, fromLocal, MISS_LOCAL)
-  const unsafeRead = (key: string): Cached<string> | undefined => {
+  // memory operations are not timed: two clock reads would cost more than the operation
+  const guard: Guard = {
+    mode: "LocalOnly",
+    run: (operation, _key, use) => traced("LocalOnly", "local", operation, () => Effect.map(use(memory), fromLocal))
+  }
+  const service = makeService({ guard, keyPrefix, counters, backend: () => "local", localEntries: memory.size })
+  localReaders.set(service, (key) => {
     const entry = memory.unsafeRead(key)
     if (entry === undefined) counters.misses++
     else counters.hits++
     return entry
-  }
-  // Memory operations are not timed (two clock reads would cost more than the operation). A direct call is traced
-  // when a tracer is installed; a call a feature builds is covered by the feature's span.
-  const observed = <B>(operation: string, body: Effect.Effect<B>, outcome: (b: B) => string): Effect.Effect<B> =>
-    isBuildingFeatureCall()
-      ? body
-      : Effect.withFiberRuntime((fiber) =>
-          isTraced(fiber) ? traceOperation(fiber, "LocalOnly", "local", operation, body, outcome) : body
-        )
-  const service: DistributedCacheService = {
-    mode: "LocalOnly",
-    keyPrefix,
-    stats: statsOf("LocalOnly", counters, () => "local", memory.size),
-    get: (key, operation = "get") => observed(operation, Effect.map(memory.get(key), read), readOutcome),
-    set: (key, value, ttl, operation = "set") =>
-      observed(operation, Effect.map(memory.set(key, value, ttl), fromLocal), okOutcome),
-    invalidate: (key) => observed("invalidate", memory.delete(key), okOutcome),
-    clear: (prefix) => observed("clear", memory.clear(prefix), okOutcome),
-    count: (prefix) => observed("count", memory.count(prefix), okOutcome),
-    claim: (key, ttl) => observed("claim", Effect.map(memory.claim(key, ttl), fromLocal), claimOutcome),
-    rateLimit: (request) => observed("rateLimit", Effect.map(memory.rateLimit(request), fromLocal), rateLimitOutcome)
-  }
-  localReaders.set(service, unsafeRead)
+  })
   return service
 }
 
@@ -161,45 +213,48 @@ class Domains {
 
 /** the domain of operations that need every domain (clear, count) of a store that has domains */
 const EVERY_DOMAIN = "every shard"
-const wholeStore = () => ""
-const domainsOf = (store: Store) => ({
-  of: store.domainOf ?? wholeStore,
-  every: store.domainOf === undefined ? "" : EVERY_DOMAIN
-})
 const redisOf = (label: string) => (label === "" ? "Redis" : `Redis (${label})`)
 
 /**
- * Shared by the two Redis modes: admission through the breaker, failure classification,
- * events on transitions, metrics and spans.
+ * The guard of the two Redis modes: admission through the breaker of the key's domain, the round trip (timed),
+ * failure classification, events on transitions; `fallback` (ExplicitDegraded) serves while Redis is unavailable.
  */
-const makeGuard = (options: {
+const redisGuard = (options: {
   readonly mode: CacheModeName
-  readonly domains: Domains
+  readonly store: Store
+  readonly breaker: Breaker
+  readonly fallback: MemoryStore | undefined
   readonly counters: Counters
-  /**
-   * Runs synchronously, in the same step as the breaker's transition (closed to open, or open to closed), so that
-   * no other fiber can see the new breaker state before it has run.
-   */
-  readonly onTransition: () => void
-}) => {
-  const { counters, domains, mode, onTransition } = options
+}): { readonly guard: Guard; readonly domains: Domains } => {
+  const { counters, fallback, mode, store } = options
+  const domains = new Domains(options.breaker)
+  const domainOf = store.domainOf
   const metricsOf = operationMetrics(mode)
   const gauges = stateGauges(mode)
   gauges(domains.anyOpen)
-  /** with domains, "down" is: any domain is in its cooldown */
+  // Runs in the same synchronous step as the breaker's transition, so no other fiber sees the new state before. The
+  // fallback is emptied at both transitions: what was written node-locally during an outage is never served after
+  // Redis answered again, not even during a later outage.
   const transition = () => {
     gauges(domains.anyOpen)
-    onTransition()
+    fallback?.unsafeReset()
   }
-  const unavailable = (operation: string, reason: string) => new CacheBackendUnavailable({ mode, operation, reason })
   const failure = (operation: string, kind: FailureReason, reason: string) =>
-    classify(unavailable(operation, reason), kind)
-
+    classify(new CacheBackendUnavailable({ mode, operation, reason }), kind)
   const recovered = (label: string) =>
     emitSecurityEvent({
       event: "BACKEND_RECOVERED",
       mode,
       detail: `${redisOf(label)} answered a probe after the cooldown`
+    })
+  const wentDown = (reason: string, label: string) =>
+    emitSecurityEvent({
+      event: "BACKEND_UNAVAILABLE_AT_RUNTIME",
+      mode,
+      detail:
+        fallback !== undefined
+          ? `${redisOf(label)} is unavailable (${reason}); get/set are served node-locally and marked degraded until it answers`
+          : `${redisOf(label)} is unavailable (${reason}); operations fail with CacheBackendUnavailable until it answers`
     })
   /** true when this probe closed the breaker (the transition has then been handled) */
   const probeSucceeded = (breaker: Breaker): boolean => {
@@ -207,27 +262,18 @@ const makeGuard = (options: {
     transition()
     return true
   }
-  const wentDown = (reason: string, label: string) =>
-    emitSecurityEvent({
-      event: "BACKEND_UNAVAILABLE_AT_RUNTIME",
-      mode,
-      detail:
-        mode === "ExplicitDegraded"
-          ? `${redisOf(label)} is unavailable (${reason}); get/set are served node-locally and marked degraded until it answers`
-          : `${redisOf(label)} is unavailable (${reason}); operations fail with CacheBackendUnavailable until it answers`
-    })
 
-  /** admission, the Redis round trip (timed), failure classification and transitions */
-  const attempt = <A, B>(
-    operation: string,
-    domain: string,
-    effect: Effect.Effect<A, StoreFailure>,
-    onSuccess: (a: A) => B,
-    orElse: (error: CacheBackendUnavailable) => Effect.Effect<B, CacheBackendUnavailable>
-  ): Effect.Effect<B, CacheBackendUnavailable> => {
+  const attempt = <A>(
+    operation: Operation,
+    key: string | undefined,
+    use: <E>(store: Store<E>) => Effect.Effect<A, E>
+  ): Effect.Effect<Cached<A>, CacheBackendUnavailable> => {
     const metrics = metricsOf(operation)
+    const orElse: (error: CacheBackendUnavailable) => Effect.Effect<Cached<A>, CacheBackendUnavailable> =
+      fallback !== undefined && FALLS_BACK.has(operation) ? () => Effect.map(use(fallback), fromFallback) : Effect.fail
     let breaker = domains.whole
     let admission = breaker.admit()
+    const domain = domainOf === undefined ? "" : key === undefined ? EVERY_DOMAIN : domainOf(key)
     if (admission === CLOSED && domain !== "") {
       breaker = domains.of(domain)
       admission = breaker.admit()
@@ -241,10 +287,10 @@ const makeGuard = (options: {
     const start = performance.now()
     const generation = breaker.generation
     const isProbe = admission !== CLOSED
-    const handle = (storeFailure: StoreFailure): Effect.Effect<B, CacheBackendUnavailable> => {
+    const onFailure = (storeFailure: StoreFailure): Effect.Effect<Cached<A>, CacheBackendUnavailable> => {
       recordDuration(metrics, start)
       if (storeFailure.kind === "rejected") {
-        // Redis answered: it is up, so this is not an outage; fail closed without a cooldown.
+        // Redis answered: it is up, so this is not an outage; fail closed without a cooldown
         increment(metrics.rejected)
         const error = failure(operation, "rejected", `Redis refused the command: ${storeFailure.reason}`)
         if (isProbe && probeSucceeded(breaker)) return Effect.zipRight(recovered(label), Effect.fail(error))
@@ -259,51 +305,23 @@ const makeGuard = (options: {
       }
       return orElse(error)
     }
-    if (!isProbe) {
-      return matchStore(effect, handle, (a) => {
-        recordDuration(metrics, start)
-        return Effect.succeed(onSuccess(a))
-      })
+    const onSuccess = (a: A): Effect.Effect<Cached<A>> => {
+      recordDuration(metrics, start)
+      if (isProbe && probeSucceeded(breaker)) return Effect.as(recovered(label), fromRedis(a))
+      return Effect.succeed(fromRedis(a))
     }
-    return Effect.matchEffect(effect, {
-      onFailure: handle,
-      onSuccess: (a) => {
-        recordDuration(metrics, start)
-        return probeSucceeded(breaker) ? Effect.as(recovered(label), onSuccess(a)) : Effect.succeed(onSuccess(a))
-      }
-    }).pipe(Effect.onInterrupt(() => Effect.sync(() => breaker.probeAbandoned())))
+    const round = Effect.matchEffect(use(store), { onFailure, onSuccess })
+    return isProbe ? Effect.onInterrupt(round, () => Effect.sync(() => breaker.probeAbandoned())) : round
   }
 
-  /**
-   * Runs `effect` against Redis; on unavailability, records the transition and continues with
-   * `orElse` (the fallback, or a failure). `outcome` names a result in the span of a direct call.
-   */
-  const run = <A, B>(
-    operation: string,
-    domain: string,
-    effect: Effect.Effect<A, StoreFailure>,
-    onSuccess: (a: A) => B,
-    orElse: (error: CacheBackendUnavailable) => Effect.Effect<B, CacheBackendUnavailable>,
-    outcome: (b: B) => string
-  ): Effect.Effect<B, CacheBackendUnavailable> =>
-    Effect.withFiberRuntime((fiber) =>
-      isTraced(fiber)
-        ? traceOperation(
-            fiber,
-            mode,
-            "redis",
-            operation,
-            // admitted inside the span, so that nothing can interrupt between the admission and the round trip
-            Effect.suspend(() => attempt(operation, domain, effect, onSuccess, orElse)),
-            outcome
-          )
-        : attempt(operation, domain, effect, onSuccess, orElse)
-    )
-
-  return { run, unavailable }
+  return {
+    domains,
+    guard: {
+      mode,
+      run: (operation, key, use) => traced(mode, "redis", operation, () => attempt(operation, key, use))
+    }
+  }
 }
-
-const identity = <A>(a: A) => a
 
 /** @internal */
 export const makeStrict = (options: {
@@ -311,36 +329,9 @@ export const makeStrict = (options: {
   readonly breaker: Breaker
   readonly keyPrefix: string
 }): DistributedCacheService => {
-  const { breaker, store } = options
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
-  const read = countRead(counters, fromRedis, MISS_REDIS)
-  const domain = domainsOf(store)
-  const guard = makeGuard({
-    mode: "StrictDistributed",
-    domains: new Domains(breaker),
-    counters,
-    onTransition: () => {}
-  })
-  const fail = Effect.fail
-  return {
-    mode: "StrictDistributed",
-    keyPrefix: options.keyPrefix,
-    stats: statsOf(
-      "StrictDistributed",
-      counters,
-      () => "redis",
-      () => 0
-    ),
-    get: (key, operation = "get") => guard.run(operation, domain.of(key), store.get(key), read, fail, readOutcome),
-    set: (key, value, ttl, operation = "set") =>
-      guard.run(operation, domain.of(key), store.set(key, value, ttl), fromRedis, fail, okOutcome),
-    invalidate: (key) => guard.run("invalidate", domain.of(key), store.delete(key), identity, fail, okOutcome),
-    clear: (prefix) => guard.run("clear", domain.every, store.clear(prefix), identity, fail, okOutcome),
-    count: (prefix) => guard.run("count", domain.every, store.count(prefix), identity, fail, okOutcome),
-    claim: (key, ttl) => guard.run("claim", domain.of(key), store.claim(key, ttl), fromRedis, fail, claimOutcome),
-    rateLimit: (request) =>
-      guard.run("rateLimit", domain.of(request.key), store.rateLimit(request), fromRedis, fail, rateLimitOutcome)
-  }
+  const { guard } = redisGuard({ ...options, mode: "StrictDistributed", fallback: undefined, counters })
+  return makeService({ guard, keyPrefix: options.keyPrefix, counters, backend: () => "redis", localEntries: () => 0 })
 }
 
 /** @internal */
@@ -350,65 +341,13 @@ export const makeDegraded = (options: {
   readonly breaker: Breaker
   readonly keyPrefix: string
 }): DistributedCacheService => {
-  const { breaker, fallback, store } = options
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
-  const read = countRead(counters, fromRedis, MISS_REDIS)
-  const readFallback = countRead(counters, fromFallback, MISS_FALLBACK)
-  // The fallback is emptied at both transitions, in the same synchronous step as the breaker's: what was written
-  // node-locally during an outage is never served after Redis answered again, not even during a later outage (a
-  // fallback write that was admitted before the recovery but landed after it is dropped when the next outage starts).
-  const domains = new Domains(breaker)
-  const domain = domainsOf(store)
-  const guard = makeGuard({ mode: "ExplicitDegraded", domains, counters, onTransition: fallback.unsafeReset })
-  const fail = Effect.fail
-  const local =
-    <A>(effect: Effect.Effect<A>) =>
-    () =>
-      Effect.map(effect, fromFallback)
-  return {
-    mode: "ExplicitDegraded",
+  const { domains, guard } = redisGuard({ ...options, mode: "ExplicitDegraded", counters })
+  return makeService({
+    guard,
     keyPrefix: options.keyPrefix,
-    stats: statsOf("ExplicitDegraded", counters, () => (domains.anyOpen ? "local_degraded" : "redis"), fallback.size),
-    get: (key, operation = "get") =>
-      guard.run(
-        operation,
-        domain.of(key),
-        store.get(key),
-        read,
-        () => Effect.map(fallback.get(key), readFallback),
-        readOutcome
-      ),
-    set: (key, value, ttl, operation = "set") =>
-      guard.run(
-        operation,
-        domain.of(key),
-        store.set(key, value, ttl),
-        fromRedis,
-        local(fallback.set(key, value, ttl)),
-        okOutcome
-      ),
-    // a distributed deletion cannot be confirmed locally: these fail closed in every mode
-    invalidate: (key) => guard.run("invalidate", domain.of(key), store.delete(key), identity, fail, okOutcome),
-    clear: (prefix) => guard.run("clear", domain.every, store.clear(prefix), identity, fail, okOutcome),
-    // the fallback holds only what was written while degraded: no distributed count from it
-    count: (prefix) => guard.run("count", domain.every, store.count(prefix), identity, fail, okOutcome),
-    claim: (key, ttl) =>
-      guard.run(
-        "claim",
-        domain.of(key),
-        store.claim(key, ttl),
-        fromRedis,
-        local(fallback.claim(key, ttl)),
-        claimOutcome
-      ),
-    rateLimit: (request) =>
-      guard.run(
-        "rateLimit",
-        domain.of(request.key),
-        store.rateLimit(request),
-        fromRedis,
-        local(fallback.rateLimit(request)),
-        rateLimitOutcome
-      )
-  }
+    counters,
+    backend: () => (domains.anyOpen ? "local_degraded" : "redis"),
+    localEntries: options.fallback.size
+  })
 }

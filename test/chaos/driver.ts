@@ -35,7 +35,7 @@ import {
 import type { RedisServer } from "../support/RedisServer.js"
 import type { Fault, FaultTimeline } from "./faults.js"
 import { type LoopWatch, watchLoop } from "./stalls.js"
-import { BATCH_LUA, BATCH_SHA } from "../../src/internal/commandBatch.js"
+import { BATCH_LUA, BATCH_SHA } from "../../src/internal/redis/commandBatch.js"
 
 // ---------------------------------------------------------------------------------------------------------------------
 // settings
@@ -360,12 +360,12 @@ export const runScenario = (
       })
     const wrap = (svc: DistributedCacheService): DistributedCacheService => ({
       ...svc,
-      get: (key, operation) => note("get", svc.get(key, operation)),
-      set: (key, value, ttl, operation) => {
+      get: (key) => note("get", svc.get(key)),
+      set: (key, value, ttl) => {
         const match = WRITE_ID.exec(value)
         const w = match === null ? 0 : Number(match[1])
         if (w > 0) writeFlags[w] = writeFlags[w]! | W_PENDING
-        return note("set", svc.set(key, value, ttl, operation)).pipe(
+        return note("set", svc.set(key, value, ttl)).pipe(
           Effect.tap((cached) =>
             Effect.sync(() => {
               if (w > 0 && cached.backend === "local_degraded") {
@@ -603,9 +603,9 @@ export const runScenario = (
       let lastBackend: Backend = "redis"
       const spy: DistributedCacheService = {
         ...cache,
-        get: (key, operation) => {
+        get: (key) => {
           lastStoreKey = key
-          return Effect.tap(cache.get(key, operation), (c) => {
+          return Effect.tap(cache.get(key), (c) => {
             lastBackend = c.backend
           })
         }

@@ -5,14 +5,14 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { type Cluster, Command, type Redis } from "ioredis"
-import type { RateLimitDecision } from "../DistributedCache.js"
-import type { RedisClientService } from "../RedisClient.js"
-import { keySlot, SLOT_COUNT } from "./clusterSlot.js"
-import { makeCommandBatch } from "./commandBatch.js"
+import type { RateLimitDecision } from "../../DistributedCache.js"
+import type { RedisClientService } from "../../RedisClient.js"
+import { escapeGlob } from "../keys.js"
+import { type Store, StoreFailure } from "../store.js"
+import { type Done, makeCommandBatch } from "./commandBatch.js"
 import { Deadlines } from "./deadlines.js"
-import { escapeGlob } from "./keys.js"
-import { redisRateLimit } from "./redisRateLimit.js"
-import { type Done, StoreCall, StoreFailure, type Store } from "./store.js"
+import { redisRateLimit, releaseLockScript } from "./rateLimit.js"
+import { keySlot, SLOT_COUNT } from "./slot.js"
 
 /** Reply errors that mean "not available right now" rather than "refused this command". */
 const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOAUTH|WRONGPASS|NOREPLICAS)\b/
@@ -181,8 +181,20 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
     }
   }
   const failureOf = (error: unknown): StoreFailure => (error === TIMED_OUT ? timedOut : fail(error))
+  /** one call as an Effect: no canceler (an interrupted fiber ignores a late reply; the call's deadline ends it) */
   const call = <A>(send: (done: Done) => void, map: (reply: unknown) => A): Effect.Effect<A, StoreFailure> =>
-    new StoreCall(send, map, failureOf)
+    Effect.async<A, StoreFailure>((resume) =>
+      send((error, reply) => {
+        if (error !== undefined) return resume(Effect.fail(failureOf(error)))
+        let a: A
+        try {
+          a = map(reply)
+        } catch (defect) {
+          return resume(Effect.die(defect))
+        }
+        resume(Effect.succeed(a))
+      })
+    )
   const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, StoreFailure> =>
     call((done) => bound(f, done), identity as (reply: unknown) => A)
   /** several commands (SCAN batches), each bounded by the command timeout */
@@ -265,14 +277,14 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
               ttlMillis === undefined ? client.set(key, value) : client.set(key, value, "PX", ttlMillis)
             ).pipe(Effect.asVoid)
         : (key, value, ttlMillis) => call((done) => batch.set(key, value, ttlMillis, done), asVoid),
-    delete:
+    invalidate:
       batch === undefined
         ? (key) =>
             Effect.map(
               attempt(() => client.unlink(key)),
               (n) => n > 0
             )
-        : (key) => call((done) => batch.unlink(key, done), asDeleted),
+        : (key) => call((done) => batch.invalidate(key, done), asDeleted),
     clear: (prefix) =>
       attemptAll(async (bound) => {
         const pattern = escapeGlob(prefix) + "*"
@@ -298,6 +310,16 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
       batch === undefined || replicas > 0
         ? (request) => replicated(request.key, () => redisRateLimit(client, request))
         : (request) => call((done) => batch.rateLimit(request, done), asDecision),
+    acquireLock: (key, token, ttlMillis) =>
+      Effect.map(
+        attempt(() => client.set(key, token, "PX", ttlMillis, "NX")),
+        (r) => r === "OK"
+      ),
+    releaseLock: (key, token) =>
+      Effect.map(
+        attempt(() => releaseLockScript(client, key, token)),
+        (n) => n === 1
+      ),
     reset: Effect.void
   }
 }

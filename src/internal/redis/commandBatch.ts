@@ -18,9 +18,14 @@
  */
 import { createHash } from "node:crypto"
 import { Command, type Redis } from "ioredis"
-import type { RateLimitAlgorithm, RateLimitRequest } from "../DistributedCache.js"
-import { isNoScript, rateLimitScripts, toDecision } from "./redisRateLimit.js"
-import type { Done } from "./store.js"
+import type { RateLimitAlgorithm, RateLimitRequest } from "../../DistributedCache.js"
+import { isNoScript, rateLimitScripts, toDecision } from "./rateLimit.js"
+
+/**
+ * How a call to Redis ends: `error` is a driver or reply error (undefined on success), `reply` Redis' reply.
+ * @internal
+ */
+export type Done = (error: unknown, reply: unknown) => void
 
 /** the operation of a call, one character of the batch's operations string */
 const GET = "g"
@@ -128,7 +133,7 @@ interface Call {
 export interface CommandBatch {
   readonly get: (key: string, done: Done) => void
   readonly set: (key: string, value: string, ttlMillis: number | undefined, done: Done) => void
-  readonly unlink: (key: string, done: Done) => void
+  readonly invalidate: (key: string, done: Done) => void
   /** `SET key 1 PX ttlMillis NX`: replies "OK" when claimed, null when taken */
   readonly claim: (key: string, ttlMillis: number, done: Done) => void
   /** replies a RateLimitDecision */
@@ -292,7 +297,7 @@ export const makeCommandBatch = (
     get: (key, done) => enqueue(call(GET, key, undefined, undefined, undefined, done)),
     set: (key, value, ttlMillis, done) =>
       enqueue(call(ttlMillis === undefined ? SET : SET_PX, key, value, ttlMillis, undefined, done)),
-    unlink: (key, done) => enqueue(call(UNLINK, key, undefined, undefined, undefined, done)),
+    invalidate: (key, done) => enqueue(call(UNLINK, key, undefined, undefined, undefined, done)),
     claim: (key, ttlMillis, done) => enqueue(call(CLAIM, key, undefined, ttlMillis, undefined, done)),
     rateLimit: (request, done) =>
       enqueue(call(LIMITS[request.algorithm], request.key, undefined, undefined, request, done))

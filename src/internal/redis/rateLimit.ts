@@ -26,7 +26,8 @@
  */
 import { createHash } from "node:crypto"
 import type { Cluster, Redis } from "ioredis"
-import type { RateLimitAlgorithm, RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
+import type { RateLimitAlgorithm, RateLimitDecision, RateLimitRequest } from "../../DistributedCache.js"
+import { decisionOf } from "../store.js"
 
 const CLOCK = `
 local t = redis.call('TIME')
@@ -193,7 +194,7 @@ const send = (
 export const toDecision = (reply: unknown): RateLimitDecision => {
   if (!Array.isArray(reply) || reply.length !== 3) throw new Error("unexpected rate-limit script reply")
   const r = reply as [number, number, number]
-  return { allowed: r[0] === 1, remaining: r[1], retryAfterMillis: r[2] }
+  return decisionOf(r[0] === 1, r[1], r[2])
 }
 
 /**
@@ -208,3 +209,21 @@ export const redisRateLimit = (client: Redis | Cluster, request: RateLimitReques
     isNoScript(error) ? send(client, "eval", s.lua, request).then(toDecision) : Promise.reject(error)
   )
 }
+
+const RELEASE_LOCK = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+/**
+ * Deletes the lock `key` only if `token` still owns it (a compare-and-delete, atomic in Lua): 1 when it did, else 0.
+ * @internal
+ */
+export const releaseLockScript = (client: Redis | Cluster, key: string, token: string): Promise<number> =>
+  client
+    .evalsha(RELEASE_LOCK.sha, 1, key, token)
+    .then(Number, (error: unknown) =>
+      isNoScript(error) ? client.eval(RELEASE_LOCK.lua, 1, key, token).then(Number) : Promise.reject(error)
+    )

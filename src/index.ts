@@ -110,3 +110,8 @@ export * as HttpMiddleware from "./HttpMiddleware.js"
  * @since 0.1.0
  */
 export * as KeyLayout from "./KeyLayout.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TestCache from "./TestCache.js"

@@ -17,8 +17,18 @@ import * as RateLimiter from "effect-failclosed/RateLimiter"
 import * as RedisClient from "effect-failclosed/RedisClient"
 import * as ReplayGuard from "effect-failclosed/ReplayGuard"
 import * as SecurityEvent from "effect-failclosed/SecurityEvent"
+import * as TestCache from "effect-failclosed/TestCache"
 
-const namespaced = { HttpMiddleware, KeyLayout, Keyspace, KeyValueStore, Observability, RateLimiter, ReplayGuard }
+const namespaced = {
+  HttpMiddleware,
+  KeyLayout,
+  Keyspace,
+  KeyValueStore,
+  Observability,
+  RateLimiter,
+  ReplayGuard,
+  TestCache
+}
 
 describe("sub-path exports", () => {
   it.each(Object.keys(namespaced))("effect-failclosed/%s is the root namespace of the same name", (name) => {

@@ -38,7 +38,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { DistributedCache, type DistributedCacheService } from "./DistributedCache.js"
 import { CacheBackendUnavailable } from "./errors.js"
-import { encodeSegment, hashKey } from "./internal/keys.js"
+import { keyValueStoreHead } from "./internal/keyLayout.js"
+import { hashKey } from "./internal/keys.js"
 import { optionChecks, ttlMillisOf } from "./internal/options.js"
 
 /**
@@ -46,7 +47,7 @@ import { optionChecks, ttlMillisOf } from "./internal/options.js"
  *
  * @example
  * ```ts
- * import type { KeyValueStore } from "effect-failclosed"
+ * import type * as KeyValueStore from "effect-failclosed/KeyValueStore"
  *
  * const options: KeyValueStore.KeyValueStoreOptions = { name: "sessions", timeToLive: "30 minutes" }
  * ```
@@ -63,8 +64,6 @@ export interface KeyValueStoreOptions {
   readonly maxValueBytes?: number | undefined
 }
 
-/** the segment after `<keyPrefix>:`: `~` is outside base64url, so no Keyspace prefix can start with it */
-const KV_SEGMENT = "~kv"
 /** stored form: one tag character, then the payload */
 const TAG_STRING = "s"
 const TAG_BYTES = "b"
@@ -86,7 +85,7 @@ const validate = (options: KeyValueStoreOptions) => {
  * ```ts
  * import { KeyValueStore as PlatformKeyValueStore } from "@effect/platform"
  * import { Effect, Option } from "effect"
- * import { KeyValueStore } from "effect-failclosed"
+ * import * as KeyValueStore from "effect-failclosed/KeyValueStore"
  *
  * const lookup = (key: string) =>
  *   Effect.flatMap(PlatformKeyValueStore.KeyValueStore, (store) => store.get(key)).pipe(
@@ -153,7 +152,7 @@ const makeService = (
   options: ReturnType<typeof validate>
 ): PlatformKeyValueStore.KeyValueStore => {
   const { maxValueBytes, ttlMillis } = options
-  const prefix = `${cache.keyPrefix}:${KV_SEGMENT}:${encodeSegment(options.name)}:`
+  const prefix = keyValueStoreHead(cache.keyPrefix, options.name)
   // JSON.stringify escapes lone surrogates, so distinct keys hash distinct inputs
   const storeKey = (key: string): string => prefix + hashKey(JSON.stringify(key))
 
@@ -219,7 +218,8 @@ const makeService = (
  * @example
  * ```ts
  * import { Effect, Option } from "effect"
- * import { KeyValueStore, LocalOnly } from "effect-failclosed"
+ * import { LocalOnly } from "effect-failclosed"
+ * import * as KeyValueStore from "effect-failclosed/KeyValueStore"
  *
  * const program = Effect.gen(function* () {
  *   const store = yield* KeyValueStore.make({ name: "sessions", timeToLive: "30 minutes" })
@@ -245,14 +245,18 @@ export const make = (
  *
  * @example
  * ```ts
- * import { KeyValueStore as PlatformKeyValueStore } from "@effect/platform"
+ * import { KeyValueStore } from "@effect/platform"
  * import { Effect, Layer, Option } from "effect"
- * import { KeyValueStore, LocalOnly } from "effect-failclosed"
+ * import { LocalOnly } from "effect-failclosed"
+ * import * as FailClosedKeyValueStore from "effect-failclosed/KeyValueStore"
  *
- * const StoreLive = KeyValueStore.layer({ name: "sessions", timeToLive: "30 minutes" }).pipe(Layer.provide(LocalOnly))
+ * // Effect's KeyValueStore, with the failure policy of the mode below it
+ * const StoreLive = FailClosedKeyValueStore.layer({ name: "sessions", timeToLive: "30 minutes" }).pipe(
+ *   Layer.provide(LocalOnly)
+ * )
  *
  * const program = Effect.gen(function* () {
- *   const store = yield* PlatformKeyValueStore.KeyValueStore
+ *   const store = yield* KeyValueStore.KeyValueStore
  *   yield* store.set("s1", "ada")
  *   return Option.getOrNull(yield* store.get("s1"))
  * }).pipe(Effect.provide(StoreLive))

@@ -18,7 +18,8 @@ import * as Schema from "effect/Schema"
 import type { Cached, DistributedCache, DistributedCacheService } from "./DistributedCache.js"
 import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "./errors.js"
 import { canonicalJson, deepFreeze, describePath, toFaithfulJson, unfaithfulReason } from "./internal/json.js"
-import { encodeSegment, hashKey, partitionPrefixes } from "./internal/keys.js"
+import { keyspaceHead } from "./internal/keyLayout.js"
+import { hashKey, partitionPrefixes } from "./internal/keys.js"
 import { failedIn, feature, increment, keyspaceMetrics, perMode } from "./internal/observability.js"
 import { optionChecks, ttlMillisOf } from "./internal/options.js"
 import { plainCheck } from "./internal/plainSchema.js"
@@ -255,14 +256,13 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   const isPlainValue = plainCheck(options.value)
   // JSON.parse never makes symbol keys: what it gives back needs no check for them
   const isPlainParsed = plainCheck(options.value, { symbolKeys: "ignore" })
-  const nameSegment = encodeSegment(name)
 
   /** `<keyPrefix>:<name>:`, memoised per cache prefix (normally one) */
   const keyspacePrefixes = new Map<string, string>()
   const keyspacePrefixOf = (cache: DistributedCacheService): string => {
     let p = keyspacePrefixes.get(cache.keyPrefix)
     if (p === undefined) {
-      p = `${cache.keyPrefix}:${nameSegment}:`
+      p = keyspaceHead(cache.keyPrefix, name)
       keyspacePrefixes.set(cache.keyPrefix, p)
     }
     return p
@@ -312,7 +312,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   }
 
   /** `<keyPrefix>:<name>:<tenant>:`, memoised per cache prefix and tenant (one string per partition) */
-  const partitionOf = partitionPrefixes((keyPrefix) => `${keyPrefix}:${nameSegment}:`)
+  const partitionOf = partitionPrefixes((keyPrefix) => keyspaceHead(keyPrefix, name))
 
   /** the full store key, or an error reason */
   const storeKeyOf = (

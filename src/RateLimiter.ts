@@ -21,7 +21,8 @@ import {
   type RateLimitDecision
 } from "./DistributedCache.js"
 import { type CacheBackendUnavailable, RateLimitExceeded, RateLimitInputInvalid } from "./errors.js"
-import { encodeSegment, hashUtf16, partitionPrefixes } from "./internal/keys.js"
+import { ALGORITHM_TAG, rateLimiterHead } from "./internal/keyLayout.js"
+import { hashUtf16, partitionPrefixes } from "./internal/keys.js"
 import { feature, increment, perMode, rateLimitMetrics } from "./internal/observability.js"
 import { optionChecks } from "./internal/options.js"
 
@@ -47,7 +48,7 @@ export {
  *
  * @example
  * ```ts
- * import type { RateLimiter } from "effect-failclosed"
+ * import type * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const options: RateLimiter.RateLimiterOptions = {
  *   name: "api",
@@ -81,7 +82,7 @@ export interface RateLimiterOptions {
  *
  * @example
  * ```ts
- * import { RateLimiter } from "effect-failclosed"
+ * import * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const Exports = RateLimiter.make({ name: "exports", limit: 1000, window: "1 hour", algorithm: "fixed-window" })
  * // a 250-row export takes 250 of the tenant's hourly 1000 rows
@@ -104,7 +105,7 @@ export interface ConsumeOptions {
  * @example
  * ```ts
  * import { Duration } from "effect"
- * import type { RateLimiter } from "effect-failclosed"
+ * import type * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const headers = (r: RateLimiter.RateLimitResult) => ({
  *   "ratelimit-remaining": String(r.remaining),
@@ -127,7 +128,7 @@ export interface RateLimitResult extends RateLimitDecision {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { RateLimiter } from "effect-failclosed"
+ * import * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const perIp: RateLimiter.RateLimiter = RateLimiter.make({
  *   name: "per-ip",
@@ -162,12 +163,6 @@ export interface RateLimiter {
   >
 }
 
-const ALGORITHM_TAG: Record<RateLimitAlgorithm, string> = {
-  "fixed-window": "f",
-  "sliding-window": "s",
-  "token-bucket": "t"
-}
-
 const check = optionChecks("RateLimiter")
 
 /*
@@ -189,7 +184,8 @@ const HASH_MEMO_SUBJECT_LENGTH = 256
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { LocalOnly, RateLimiter } from "effect-failclosed"
+ * import { LocalOnly } from "effect-failclosed"
+ * import * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const Login = RateLimiter.make({ name: "login", limit: 5, window: "1 minute", algorithm: "sliding-window" })
  *
@@ -218,9 +214,8 @@ export const make = (options: RateLimiterOptions): RateLimiter => {
   }
   const maxSubjectLength = check.positiveInteger("maxSubjectLength", options.maxSubjectLength, 1024)
   const maxTenantLength = check.positiveInteger("maxTenantLength", options.maxTenantLength, 256)
-  const nameSegment = encodeSegment(name)
   /** `<keyPrefix>:{rl:<algorithm>:<name>:<tenant>:` */
-  const prefixOf = partitionPrefixes((keyPrefix) => `${keyPrefix}:{rl:${ALGORITHM_TAG[algorithm]}:${nameSegment}:`)
+  const prefixOf = partitionPrefixes((keyPrefix) => rateLimiterHead(keyPrefix, ALGORITHM_TAG[algorithm], name))
   const window = Duration.millis(windowMillis)
 
   /** recent subject hashes: hashing costs more than the rest of a decision's own work */

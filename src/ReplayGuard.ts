@@ -16,7 +16,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type { Backend, Cached, CacheModeName, DistributedCache, DistributedCacheService } from "./DistributedCache.js"
 import { type CacheBackendUnavailable, CacheValueInvalid, ReplayDetected } from "./errors.js"
-import { encodeSegment, hashUtf16, partitionPrefixes } from "./internal/keys.js"
+import { replayGuardHead } from "./internal/keyLayout.js"
+import { hashUtf16, partitionPrefixes } from "./internal/keys.js"
 import { feature, increment, perMode, replayMetrics } from "./internal/observability.js"
 import { optionChecks } from "./internal/options.js"
 
@@ -151,8 +152,7 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
   const window = Duration.millis(windowMillis)
 
   /** `<keyPrefix>:{rg:<name>:<tenant>:` (the nonce is hashed: its UTF-16 code units, so malformed strings stay distinct) */
-  const nameSegment = encodeSegment(name)
-  const prefixOf = partitionPrefixes((keyPrefix) => `${keyPrefix}:{rg:${nameSegment}:`)
+  const prefixOf = partitionPrefixes((keyPrefix) => replayGuardHead(keyPrefix, name))
 
   const problemOf = (nonce: string, tenant: string | undefined): string | undefined => {
     if (typeof nonce !== "string" || nonce.length === 0) return "nonce must be a non-empty string"

@@ -184,7 +184,7 @@ export class ReplayDetected extends Schema.TaggedError<ReplayDetected>("effect-f
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { RateLimiter } from "effect-failclosed"
+ * import * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const badRequest = Effect.fail(new RateLimiter.RateLimitInputInvalid({ limiter: "api", reason: "subject is empty" }))
  * const status = badRequest.pipe(Effect.catchTag("RateLimitInputInvalid", () => Effect.succeed(400)))

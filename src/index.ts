@@ -57,6 +57,9 @@ export * as Keyspace from "./Keyspace.js"
 
 /**
  * @since 0.1.0
+ * @deprecated Import `effect-failclosed/RateLimiter` instead (`import * as FailClosedRateLimiter from
+ * "effect-failclosed/RateLimiter"`): this root name clashes with `@effect/experimental`'s `RateLimiter`.
+ * The root re-export will be removed in 0.3.0.
  */
 export * as RateLimiter from "./RateLimiter.js"
 
@@ -84,6 +87,9 @@ export {
 
 /**
  * @since 0.1.0
+ * @deprecated Import `effect-failclosed/KeyValueStore` instead (`import * as FailClosedKeyValueStore from
+ * "effect-failclosed/KeyValueStore"`): this root name clashes with `@effect/platform`'s `KeyValueStore`.
+ * The root re-export will be removed in 0.3.0.
  */
 export * as KeyValueStore from "./KeyValueStore.js"
 
@@ -94,8 +100,16 @@ export * as Observability from "./Observability.js"
 
 /**
  * @since 0.1.0
+ * @deprecated Import `effect-failclosed/HttpMiddleware` instead (`import * as FailClosedHttpMiddleware from
+ * "effect-failclosed/HttpMiddleware"`): this root name clashes with `@effect/platform`'s `HttpMiddleware`.
+ * The root re-export will be removed in 0.3.0.
  */
 export * as HttpMiddleware from "./HttpMiddleware.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as KeyLayout from "./KeyLayout.js"
 
 /**
  * @since 0.1.0

@@ -19,7 +19,7 @@ import {
   writeFileSync
 } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { join, posix } from "node:path"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
@@ -31,17 +31,18 @@ const root = fileURLToPath(new URL("..", import.meta.url))
 const bin = (name: string) => join(root, "node_modules", ".bin", name)
 const ENV = { ...process.env, npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" }
 
-const CONSUMER = `import { KeyValueStore as PlatformKeyValueStore } from "@effect/platform"
+const CONSUMER = `import { KeyValueStore } from "@effect/platform"
 import { Effect, Layer, Option, Schema } from "effect"
 import {
   type CacheBackendUnavailable,
   DistributedCache,
   Keyspace,
-  KeyValueStore,
   LocalOnly,
   RedisClient,
   StrictDistributed
 } from "effect-failclosed"
+// a sub-path module beside Effect's module of the same name
+import * as FailClosedKeyValueStore from "effect-failclosed/KeyValueStore"
 
 // the contract is in the types: LocalOnly needs nothing, StrictDistributed may fail at startup
 const local: Layer.Layer<DistributedCache> = LocalOnly
@@ -57,11 +58,12 @@ const Profiles = Keyspace.make({
 const program = Effect.gen(function* () {
   yield* Profiles.set({ id: 1 }, { name: "Ada" })
   const cached = yield* Profiles.get({ id: 1 })
-  const kv = yield* PlatformKeyValueStore.KeyValueStore
+  const kv = yield* KeyValueStore.KeyValueStore
   yield* kv.set("greeting", "hello")
   const stats = yield* Effect.flatMap(DistributedCache, (cache) => cache.stats)
   return {
     resolved: import.meta.resolve("effect-failclosed"),
+    resolvedSubpath: import.meta.resolve("effect-failclosed/KeyValueStore"),
     name: Option.map(cached, (c) => c.value.name).pipe(Option.getOrNull),
     backend: Option.map(cached, (c) => c.backend).pipe(Option.getOrNull),
     greeting: Option.getOrNull(yield* kv.get("greeting")),
@@ -70,7 +72,7 @@ const program = Effect.gen(function* () {
 })
 
 const cache = process.argv[2] === "strict" ? strict.pipe(Layer.provide(RedisClient.layerConfig())) : local
-const live = KeyValueStore.layer({ name: "consumer" }).pipe(Layer.provideMerge(cache))
+const live = FailClosedKeyValueStore.layer({ name: "consumer" }).pipe(Layer.provideMerge(cache))
 
 Effect.runPromise(program.pipe(Effect.provide(live))).then((result) => console.log(JSON.stringify(result)))
 `
@@ -199,7 +201,7 @@ describe("the packed tarball", () => {
     ])
   }, 60_000)
 
-  it("holds the built ESM, the declarations, the sources they map to and the README, and nothing else", () => {
+  it("holds the built ESM, the declarations, the sources they map to, the README, the guides and the examples, and nothing else", () => {
     for (const f of ["dist/index.js", "dist/index.d.ts", "dist/KeyValueStore.js", "dist/KeyValueStore.d.ts"]) {
       expect(files).toContain(f)
     }
@@ -207,7 +209,12 @@ describe("the packed tarball", () => {
     expect(files).toContain("README.md")
     expect(files).toContain("package.json")
     const unexpected = files.filter(
-      (f) => !/^(dist|src)\//.test(f) && !["README.md", "package.json", "LICENSE"].includes(f)
+      (f) =>
+        !/^(dist|src)\//.test(f) &&
+        !/^docs\/[^/]+\.md$/.test(f) &&
+        !/^docs\/(?!api\/)(.+\/)?[^/]+\.(svg|png)$/.test(f) &&
+        !/^examples\/[^/]+\.ts$/.test(f) &&
+        !["README.md", "package.json", "LICENSE"].includes(f)
     )
     expect(unexpected).toEqual([])
     expect(files.filter((f) => f.endsWith(".test.ts"))).toEqual([])
@@ -217,6 +224,50 @@ describe("the packed tarball", () => {
       expect(files).toContain(`${base}.js`)
       expect(files).toContain(`${base}.d.ts`)
     }
+  })
+
+  it("resolves every relative link of the README and of the shipped guides to a file in the tarball", () => {
+    const shipped = files.filter((f) => f === "README.md" || /^docs\/[^/]+\.md$/.test(f))
+    expect(shipped).toContain("docs/operations.md")
+    let checked = 0
+    for (const doc of shipped) {
+      const text = readFileSync(join(root, doc), "utf8")
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^([a-z]+:|#)/i.test(target!)) continue
+        const path = posix.normalize(posix.join(posix.dirname(doc), target!.replace(/#.*$/, "")))
+        expect(files, `${doc} links to ${target}`).toContain(path)
+        checked++
+      }
+    }
+    // the README links the guides and the HTTP example
+    expect(checked).toBeGreaterThan(10)
+    expect(files).toContain("examples/http-server.ts")
+  })
+
+  it("maps the root and each public module to its source, declarations and ESM (sub-path exports)", () => {
+    const manifest = JSON.parse(
+      readFileSync(join(project, "node_modules", "effect-failclosed", "package.json"), "utf8")
+    )
+    const modules = readdirSync(join(root, "src"))
+      .filter((f) => f.endsWith(".ts") && f !== "index.ts" && f !== "errors.ts")
+      .map((f) => f.replace(/\.ts$/, ""))
+    expect(modules).toEqual(expect.arrayContaining(["Keyspace", "RateLimiter", "HttpMiddleware", "KeyValueStore"]))
+    for (const m of modules) {
+      expect(manifest.exports[`./${m}`], m).toEqual({
+        source: `./src/${m}.ts`,
+        types: `./dist/${m}.d.ts`,
+        import: `./dist/${m}.js`
+      })
+      expect(files).toContain(`src/${m}.ts`)
+      expect(files).toContain(`dist/${m}.d.ts`)
+      expect(files).toContain(`dist/${m}.js`)
+    }
+    expect(manifest.repository).toEqual({
+      type: "git",
+      url: "git+https://github.com/effect-failclosed/effect-failclosed.git"
+    })
+    expect(manifest.homepage).toMatch(/^https:\/\/github\.com\/effect-failclosed\/effect-failclosed/)
+    expect(manifest.bugs.url).toMatch(/^https:\/\/github\.com\/effect-failclosed\/effect-failclosed\/issues$/)
   })
 
   it("declares an ESM-only exports map, no side effects, and effect and @effect/platform as peers", () => {
@@ -258,6 +309,7 @@ describe("the packed tarball", () => {
     const result = JSON.parse(stdout)
     expect(result).toEqual({
       resolved: expect.stringMatching(/\/node_modules\/effect-failclosed\/dist\/index\.js$/),
+      resolvedSubpath: expect.stringMatching(/\/node_modules\/effect-failclosed\/dist\/KeyValueStore\.js$/),
       name: "Ada",
       backend: "local",
       greeting: "hello",

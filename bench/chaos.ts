@@ -24,7 +24,7 @@ import { ciFaults, longFaults } from "../test/chaos/faults.js"
 import { table } from "../test/chaos/format.js"
 import { startRedis } from "../test/support/RedisServer.js"
 import { type Marker, timelineSvg, writeSvg } from "./charts.js"
-import { runProgress } from "./runProgress.js"
+import { makeProgress } from "./progress.js"
 
 const args = process.argv.slice(2)
 const flag = (name: string) => args.includes(`--${name}`)
@@ -75,15 +75,15 @@ const timeline = (r: Report) => {
 
 const main = async () => {
   const reports: Array<Report> = []
-  const progress = runProgress("chaos", modes.length * faults.length)
-  progress.log(
+  const progress = makeProgress(modes.length * faults.length, { name: "chaos" })
+  progress.line(
     `chaos: ${settings.fibers} fibers, commandTimeout ${settings.commandTimeoutMillis} ms, cooldown ` +
       `${settings.cooldownMillis} ms, maxReconnectDelay ${settings.maxReconnectDelayMillis} ms, phases ` +
       `${settings.beforeMillis} ms before / fault / ${settings.afterMillis} ms after`
   )
   for (const mode of modes) {
     for (const fault of faults) {
-      progress.step(`${mode} ${fault.name}`)
+      progress.caseStarted(`${mode} ${fault.name}`)
       const server = await startRedis()
       try {
         const report = await Effect.runPromise(runScenario(server, mode, fault, settings))
@@ -94,7 +94,7 @@ const main = async () => {
           writeSvg(path, await timeline(report))
           picture = ` → ${path}`
         }
-        progress.log(
+        progress.line(
           `  ${mode} ${fault.name} (${fault.description}): ${report.totals.ops} ops, ` +
             `${report.violations.length} violation(s)${picture}`
         )
@@ -103,7 +103,7 @@ const main = async () => {
       }
     }
   }
-  progress.done()
+  progress.end()
   if (flag("json")) {
     console.log(JSON.stringify(reports, null, 2))
   } else {

@@ -28,7 +28,7 @@ import {
   summarize
 } from "../test/topologies/failover.js"
 import { bucketize, timelineSvg, writeSvg } from "./charts.js"
-import { runProgress } from "./runProgress.js"
+import { makeProgress } from "./progress.js"
 
 type Topology = "cluster" | "sentinel"
 type Fault = "kill" | "pause"
@@ -40,7 +40,7 @@ const topologies: ReadonlyArray<Topology> =
   option("topology") === undefined ? ["cluster", "sentinel"] : [option("topology") as Topology]
 const faults: ReadonlyArray<Fault> = option("fault") === undefined ? ["kill", "pause"] : [option("fault") as Fault]
 const svgDir = args.includes("--no-svg") ? undefined : (option("svg") ?? "docs/img")
-const progress = runProgress("failover", topologies.length * faults.length * runs)
+const progress = makeProgress(topologies.length * faults.length * runs, { name: "failover" })
 const faultName = (fault: Fault) => (fault === "kill" ? "master killed" : "master paused")
 
 interface Run {
@@ -58,7 +58,7 @@ const clusterRuns = async (fault: Fault, count: number): Promise<Array<Run>> => 
     const cluster = await startRedisCluster()
     try {
       for (let shard = 0; shard < 3 && summaries.length < count; shard++) {
-        progress.step(`cluster, ${faultName(fault)}, run ${summaries.length + 1} of ${count}`)
+        progress.caseStarted(`cluster, ${faultName(fault)}, run ${summaries.length + 1} of ${count}`)
         const { busyTag, otherTag, slot, victim } = await pickClusterVictim(cluster)
         const keyPrefix = `bench${summaries.length}`
         const cache = strictDistributed({ keyPrefix }).pipe(
@@ -90,7 +90,7 @@ const clusterRuns = async (fault: Fault, count: number): Promise<Array<Run>> => 
 const sentinelRuns = async (fault: Fault, count: number): Promise<Array<Run>> => {
   const summaries: Array<Run> = []
   for (let i = 0; i < count; i++) {
-    progress.step(`sentinel, ${faultName(fault)}, run ${i + 1} of ${count}`)
+    progress.caseStarted(`sentinel, ${faultName(fault)}, run ${i + 1} of ${count}`)
     const setup = await startRedisSentinel()
     try {
       const victim = await setup.master()
@@ -173,7 +173,7 @@ for (const topology of topologies) {
     if (svgDir !== undefined && all.length > 0) {
       const path = join(svgDir, `failover-${topology}-${fault}.svg`)
       writeSvg(path, await timeline(topology, fault, medianRun(all)))
-      progress.log(`  ${topology}, ${faultName(fault)} → ${path}`)
+      progress.line(`  ${topology}, ${faultName(fault)} → ${path}`)
     }
     rows.push({
       topology,
@@ -186,7 +186,7 @@ for (const topology of topologies) {
     })
   }
 }
-progress.done()
+progress.end()
 
 if (args.includes("--json")) {
   console.log(JSON.stringify(rows, null, 2))

@@ -9,8 +9,8 @@
  * - When Redis is unavailable, both answer 503. Never 200 or 202: a request is not let through
  *   because the shared state that would have refused it could not be consulted.
  *
- * The app is served with `HttpMiddleware.serve`, which is `HttpServer.serve` with
- * `HttpMiddleware.failClosed` applied: an outage is a 503 with `Retry-After`, not an empty 500.
+ * The app is served with `FailClosedHttpMiddleware.serve`, which is `HttpServer.serve` with
+ * `FailClosedHttpMiddleware.failClosed` applied: an outage is a 503 with `Retry-After`, not an empty 500.
  * The guide is docs/http.md.
  *
  * Run it against a Redis:
@@ -27,7 +27,9 @@ import { pathToFileURL } from "node:url"
 import { Headers, type HttpApp, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Clock, Config, Duration, Effect, Layer, Option, Redacted } from "effect"
-import { HttpMiddleware, RateLimiter, RedisClient, ReplayGuard, StrictDistributed } from "effect-failclosed"
+import { RedisClient, ReplayGuard, StrictDistributed } from "effect-failclosed"
+import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
+import * as RateLimiter from "effect-failclosed/RateLimiter"
 
 export interface AppOptions {
   /** the shared secret webhook senders sign with */
@@ -98,7 +100,7 @@ const verifyWebhook =
 /**
  * The routes. They need a `DistributedCache`: the mode Layer provided decides what a Redis
  * outage means. Their errors include `CacheBackendUnavailable`: serve them with
- * `HttpMiddleware.serve` (as `makeServer` does), which answers it with 503.
+ * `FailClosedHttpMiddleware.serve` (as `makeServer` does), which answers it with 503.
  */
 export const makeApp = (options: AppOptions) => {
   const Api = RateLimiter.make({
@@ -111,12 +113,12 @@ export const makeApp = (options: AppOptions) => {
   // remembered for twice the tolerance to refuse every replay of it
   const Deliveries = ReplayGuard.make({ name: "http-webhooks", window: Duration.times(WEBHOOK_TOLERANCE, 2) })
 
-  const hello = json(200, { hello: "world" }).pipe(HttpMiddleware.rateLimit(Api, { subject: clientOf }))
+  const hello = json(200, { hello: "world" }).pipe(FailClosedHttpMiddleware.rateLimit(Api, { subject: clientOf }))
 
   const webhook = Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
     json(202, { received: request.headers["webhook-id"] })
   ).pipe(
-    HttpMiddleware.replayGuard(Deliveries, { nonce: HttpMiddleware.header("webhook-id") }),
+    FailClosedHttpMiddleware.replayGuard(Deliveries, { nonce: FailClosedHttpMiddleware.header("webhook-id") }),
     verifyWebhook(options.webhookSecret)
   )
 
@@ -129,7 +131,7 @@ export const makeApp = (options: AppOptions) => {
  */
 export const makeServer = (options: AppOptions & { readonly port: number; readonly host?: string | undefined }) =>
   makeApp(options).pipe(
-    HttpMiddleware.serve(),
+    FailClosedHttpMiddleware.serve(),
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "127.0.0.1" }))
   )
 

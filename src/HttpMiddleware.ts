@@ -85,10 +85,10 @@ import type * as ReplayGuard from "./ReplayGuard.js"
  * @example
  * ```ts
  * import { Headers } from "@effect/platform"
- * import type { HttpMiddleware } from "effect-failclosed"
+ * import type * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
  * // an Option is an Effect that fails with NoSuchElementException when it is None
- * const apiKey: HttpMiddleware.Extractor<string> = (request) => Headers.get(request.headers, "x-api-key")
+ * const apiKey: FailClosedHttpMiddleware.Extractor<string> = (request) => Headers.get(request.headers, "x-api-key")
  * ```
  *
  * @since 0.1.0
@@ -112,9 +112,9 @@ export type Extractor<A, E = Cause.NoSuchElementException, R = never> = (
  * @example
  * ```ts
  * import { Effect, Option } from "effect"
- * import type { HttpMiddleware } from "effect-failclosed"
+ * import type * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
- * const options: HttpMiddleware.RateLimitOptions = {
+ * const options: FailClosedHttpMiddleware.RateLimitOptions = {
  *   subject: (request) => Option.map(request.remoteAddress, (ip) => `ip:${ip}`),
  *   cost: (request) => Effect.succeed(request.method === "POST" ? 5 : 1)
  * }
@@ -140,9 +140,9 @@ export interface RateLimitOptions {
  * @example
  * ```ts
  * import { Headers } from "@effect/platform"
- * import type { HttpMiddleware } from "effect-failclosed"
+ * import type * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
- * const options: HttpMiddleware.ReplayGuardOptions = {
+ * const options: FailClosedHttpMiddleware.ReplayGuardOptions = {
  *   nonce: (request) => Headers.get(request.headers, "idempotency-key")
  * }
  * ```
@@ -161,9 +161,9 @@ export interface ReplayGuardOptions {
  *
  * @example
  * ```ts
- * import type { HttpMiddleware } from "effect-failclosed"
+ * import type * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
- * type E = HttpMiddleware.ExtractorError<{ subject: HttpMiddleware.Extractor<string> }> // never
+ * type E = FailClosedHttpMiddleware.ExtractorError<{ subject: FailClosedHttpMiddleware.Extractor<string> }> // never
  * ```
  *
  * @since 0.1.0
@@ -179,9 +179,9 @@ export type ExtractorError<Options> = Exclude<
  *
  * @example
  * ```ts
- * import type { HttpMiddleware } from "effect-failclosed"
+ * import type * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
- * type R = HttpMiddleware.ExtractorContext<{ subject: HttpMiddleware.Extractor<string> }> // never
+ * type R = FailClosedHttpMiddleware.ExtractorContext<{ subject: FailClosedHttpMiddleware.Extractor<string> }> // never
  * ```
  *
  * @since 0.1.0
@@ -202,13 +202,16 @@ export type ExtractorContext<Options> = Options[keyof Options] extends infer F
  * ```ts
  * import { HttpServerResponse } from "@effect/platform"
  * import { Option } from "effect"
- * import { type CacheBackendUnavailable, type DistributedCache, HttpMiddleware, RateLimiter } from "effect-failclosed"
+ * import { type CacheBackendUnavailable, type DistributedCache } from "effect-failclosed"
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
+ * import * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const Api = RateLimiter.make({ name: "api", limit: 10, window: "1 minute", algorithm: "sliding-window" })
- * const perIp: HttpMiddleware.Middleware<CacheBackendUnavailable, DistributedCache> = HttpMiddleware.rateLimit(Api, {
- *   subject: (request) => Option.map(request.remoteAddress, (ip) => `ip:${ip}`)
- * })
- * const app = HttpServerResponse.text("hello").pipe(perIp, HttpMiddleware.failClosed)
+ * const perIp: FailClosedHttpMiddleware.Middleware<CacheBackendUnavailable, DistributedCache> =
+ *   FailClosedHttpMiddleware.rateLimit(Api, {
+ *     subject: (request) => Option.map(request.remoteAddress, (ip) => `ip:${ip}`)
+ *   })
+ * const app = HttpServerResponse.text("hello").pipe(perIp, FailClosedHttpMiddleware.failClosed)
  * ```
  *
  * @since 0.1.0
@@ -225,9 +228,9 @@ export interface Middleware<E, R> {
  *
  * @example
  * ```ts
- * import type { HttpMiddleware } from "effect-failclosed"
+ * import type * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
- * const options: HttpMiddleware.FailClosedOptions = { retryAfter: "5 seconds" }
+ * const options: FailClosedHttpMiddleware.FailClosedOptions = { retryAfter: "5 seconds" }
  * ```
  *
  * @since 0.1.0
@@ -484,13 +487,14 @@ const makeClaimer = (guard: ReplayGuard.ReplayGuard, options: ReplayGuardOptions
  *
  * @example
  * ```ts
- * import { HttpMiddleware, RateLimiter } from "effect-failclosed"
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
+ * import * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const PerKey = RateLimiter.make({ name: "api", limit: 100, window: "1 minute", algorithm: "sliding-window" })
  *
  * // 400 `missing rate limit subject (header "x-api-key")` for a request without the header
  * // (authenticate the key before this middleware: a client must not pick its own budget)
- * const limited = HttpMiddleware.rateLimit(PerKey, { subject: HttpMiddleware.header("x-api-key") })
+ * const limited = FailClosedHttpMiddleware.rateLimit(PerKey, { subject: FailClosedHttpMiddleware.header("x-api-key") })
  * ```
  *
  * @since 0.1.0
@@ -529,13 +533,14 @@ export const header = (name: string): Extractor<string> => {
  * ```ts
  * import { Headers, HttpRouter, HttpServerResponse } from "@effect/platform"
  * import { Effect, Option } from "effect"
- * import { HttpMiddleware, RateLimiter } from "effect-failclosed"
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
+ * import * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const PerKey = RateLimiter.make({ name: "api", limit: 100, window: "1 minute", algorithm: "sliding-window" })
  *
  * const app = HttpRouter.empty.pipe(
  *   HttpRouter.get("/hello", HttpServerResponse.text("hello")),
- *   HttpMiddleware.rateLimit(PerKey, {
+ *   FailClosedHttpMiddleware.rateLimit(PerKey, {
  *     // an authenticated API key; without one, the peer address
  *     subject: (request) =>
  *       Headers.get(request.headers, "x-api-key").pipe(
@@ -544,7 +549,7 @@ export const header = (name: string): Extractor<string> => {
  *       ),
  *     cost: (request) => Effect.succeed(request.method === "GET" ? 1 : 5)
  *   }),
- *   HttpMiddleware.failClosed
+ *   FailClosedHttpMiddleware.failClosed
  * )
  * ```
  *
@@ -591,14 +596,17 @@ export const rateLimit = <const Options extends RateLimitOptions>(
  * @example
  * ```ts
  * import { Headers, HttpRouter, HttpServerResponse } from "@effect/platform"
- * import { HttpMiddleware, ReplayGuard } from "effect-failclosed"
+ * import { ReplayGuard } from "effect-failclosed"
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
  * const Payments = ReplayGuard.make({ name: "payments", window: "24 hours" })
  *
  * const app = HttpRouter.empty.pipe(
  *   HttpRouter.post("/payments", HttpServerResponse.text("accepted", { status: 201 })),
- *   HttpMiddleware.replayGuard(Payments, { nonce: (request) => Headers.get(request.headers, "idempotency-key") }),
- *   HttpMiddleware.failClosed
+ *   FailClosedHttpMiddleware.replayGuard(Payments, {
+ *     nonce: (request) => Headers.get(request.headers, "idempotency-key")
+ *   }),
+ *   FailClosedHttpMiddleware.failClosed
  * )
  * ```
  *
@@ -627,11 +635,11 @@ export const replayGuard = <const Options extends ReplayGuardOptions>(
  * @example
  * ```ts
  * import { HttpRouter, HttpServerResponse } from "@effect/platform"
- * import { HttpMiddleware } from "effect-failclosed"
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
  * const app = HttpRouter.empty.pipe(
  *   HttpRouter.get("/", HttpServerResponse.text("hello")),
- *   HttpMiddleware.failClosedWith({ retryAfter: "2 seconds" })
+ *   FailClosedHttpMiddleware.failClosedWith({ retryAfter: "2 seconds" })
  * )
  * ```
  *
@@ -659,7 +667,8 @@ export const failClosedWith = (
  * ```ts
  * import { HttpRouter, HttpServerResponse } from "@effect/platform"
  * import { Effect, Option, Schema } from "effect"
- * import { HttpMiddleware, Keyspace } from "effect-failclosed"
+ * import { Keyspace } from "effect-failclosed"
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
  * const Profiles = Keyspace.make({ name: "profiles", key: Schema.String, value: Schema.String, timeToLive: "1 hour" })
  *
@@ -670,7 +679,7 @@ export const failClosedWith = (
  *       HttpServerResponse.text(Option.match(cached, { onNone: () => "unknown", onSome: (c) => c.value }))
  *     )
  *   ),
- *   HttpMiddleware.failClosed
+ *   FailClosedHttpMiddleware.failClosed
  * )
  * ```
  *
@@ -694,7 +703,9 @@ export const failClosed: <E, R>(app: HttpApp.Default<E, R>) => HttpApp.Default<E
  * ```ts
  * import { HttpRouter, HttpServerResponse } from "@effect/platform"
  * import { Layer } from "effect"
- * import { HttpMiddleware, LocalOnly, RateLimiter } from "effect-failclosed"
+ * import { LocalOnly } from "effect-failclosed"
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
+ * import * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const Login = RateLimiter.make({ name: "login", limit: 5, window: "15 minutes", algorithm: "sliding-window" })
  *
@@ -702,10 +713,10 @@ export const failClosed: <E, R>(app: HttpApp.Default<E, R>) => HttpApp.Default<E
  *   HttpRouter.post(
  *     "/login",
  *     HttpServerResponse.text("welcome").pipe(
- *       HttpMiddleware.rateLimit(Login, { subject: HttpMiddleware.header("x-user") })
+ *       FailClosedHttpMiddleware.rateLimit(Login, { subject: FailClosedHttpMiddleware.header("x-user") })
  *     )
  *   ),
- *   HttpMiddleware.serve({ retryAfter: "2 seconds" }),
+ *   FailClosedHttpMiddleware.serve({ retryAfter: "2 seconds" }),
  *   Layer.provide(LocalOnly)
  * )
  * ```
@@ -739,9 +750,9 @@ export const serve: {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { HttpMiddleware } from "effect-failclosed"
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
- * const wait = (e: HttpMiddleware.TooManyRequests) => Effect.sleep(`${e.retryAfter} seconds`)
+ * const wait = (e: FailClosedHttpMiddleware.TooManyRequests) => Effect.sleep(`${e.retryAfter} seconds`)
  * ```
  *
  * @since 0.1.0
@@ -760,9 +771,9 @@ export class TooManyRequests extends Schema.TaggedError<TooManyRequests>(
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { HttpMiddleware } from "effect-failclosed"
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
- * const explain = (e: HttpMiddleware.RequestInvalid) => Effect.logInfo(`refused: ${e.message}`)
+ * const explain = (e: FailClosedHttpMiddleware.RequestInvalid) => Effect.logInfo(`refused: ${e.message}`)
  * ```
  *
  * @since 0.1.0
@@ -779,10 +790,10 @@ export class RequestInvalid extends Schema.TaggedError<RequestInvalid>(
  * @example
  * ```ts
  * import { HttpApiMiddleware } from "@effect/platform"
- * import { HttpMiddleware } from "effect-failclosed"
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
  * class ApiRateLimit extends HttpApiMiddleware.Tag<ApiRateLimit>()("ApiRateLimit", {
- *   failure: HttpMiddleware.RateLimitFailure
+ *   failure: FailClosedHttpMiddleware.RateLimitFailure
  * }) {}
  * ```
  *
@@ -804,10 +815,10 @@ export type RateLimitFailure = typeof RateLimitFailure.Type
  * @example
  * ```ts
  * import { HttpApiMiddleware } from "@effect/platform"
- * import { HttpMiddleware } from "effect-failclosed"
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
  * class Idempotent extends HttpApiMiddleware.Tag<Idempotent>()("Idempotent", {
- *   failure: HttpMiddleware.ReplayGuardFailure
+ *   failure: FailClosedHttpMiddleware.ReplayGuardFailure
  * }) {}
  * ```
  *
@@ -866,10 +877,11 @@ const defaultUnavailableApi = unavailableApi(retryAfterOf(undefined))
  * ```ts
  * import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware } from "@effect/platform"
  * import { Layer, Option, Schema } from "effect"
- * import { HttpMiddleware, RateLimiter } from "effect-failclosed"
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
+ * import * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * class ApiRateLimit extends HttpApiMiddleware.Tag<ApiRateLimit>()("ApiRateLimit", {
- *   failure: HttpMiddleware.RateLimitFailure
+ *   failure: FailClosedHttpMiddleware.RateLimitFailure
  * }) {}
  *
  * class Api extends HttpApi.make("api").add(
@@ -881,7 +893,9 @@ const defaultUnavailableApi = unavailableApi(retryAfterOf(undefined))
  * const PerIp = RateLimiter.make({ name: "per-ip", limit: 60, window: "1 minute", algorithm: "token-bucket" })
  * const ApiRateLimitLive = Layer.effect(
  *   ApiRateLimit,
- *   HttpMiddleware.rateLimitApi(PerIp, { subject: (request) => Option.map(request.remoteAddress, (ip) => `ip:${ip}`) })
+ *   FailClosedHttpMiddleware.rateLimitApi(PerIp, {
+ *     subject: (request) => Option.map(request.remoteAddress, (ip) => `ip:${ip}`)
+ *   })
  * )
  * ```
  *
@@ -934,16 +948,19 @@ export const rateLimitApi = <const Options extends RateLimitOptions>(
  * ```ts
  * import { Headers, HttpApiMiddleware } from "@effect/platform"
  * import { Layer } from "effect"
- * import { HttpMiddleware, ReplayGuard } from "effect-failclosed"
+ * import { ReplayGuard } from "effect-failclosed"
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
  * class Idempotent extends HttpApiMiddleware.Tag<Idempotent>()("Idempotent", {
- *   failure: HttpMiddleware.ReplayGuardFailure
+ *   failure: FailClosedHttpMiddleware.ReplayGuardFailure
  * }) {}
  *
  * const Keys = ReplayGuard.make({ name: "idempotency-keys", window: "24 hours" })
  * const IdempotentLive = Layer.effect(
  *   Idempotent,
- *   HttpMiddleware.replayGuardApi(Keys, { nonce: (request) => Headers.get(request.headers, "idempotency-key") })
+ *   FailClosedHttpMiddleware.replayGuardApi(Keys, {
+ *     nonce: (request) => Headers.get(request.headers, "idempotency-key")
+ *   })
  * )
  * ```
  *
@@ -982,7 +999,8 @@ export const replayGuardApi = <const Options extends ReplayGuardOptions>(
  * ```ts
  * import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiError, HttpApiGroup } from "@effect/platform"
  * import { Effect, Option, Schema } from "effect"
- * import { HttpMiddleware, Keyspace } from "effect-failclosed"
+ * import { Keyspace } from "effect-failclosed"
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
  *
  * const Names = Keyspace.make({ name: "names", key: Schema.String, value: Schema.String, timeToLive: "1 hour" })
  *
@@ -997,7 +1015,7 @@ export const replayGuardApi = <const Options extends ReplayGuardOptions>(
  *     Names.get("ada").pipe(
  *       Effect.map(Option.match({ onNone: () => "unknown", onSome: (c) => c.value })),
  *       Effect.catchTag("CacheEntryInvalid", () => Effect.succeed("unknown")),
- *       HttpMiddleware.failClosedApi
+ *       FailClosedHttpMiddleware.failClosedApi
  *     )
  *   )
  * )

@@ -102,7 +102,8 @@ export const makeUnavailable: Effect.Effect<DistributedCacheService> = Effect.sy
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { RateLimiter, TestCache } from "effect-failclosed"
+ * import { TestCache } from "effect-failclosed"
+ * import * as RateLimiter from "effect-failclosed/RateLimiter"
  *
  * const Login = RateLimiter.make({ name: "login", limit: 5, window: "15 minutes", algorithm: "sliding-window" })
  *

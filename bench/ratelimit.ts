@@ -15,7 +15,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import type { Redis } from "ioredis"
 import { type DistributedCache, RateLimiter, RedisClient, ReplayGuard, strictDistributed } from "../src/index.js"
 import type { RateLimitAlgorithm } from "../src/DistributedCache.js"
-import { rateLimitScripts } from "../src/internal/redis/rateLimit.js"
+import { rateLimitScripts } from "../src/internal/redis/scripts.js"
 import { COMMAND_TIMEOUT, effectWorkers, rawClient, waitReady } from "./fixtures.js"
 import { type Case, promiseWorkers } from "./harness.js"
 

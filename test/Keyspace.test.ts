@@ -284,6 +284,29 @@ describe("Keyspace keys", () => {
 })
 
 describe("Keyspace values", () => {
+  for (const mode of ["LocalOnly", "StrictDistributed"] as const) {
+    it.scopedLive(`${mode}: a value read is deeply frozen, by get and by a getOrCompute hit`, () =>
+      Effect.gen(function* () {
+        const { run } = yield* backends[mode]
+        const Nested = Keyspace.make({
+          name: "frozen",
+          key: Schema.String,
+          value: Schema.Struct({ xs: Schema.Array(Schema.Struct({ n: Schema.Number })), when: Schema.Date }),
+          timeToLive: "1 minute"
+        })
+        yield* run(Nested.set("k", { xs: [{ n: 1 }], when: new Date(0) }))
+        const read = Option.getOrThrow(yield* run(Nested.get("k"))).value
+        const hit = (yield* run(Nested.getOrCompute("k", Effect.die("not a miss")))).value
+        for (const value of [read, hit]) {
+          expect(Object.isFrozen(value)).toBe(true)
+          expect(Object.isFrozen(value.xs)).toBe(true)
+          expect(Object.isFrozen(value.xs[0])).toBe(true)
+          expect(Object.isFrozen(value.when)).toBe(true)
+        }
+      })
+    )
+  }
+
   const Anything = Keyspace.make({
     name: "anything",
     key: Schema.String,

@@ -11,14 +11,20 @@
  *                        maxReconnectDelay 500 ms, connectTimeout 1 s) instead of the short test ones
  *   --mode=strict|degraded, --fault=<name>   run a subset
  *   --json               print the reports as JSON instead of the table
+ *   --svg=<dir>          where the timeline of each run goes (default docs/img, as chaos-<mode>-<fault>.svg, with
+ *                        a -defaults suffix under --defaults; under --quick only when --svg is given)
+ *   --no-svg             no pictures
  *   --check              exit with status 1 when an invariant was broken (timing invariants
  *                        depend on the machine; by default they are reported, not enforced)
  */
+import { join } from "node:path"
 import { Effect } from "effect"
 import { ciSettings, type ModeName, type Report, runScenario, type Settings } from "../test/chaos/driver.js"
 import { ciFaults, longFaults } from "../test/chaos/faults.js"
 import { table } from "../test/chaos/format.js"
 import { startRedis } from "../test/support/RedisServer.js"
+import { type Marker, timelineSvg, writeSvg } from "./charts.js"
+import { runProgress } from "./runProgress.js"
 
 const args = process.argv.slice(2)
 const flag = (name: string) => args.includes(`--${name}`)
@@ -41,28 +47,63 @@ const faults = (quick ? ciFaults : longFaults)(settings.commandTimeoutMillis).fi
   (f) => faultFilter === undefined || f.name === faultFilter
 )
 
+const svgDir = flag("no-svg") ? undefined : (option("svg") ?? (quick ? undefined : "docs/img"))
+const short = (mode: ModeName) => (mode === "StrictDistributed" ? "strict" : "degraded")
+
+/** the picture of one run: operations per 100 ms by outcome, the fault, Redis back, traffic served by Redis again */
+const timeline = (r: Report) => {
+  const t = r.timeline
+  const markers: Array<Marker> = [
+    { at: t.startedAt - t.start, label: "fault" },
+    { at: t.backAt - t.start, label: "Redis back" }
+  ]
+  if (r.recoveryMillis !== undefined) {
+    markers.push({ at: t.backAt + r.recoveryMillis - t.start, label: "served by Redis again" })
+  }
+  const s = r.settings
+  return timelineSvg({
+    title: `${r.mode}: ${r.fault} (${r.description})`,
+    subtitle: [
+      `npm run chaos${flag("defaults") ? " -- --defaults" : ""}: ${s.fibers} fibers, commandTimeout ` +
+        `${s.commandTimeoutMillis} ms, cooldown ${s.cooldownMillis} ms, maxReconnectDelay ` +
+        `${s.maxReconnectDelayMillis} ms`
+    ],
+    panels: [{ buckets: r.buckets }],
+    markers
+  })
+}
+
 const main = async () => {
   const reports: Array<Report> = []
-  console.error(
+  const progress = runProgress("chaos", modes.length * faults.length)
+  progress.log(
     `chaos: ${settings.fibers} fibers, commandTimeout ${settings.commandTimeoutMillis} ms, cooldown ` +
       `${settings.cooldownMillis} ms, maxReconnectDelay ${settings.maxReconnectDelayMillis} ms, phases ` +
       `${settings.beforeMillis} ms before / fault / ${settings.afterMillis} ms after`
   )
   for (const mode of modes) {
     for (const fault of faults) {
+      progress.step(`${mode} ${fault.name}`)
       const server = await startRedis()
       try {
         const report = await Effect.runPromise(runScenario(server, mode, fault, settings))
         reports.push(report)
-        console.error(
+        let picture = ""
+        if (svgDir !== undefined) {
+          const path = join(svgDir, `chaos-${short(mode)}-${fault.name}${flag("defaults") ? "-defaults" : ""}.svg`)
+          writeSvg(path, await timeline(report))
+          picture = ` → ${path}`
+        }
+        progress.log(
           `  ${mode} ${fault.name} (${fault.description}): ${report.totals.ops} ops, ` +
-            `${report.violations.length} violation(s)`
+            `${report.violations.length} violation(s)${picture}`
         )
       } finally {
         await server.stop()
       }
     }
   }
+  progress.done()
   if (flag("json")) {
     console.log(JSON.stringify(reports, null, 2))
   } else {

@@ -1,16 +1,17 @@
 /**
  * What every benchmark reads and writes: a ~200-byte JSON object under 1,000 distinct keys,
- * the keyspace that describes it, the raw ioredis client options the library uses, and the
- * loops that run Effects sequentially or with many in flight.
+ * the keyspace that describes it, the library's Layer and the raw ioredis clients it is compared
+ * with, the probe of redis-server's CPU, and the loops that run Effects sequentially or with many
+ * in flight.
  */
 import { readFileSync } from "node:fs"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { Redis } from "ioredis"
-import { Keyspace } from "../src/index.js"
-import { failFastOptions } from "../src/RedisClient.js"
-import type { Runner } from "./harness.js"
+import * as Layer from "effect/Layer"
+import { Keyspace, RedisClient, strictDistributed } from "../src/index.js"
+import type { Runner, ServerCpu } from "./harness.js"
 
 /** distinct keys of the hit, miss and invalidate sets */
 export const KEYS = 1_000
@@ -64,33 +65,64 @@ export const goneId = (i: number) => 2 * KEYS + (i % KEYS)
 export const rawKey = (id: number) => "raw:user:" + id
 
 /**
- * The command timeout of both sides. The library's default (300 millis) would let a busy
- * shared machine fail a benchmark run; the cost of the per-command timer is the same whatever
- * its duration.
+ * The library's command timeout here. Its default (300 millis) would let a busy shared machine
+ * fail a benchmark run; the cost of the per-command timer is the same whatever its duration.
+ * Everything else of the library's client is `RedisClient.layer`'s default (auto-pipelining and
+ * command batching on).
  */
 export const COMMAND_TIMEOUT = Duration.seconds(5)
 
+/** StrictDistributed over `RedisClient.layer` with its defaults, but COMMAND_TIMEOUT */
+export const libraryLayer = (url: string) =>
+  strictDistributed().pipe(Layer.provide(RedisClient.layer({ url, commandTimeout: COMMAND_TIMEOUT })))
+
 /**
- * The options `RedisClient.layer` gives ioredis (with COMMAND_TIMEOUT and auto-pipelining as asked). One difference:
- * the library's client gets ioredis' per-command timer 2 seconds later than COMMAND_TIMEOUT, as a backstop behind
- * the store's own deadline; here it is COMMAND_TIMEOUT itself, as an application would set it. A timer costs the
- * same whatever its duration.
+ * How a raw baseline's ioredis client is built:
+ *
+ * - `default`: `new Redis(url)`, what a user gets without options (auto-pipelining off), the
+ *   baseline of every sequential row;
+ * - `auto-pipelined`: `new Redis(url, { enableAutoPipelining: true })`, ioredis at its best with
+ *   many calls in flight, the baseline of every in-flight row.
+ *
+ * Only an `error` listener is added (so a failing run does not print each reconnection).
  */
-export const rawClient = (url: string, enableAutoPipelining: boolean): Redis => {
-  const client = new Redis(url, {
-    ...failFastOptions({
-      commandTimeout: COMMAND_TIMEOUT,
-      connectTimeout: Duration.seconds(1),
-      maxReconnectDelay: Duration.millis(500),
-      enableAutoPipelining
-    })
-  })
+export type RawKind = "default" | "auto-pipelined"
+
+export const rawClient = (url: string, kind: RawKind): Redis => {
+  const client = kind === "default" ? new Redis(url) : new Redis(url, { enableAutoPipelining: true })
   client.on("error", () => {})
   return client
 }
 
+/** the raw client a row of `inFlight` calls is compared with */
+export const rawKindFor = (inFlight: number): RawKind => (inFlight === 1 ? "default" : "auto-pipelined")
+
+/** "sequential" or "256 in flight" */
+export const concurrency = (inFlight: number): string => (inFlight === 1 ? "sequential" : `${inFlight} in flight`)
+
 export const waitReady = (client: Redis): Promise<void> =>
   client.status === "ready" ? Promise.resolve() : new Promise((resolve) => client.once("ready", () => resolve()))
+
+/**
+ * redis-server's CPU (`INFO cpu`: used_cpu_user + used_cpu_sys, in seconds) read through a client
+ * of its own, so that no measured side's connection carries the probe
+ */
+export const serverCpuProbe = async (
+  url: string
+): Promise<{ readonly read: ServerCpu; readonly close: () => void }> => {
+  const client = rawClient(url, "default")
+  await waitReady(client)
+  const field = (info: string, name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, "m").exec(info)?.[1] ?? NaN)
+  return {
+    read: async () => {
+      const info = await client.info("cpu")
+      const seconds = field(info, "used_cpu_user") + field(info, "used_cpu_sys")
+      if (!Number.isFinite(seconds)) throw new Error("bench: INFO cpu has no used_cpu_user/used_cpu_sys")
+      return seconds
+    },
+    close: () => client.disconnect()
+  }
+}
 
 /**
  * `ops` runs of `body` with `inFlight` fibers, each running its next operation when the
@@ -138,5 +170,6 @@ export const versions = () => ({
   effect: packageVersion("effect"),
   ioredis: packageVersion("ioredis"),
   "lru-cache": packageVersion("lru-cache"),
+  "rate-limiter-flexible": packageVersion("rate-limiter-flexible"),
   node: process.version
 })

@@ -6,20 +6,37 @@
  *   npm run bench                      # full run (about 4 minutes)
  *   BENCH_QUICK=1 npm run bench        # a fast, noisier run
  *   BENCH_ONLY=local,redis npm run bench   # some sections (local, redis, ratelimit, mode, memory)
- *   BENCH_JSON=out.json npm run bench  # also write every figure as JSON
+ *   BENCH_CHART=out.svg npm run bench  # the ratio bar chart elsewhere (default docs/img/performance.svg; not for a quick run)
+ *   BENCH_JSON=out.json npm run bench  # also write every figure as JSON: { commit, versions, redis,
+ *                                      #   settings, results: Result[] (harness.ts), memory }
+ *
+ * While it runs, stderr shows the section, the case (i of n), its round and the time elapsed: one
+ * updating line on a terminal, plain lines otherwise. Redis cases also read redis-server's CPU
+ * (`INFO cpu`) around every sample.
  *
  * Figures are ratios measured in the same run; nothing here asserts a wall-clock time.
  */
-import { spawn } from "node:child_process"
+import { execSync, spawn } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
 import { startRedis } from "../test/support/RedisServer.js"
-import { PAYLOAD_BYTES, KEYS, versions } from "./fixtures.js"
-import { type Case, QUICK, type Result, runCase, type Settings, toMarkdown } from "./harness.js"
+import { KEYS, PAYLOAD_BYTES, repoRoot, serverCpuProbe, versions } from "./fixtures.js"
+import {
+  type Case,
+  QUICK,
+  type Result,
+  runCase,
+  type ServerCpu,
+  type Settings,
+  targetSummary,
+  toMarkdown
+} from "./harness.js"
+import { writePerformanceChart } from "./charts.js"
 import { localCases } from "./local.js"
 import type { MemoryReport } from "./memory.js"
 import { modeCases } from "./mode.js"
+import { makeProgress, type Progress } from "./progress.js"
 import { rateLimitCases } from "./ratelimit.js"
 import { redisCases, redisVersion } from "./redis.js"
 
@@ -31,13 +48,44 @@ const only = new Set((process.env["BENCH_ONLY"] ?? "local,redis,ratelimit,mode,m
 
 const log = (line: string) => process.stderr.write(line + "\n")
 
-const runAll = async (cases: ReadonlyArray<Case>, results: Array<Result>, caseSettings: Settings = settings) => {
-  for (const c of cases) {
+interface Section {
+  readonly title: string
+  readonly cases: ReadonlyArray<Case>
+  /** run just before the section's first case (a warm-up) */
+  readonly prepare?: (() => Promise<void>) | undefined
+  readonly close: () => Promise<void>
+  readonly settings: Settings
+}
+
+const runSection = async (section: Section, progress: Progress, results: Array<Result>) => {
+  progress.section(section.title)
+  if (section.prepare !== undefined) {
+    progress.line("  warming up every side")
+    await section.prepare()
+  }
+  for (const c of section.cases) {
     const started = Date.now()
-    const r = await runCase(c, caseSettings)
+    progress.caseStarted(`${c.group} · ${c.name}`)
+    const r = await runCase(c, section.settings, progress.step)
     results.push(r)
-    const b = r.baselines[0]!
-    log(`  ${c.group} · ${c.name}: ${b.ratio.toFixed(2)}× ${b.label} (${((Date.now() - started) / 1000).toFixed(1)} s)`)
+    const ratios = r.baselines
+      .map(
+        (b) =>
+          `${b.ratio.toFixed(2)}× ${b.label}` +
+          (b.redisCpuRatio === undefined ? "" : ` (Redis CPU ${b.redisCpuRatio.toFixed(2)}×)`)
+      )
+      .join(", ")
+    progress.line(`  ${c.group} · ${c.name}: ${ratios} (${((Date.now() - started) / 1000).toFixed(1)} s)`)
+  }
+}
+
+/** the commit measured (with "+changes" when the work tree differs from it) */
+const commitMeasured = (): string => {
+  const git = (args: string) => execSync(`git ${args}`, { cwd: fileURLToPath(repoRoot), encoding: "utf8" }).trim()
+  try {
+    return git("rev-parse --short HEAD") + (git("status --porcelain") === "" ? "" : "+changes")
+  } catch {
+    return "?"
   }
 }
 
@@ -98,55 +146,56 @@ const memoryMarkdown = (m: MemoryReport): string => {
 const main = async () => {
   const startedAt = Date.now()
   const load = os.loadavg()
+  const commit = commitMeasured()
   const server = await startRedis()
   const results: Array<Result> = []
+  const sections: Array<Section> = []
   let memory: MemoryReport | undefined
   let redis = "?"
+  let probe: { readonly read: ServerCpu; readonly close: () => void } | undefined
   try {
     redis = await redisVersion(server.url)
-    log(`bench: redis-server ${redis} on ${server.url}${QUICK ? " (BENCH_QUICK)" : ""}`)
-    if (only.has("local")) {
-      log("LocalOnly vs in-process caches")
-      const local = await localCases()
-      try {
-        await runAll(local.cases, results)
-      } finally {
-        await local.close()
-      }
+    log(`bench: redis-server ${redis} on ${server.url}, commit ${commit}${QUICK ? " (BENCH_QUICK)" : ""}`)
+    probe = await serverCpuProbe(server.url)
+    // every section is set up first, so that progress can say "case i of n"
+    const setUp = async (
+      key: string,
+      title: string,
+      build: () => Promise<Omit<Section, "title" | "settings">>,
+      s = settings
+    ) => {
+      if (!only.has(key)) return
+      log(`setting up: ${title}`)
+      sections.push({ title, settings: s, ...(await build()) })
     }
-    if (only.has("redis")) {
-      log("Redis paths vs raw ioredis")
-      const r = await redisCases(server.url)
-      try {
-        await runAll(r.cases, results)
-      } finally {
-        await r.close()
+    const cpu = probe.read
+    await setUp("local", "LocalOnly vs in-process caches", localCases)
+    await setUp("redis", "Redis paths vs raw ioredis", () => redisCases(server.url, cpu))
+    // the difference the mode cases look for is a few percent: twice the rounds, so that the medians settle
+    await setUp("mode", "Mode overhead and layers", () => modeCases(server.url, cpu), {
+      ...settings,
+      rounds: settings.rounds * 2 - 1
+    })
+    // last of the Redis sections: its claims and decisions write keys that expire within seconds, and their expiry
+    // costs Redis CPU that would land in the samples of the section after it
+    await setUp("ratelimit", "Rate limits and replay guard vs raw EVALSHA / SET NX PX / rate-limiter-flexible", () =>
+      rateLimitCases(server.url, cpu)
+    )
+    const total = sections.reduce((n, s) => n + s.cases.length, 0) + (only.has("memory") ? 1 : 0)
+    const progress = makeProgress(total)
+    try {
+      for (const section of sections) await runSection(section, progress, results)
+      if (only.has("memory")) {
+        progress.section("Memory (child process)")
+        progress.caseStarted("Memory · LocalOnly bytes per entry, RSS around mixed operations")
+        memory = await measureMemoryInChild(server.url)
       }
-    }
-    if (only.has("ratelimit")) {
-      log("Rate limits and replay guard vs raw EVALSHA / SET NX PX")
-      const rl = await rateLimitCases(server.url)
-      try {
-        await runAll(rl.cases, results)
-      } finally {
-        await rl.close()
-      }
-    }
-    if (only.has("mode")) {
-      log("Mode overhead and layers")
-      const m = await modeCases(server.url)
-      try {
-        // the difference these cases look for is a few percent: twice the rounds, so that the medians settle
-        await runAll(m.cases, results, { ...settings, rounds: settings.rounds * 2 - 1 })
-      } finally {
-        await m.close()
-      }
-    }
-    if (only.has("memory")) {
-      log("Memory (child process)")
-      memory = await measureMemoryInChild(server.url)
+    } finally {
+      progress.end()
     }
   } finally {
+    for (const s of sections) await s.close()
+    probe?.close()
     await server.stop()
   }
 
@@ -155,7 +204,8 @@ const main = async () => {
   const report = [
     `# effect-failclosed benchmark`,
     "",
-    `effect-failclosed ${v["effect-failclosed"]} · effect ${v.effect} · ioredis ${v.ioredis} · lru-cache ${v["lru-cache"]} · ` +
+    `effect-failclosed ${v["effect-failclosed"]} (commit ${commit}) · effect ${v.effect} · ioredis ${v.ioredis} · ` +
+      `lru-cache ${v["lru-cache"]} · rate-limiter-flexible ${v["rate-limiter-flexible"]} · ` +
       `Node ${v.node} · Redis ${redis} (loopback, no persistence)`,
     `${cpus.length} × ${cpus[0]?.model ?? "?"} · ${os.platform()} ${os.release()} · load average at start ` +
       `${load.map((l) => l.toFixed(2)).join(" ")}`,
@@ -165,6 +215,8 @@ const main = async () => {
     "",
     results.length > 0 ? toMarkdown(results) : "",
     "",
+    results.length > 0 ? targetSummary(results) : "",
+    "",
     memory !== undefined ? memoryMarkdown(memory) : "",
     "",
     `total ${((Date.now() - startedAt) / 1000).toFixed(0)} s`
@@ -172,7 +224,13 @@ const main = async () => {
   process.stdout.write(report + "\n")
   const json = process.env["BENCH_JSON"]
   if (json !== undefined && json !== "") {
-    writeFileSync(json, JSON.stringify({ versions: v, redis, settings, results, memory }, null, 2))
+    writeFileSync(json, JSON.stringify({ commit, versions: v, redis, settings, results, memory }, null, 2))
+  }
+  // the bar chart of the ratio table beside docs/performance.md (a quick run only where BENCH_CHART asks for it)
+  const chart = process.env["BENCH_CHART"] ?? (QUICK ? "" : "docs/img/performance.svg")
+  if (chart !== "" && results.length > 0) {
+    await writePerformanceChart(results, chart)
+    log(`bar chart of the ratios: ${chart}`)
   }
 }
 

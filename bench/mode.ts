@@ -1,12 +1,14 @@
 /**
- * Where the time goes, on one shared ioredis client (so connections cannot differ):
+ * Where the time goes:
  *
- * - mode overhead: the StrictDistributed service (`makeStrict`: breaker admission, failure
+ * - mode overhead, on one shared client (`RedisClient.make` with its defaults, so connections
+ *   cannot differ): the StrictDistributed service (`makeStrict`: breaker admission, failure
  *   classification) against the same store with the breaker bypassed (a service that only maps
  *   the store's failure to `CacheBackendUnavailable` and its reply to `Cached`);
- * - layers of one `get (hit)`: raw ioredis, the Redis store (an Effect), the StrictDistributed
- *   service, the Keyspace (key derivation, Schema decoding). The lower layers read precomputed
- *   store keys, so the last step also shows the cost of deriving a key.
+ * - layers of one `get (hit)`: raw ioredis (a client of its own, as users get it: default options
+ *   sequentially, auto-pipelined with 256 in flight), then on the shared client the Redis store (an
+ *   Effect), the StrictDistributed service, the Keyspace (key derivation, Schema decoding). The
+ *   lower layers read precomputed store keys, so the last step also shows the cost of deriving a key.
  *
  * Built from the internals that `strictDistributed()` composes; nothing in src is changed.
  */
@@ -22,8 +24,24 @@ import { makeStrict } from "../src/internal/policy.js"
 import { makeRedisStore } from "../src/internal/redis/store.js"
 import type { Store, StoreFailure } from "../src/internal/store.js"
 import { RedisClient } from "../src/RedisClient.js"
-import { COMMAND_TIMEOUT, effectWorkers, hitId, KEYS, rawKey, TTL_MILLIS, users, Users } from "./fixtures.js"
-import { type Case, promiseWorkers, type Runner } from "./harness.js"
+import {
+  COMMAND_TIMEOUT,
+  concurrency,
+  effectWorkers,
+  hitId,
+  KEYS,
+  rawClient,
+  rawKey,
+  rawKindFor,
+  TTL_MILLIS,
+  users,
+  Users,
+  waitReady
+} from "./fixtures.js"
+import { type Case, promiseWorkers, type Runner, type ServerCpu, type Target } from "./harness.js"
+
+/** the mode's cost: within 3 % of the bypassed breaker */
+const OVERHEAD_TARGET: Target = { ratio: 0.97 }
 
 const KEY_PREFIX = "fc"
 
@@ -78,10 +96,24 @@ const bypassed = (store: Store): DistributedCacheService => {
   }
 }
 
-export const modeCases = async (url: string): Promise<{ cases: ReadonlyArray<Case>; close: () => Promise<void> }> => {
+export const modeCases = async (
+  url: string,
+  serverCpu: ServerCpu
+): Promise<{ cases: ReadonlyArray<Case>; close: () => Promise<void> }> => {
   const scope = Effect.runSync(Scope.make())
+  const raw = { default: rawClient(url, "default"), "auto-pipelined": rawClient(url, "auto-pipelined") }
+  Effect.runSync(
+    Scope.addFinalizer(
+      scope,
+      Effect.sync(() => {
+        raw.default.disconnect()
+        raw["auto-pipelined"].disconnect()
+      })
+    )
+  )
+  await Promise.all([waitReady(raw.default), waitReady(raw["auto-pipelined"])])
   const redis = await Effect.runPromise(
-    Scope.extend(RedisClient.make({ url, enableAutoPipelining: true, commandTimeout: COMMAND_TIMEOUT }), scope).pipe(
+    Scope.extend(RedisClient.make({ url, commandTimeout: COMMAND_TIMEOUT }), scope).pipe(
       Effect.tap((r) => r.awaitReady(r.startupTimeout))
     )
   )
@@ -110,28 +142,28 @@ export const modeCases = async (url: string): Promise<{ cases: ReadonlyArray<Cas
   const parse = (s: string | null | undefined) => (s == null ? undefined : (JSON.parse(s) as unknown))
   const cases: Array<Case> = []
   for (const inFlight of [1, 256]) {
-    const label = inFlight === 1 ? "sequential" : `${inFlight} in flight`
-    const group = `Mode overhead (auto-pipelining on, one client), ${label}`
+    const label = concurrency(inFlight)
+    const kind = rawKindFor(inFlight)
+    const group = `Mode overhead (one client), ${label}`
     const ks = (
       service: DistributedCacheService,
       body: (i: number) => Effect.Effect<unknown, unknown, DistributedCache>
     ) => effectWorkers(inFlight, body, over(service))
+    const bypassedSide = (run: Runner) => ({ label: "breaker bypassed", run, target: OVERHEAD_TARGET })
     cases.push(
       {
         group,
         name: "Keyspace get (hit)",
         library: { label: "StrictDistributed", run: ks(strict, (i) => Users.get({ id: hitId(i) })) },
-        baselines: [{ label: "breaker bypassed", run: ks(bypass, (i) => Users.get({ id: hitId(i) })) }],
-        target: 0.97
+        baselines: [bypassedSide(ks(bypass, (i) => Users.get({ id: hitId(i) })))],
+        serverCpu
       },
       {
         group,
         name: "Keyspace set",
         library: { label: "StrictDistributed", run: ks(strict, (i) => Users.set({ id: hitId(i) }, users[hitId(i)]!)) },
-        baselines: [
-          { label: "breaker bypassed", run: ks(bypass, (i) => Users.set({ id: hitId(i) }, users[hitId(i)]!)) }
-        ],
-        target: 0.97
+        baselines: [bypassedSide(ks(bypass, (i) => Users.set({ id: hitId(i) }, users[hitId(i)]!)))],
+        serverCpu
       },
       {
         group,
@@ -140,16 +172,15 @@ export const modeCases = async (url: string): Promise<{ cases: ReadonlyArray<Cas
           label: "StrictDistributed",
           run: effectWorkers(inFlight, (i) => strict.get(storeKeys[hitId(i)]!), plain)
         },
-        baselines: [
-          { label: "breaker bypassed", run: effectWorkers(inFlight, (i) => bypass.get(storeKeys[hitId(i)]!), plain) }
-        ],
-        target: 0.97
+        baselines: [bypassedSide(effectWorkers(inFlight, (i) => bypass.get(storeKeys[hitId(i)]!), plain))],
+        serverCpu
       }
     )
+    const rawGet = raw[kind]
     const layers: Array<{ label: string; run: Runner }> = [
       {
-        label: "raw ioredis (+ JSON.parse)",
-        run: promiseWorkers(inFlight, async (i) => parse(await client.get(rawKey(hitId(i)))))
+        label: `raw ioredis ${kind} (+ JSON.parse)`,
+        run: promiseWorkers(inFlight, async (i) => parse(await rawGet.get(rawKey(hitId(i)))))
       },
       {
         label: "Redis store, an Effect (+ JSON.parse)",
@@ -161,10 +192,11 @@ export const modeCases = async (url: string): Promise<{ cases: ReadonlyArray<Cas
       }
     ]
     cases.push({
-      group: `Layers of get (hit) (auto-pipelining on, one client), ${label}`,
+      group: `Layers of get (hit), ${label}`,
       name: "Keyspace get (hit)",
       library: { label: "Keyspace over StrictDistributed", run: ks(strict, (i) => Users.get({ id: hitId(i) })) },
-      baselines: layers
+      baselines: layers,
+      serverCpu
     })
   }
   return {

@@ -1,34 +1,37 @@
 /**
- * Rate-limit decisions and replay claims (StrictDistributed over `RedisClient.layer`) against raw
- * ioredis doing the same Redis work with the same client options (command timeout, auto-pipelining
- * on, the library's default), in the same run:
+ * Rate-limit decisions and replay claims (StrictDistributed over `RedisClient.layer` with its
+ * defaults) against raw ioredis doing the same Redis work (sequential rows: `new Redis(url)`;
+ * 256 in flight: auto-pipelined), and against rate-limiter-flexible, in the same run:
  *
  * - RateLimiter.consume vs a raw EVALSHA of the same Lua script (same KEYS layout, same ARGV), the
  *   raw key built by string concatenation as an application would;
+ * - the fixed-window RateLimiter.consume also vs rate-limiter-flexible's `RateLimiterRedis` (a
+ *   fixed window counted by its own Lua script), on a client of its own of the same kind;
  * - ReplayGuard.claim vs a raw `SET key 1 PX window NX`, fresh nonces on both sides.
  *
- * A section of `npm run bench`; alone: `BENCH_ONLY=ratelimit npm run bench`.
+ * The limit is far above what a subject sees in a window at these rates: the allowed path, the
+ * common one, is measured. A section of `npm run bench`; alone: `BENCH_ONLY=ratelimit npm run bench`.
  */
 import type * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import type { Redis } from "ioredis"
-import { type DistributedCache, RateLimiter, RedisClient, ReplayGuard, strictDistributed } from "../src/index.js"
+import { RateLimiterRedis } from "rate-limiter-flexible"
+import { type DistributedCache, RateLimiter, ReplayGuard } from "../src/index.js"
 import type { RateLimitAlgorithm } from "../src/DistributedCache.js"
 import { rateLimitScripts } from "../src/internal/redis/scripts.js"
-import { COMMAND_TIMEOUT, effectWorkers, rawClient, waitReady } from "./fixtures.js"
-import { type Case, promiseWorkers } from "./harness.js"
+import { concurrency, effectWorkers, libraryLayer, rawClient, rawKindFor, type RawKind, waitReady } from "./fixtures.js"
+import { type Case, promiseWorkers, type ServerCpu, type Target } from "./harness.js"
+import { targetFor } from "./redis.js"
 
 const SUBJECTS = 1_000
-/** well above what one subject sees per window at these rates: the allowed path is measured */
-const LIMIT = 100
+/** far above what one subject sees per window at these rates: the allowed path is measured */
+const LIMIT = 1_000_000
 const WINDOW_MILLIS = 1_000
 /** claimed nonces expire soon, so the run does not fill Redis */
 const NONCE_WINDOW_MILLIS = 5_000
 
-/** issue 6: a decision ≥ 0.85× a raw EVALSHA of the same script, a claim ≥ 0.90× a raw SET NX PX */
-const CONSUME_TARGET = 0.85
-const CLAIM_TARGET = 0.9
+/** issue 12: at least rate-limiter-flexible's ops/s, at most its Redis CPU per decision */
+const FLEXIBLE_TARGET: Target = { ratio: 1.0, redisCpu: 1.0 }
 
 const ALGORITHMS: ReadonlyArray<RateLimitAlgorithm> = ["fixed-window", "sliding-window", "token-bucket"]
 const IN_FLIGHT = [1, 256] as const
@@ -39,7 +42,7 @@ const subjects = Array.from({ length: SUBJECTS }, (_, i) => `user-${i}`)
 
 type Run = <A, E>(effect: Effect.Effect<A, E, DistributedCache>) => Promise<void>
 
-const concurrency = (inFlight: number) => (inFlight === 1 ? "sequential" : `${inFlight} in flight`)
+type Clients = Readonly<Record<RawKind, Redis>>
 
 /** the raw side's decision for `subject`: its key by concatenation, one hash tag per subject */
 const rawDecision = (raw: Redis, algorithm: RateLimitAlgorithm): ((subject: string) => Promise<unknown>) => {
@@ -53,9 +56,33 @@ const rawDecision = (raw: Redis, algorithm: RateLimitAlgorithm): ((subject: stri
     : (subject) => raw.evalsha(sha, 1, prefix + subject + "}", LIMIT, WINDOW_MILLIS, 1)
 }
 
-const rateLimitCase = (algorithm: RateLimitAlgorithm, inFlight: number, run: Run, raw: Redis): Case => {
+/** rate-limiter-flexible's fixed window on `client`: `consume(subject)` of one point */
+const flexible = (client: Redis): ((subject: string) => Promise<unknown>) => {
+  const limiter = new RateLimiterRedis({
+    storeClient: client,
+    keyPrefix: "raw:rlflx",
+    points: LIMIT,
+    duration: WINDOW_MILLIS / 1000
+  })
+  return (subject) => limiter.consume(subject)
+}
+
+const rateLimitCase = (
+  algorithm: RateLimitAlgorithm,
+  inFlight: number,
+  run: Run,
+  raw: Clients,
+  flex: Clients,
+  serverCpu: ServerCpu
+): Case => {
   const limiter = RateLimiter.make({ name: `bench-${algorithm}`, limit: LIMIT, window: WINDOW_MILLIS, algorithm })
-  const decide = rawDecision(raw, algorithm)
+  const kind = rawKindFor(inFlight)
+  const decide = rawDecision(raw[kind], algorithm)
+  const side = (label: string, f: (subject: string) => Promise<unknown>, target: Target) => ({
+    label,
+    run: promiseWorkers(inFlight, (i) => f(subjects[i % SUBJECTS]!)),
+    target
+  })
   return {
     group: `Rate limits, ${concurrency(inFlight)}`,
     name: algorithm,
@@ -64,16 +91,21 @@ const rateLimitCase = (algorithm: RateLimitAlgorithm, inFlight: number, run: Run
       run: effectWorkers(inFlight, (i) => limiter.consume(subjects[i % SUBJECTS]!), run)
     },
     baselines: [
-      { label: "raw EVALSHA (same script)", run: promiseWorkers(inFlight, (i) => decide(subjects[i % SUBJECTS]!)) }
+      side(`raw EVALSHA, same script (ioredis ${kind})`, decide, targetFor(inFlight)),
+      ...(algorithm === "fixed-window"
+        ? [side(`rate-limiter-flexible RateLimiterRedis (ioredis ${kind})`, flexible(flex[kind]), FLEXIBLE_TARGET)]
+        : [])
     ],
-    target: CONSUME_TARGET
+    serverCpu
   }
 }
 
 let nonceRun = 0
-const replayCase = (inFlight: number, run: Run, raw: Redis): Case => {
+const replayCase = (inFlight: number, run: Run, raw: Clients, serverCpu: ServerCpu): Case => {
   const guard = ReplayGuard.make({ name: "bench-replay", window: NONCE_WINDOW_MILLIS })
   const prefix = `n${++nonceRun}-`
+  const kind = rawKindFor(inFlight)
+  const client = raw[kind]
   let libraryNonce = 0
   let rawNonce = 0
   return {
@@ -85,48 +117,58 @@ const replayCase = (inFlight: number, run: Run, raw: Redis): Case => {
     },
     baselines: [
       {
-        label: "raw SET NX PX",
+        label: `raw SET NX PX (ioredis ${kind})`,
         run: promiseWorkers(inFlight, () =>
-          raw.set("raw:rg:" + prefix + rawNonce++, "1", "PX", NONCE_WINDOW_MILLIS, "NX")
-        )
+          client.set("raw:rg:" + prefix + rawNonce++, "1", "PX", NONCE_WINDOW_MILLIS, "NX")
+        ),
+        target: targetFor(inFlight)
       }
     ],
-    target: CLAIM_TARGET
+    serverCpu
   }
 }
 
 /** the cases of this section, against the Redis at `url`, and how to release their clients */
 export const rateLimitCases = async (
-  url: string
-): Promise<{ readonly cases: ReadonlyArray<Case>; readonly close: () => Promise<void> }> => {
-  // the library's client and the raw one get the same options
-  const runtime = ManagedRuntime.make(
-    strictDistributed().pipe(
-      Layer.provide(RedisClient.layer({ url, commandTimeout: COMMAND_TIMEOUT, enableAutoPipelining: true }))
-    )
-  )
-  const raw = rawClient(url, true)
+  url: string,
+  serverCpu: ServerCpu
+): Promise<{
+  readonly cases: ReadonlyArray<Case>
+  readonly prepare: () => Promise<void>
+  readonly close: () => Promise<void>
+}> => {
+  const runtime = ManagedRuntime.make(libraryLayer(url))
+  const clients = (): Clients => ({
+    default: rawClient(url, "default"),
+    "auto-pipelined": rawClient(url, "auto-pipelined")
+  })
+  const raw = clients()
+  const flex = clients()
+  const all = [raw.default, raw["auto-pipelined"], flex.default, flex["auto-pipelined"]]
   const close = async () => {
-    raw.disconnect()
+    for (const c of all) c.disconnect()
     await runtime.dispose()
   }
   const run: Run = (effect) => runtime.runPromise(effect).then(() => undefined)
   const cases: Array<Case> = []
   for (const inFlight of IN_FLIGHT) {
-    for (const algorithm of ALGORITHMS) cases.push(rateLimitCase(algorithm, inFlight, run, raw))
+    for (const algorithm of ALGORITHMS) cases.push(rateLimitCase(algorithm, inFlight, run, raw, flex, serverCpu))
   }
-  for (const inFlight of IN_FLIGHT) cases.push(replayCase(inFlight, run, raw))
+  for (const inFlight of IN_FLIGHT) cases.push(replayCase(inFlight, run, raw, serverCpu))
   try {
-    await waitReady(raw)
+    await Promise.all(all.map(waitReady))
     // building the runtime runs the startup probe
     await runtime.runtime()
-    for (const s of Object.values(rateLimitScripts)) await raw.script("LOAD", s.lua)
-    // when this section runs first (BENCH_ONLY=ratelimit), nothing has run the Effect runtime's code yet: without a
-    // warm-up of every side, the first samples measure the JIT compiling it
-    for (const c of cases) for (const side of [c.library, ...c.baselines]) await side.run(WARMUP_OPS)
+    for (const s of Object.values(rateLimitScripts)) await raw.default.script("LOAD", s.lua)
   } catch (error) {
     await close()
     throw error
   }
-  return { cases, close }
+  // when this section runs first (BENCH_ONLY=ratelimit), nothing has run the Effect runtime's code yet: without a
+  // warm-up of every side, the first samples measure the JIT compiling it. Run just before the section, so that the
+  // short-lived keys it writes expire during this section, not during another one's samples.
+  const prepare = async () => {
+    for (const c of cases) for (const side of [c.library, ...c.baselines]) await side.run(WARMUP_OPS)
+  }
+  return { cases, prepare, close }
 }

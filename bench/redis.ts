@@ -1,41 +1,43 @@
 /**
  * Keyspace operations against Redis (the public `strictDistributed()` Layer over
- * `RedisClient.layer`) versus raw ioredis with the same client options: the raw side builds
- * its key with string concatenation and does JSON.parse / JSON.stringify, as an application
- * using ioredis directly would.
+ * `RedisClient.layer` with its defaults) versus raw ioredis as users get it: sequential rows
+ * against `new Redis(url)` (auto-pipelining off, ioredis' default), rows with 256 in flight
+ * against `new Redis(url, { enableAutoPipelining: true })`. The raw side builds its key with
+ * string concatenation and does JSON.parse / JSON.stringify, as an application using ioredis
+ * directly would. Every row also reports redis-server's CPU per operation.
  */
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import type { Redis } from "ioredis"
-import { RedisClient, strictDistributed } from "../src/index.js"
 import {
-  COMMAND_TIMEOUT,
+  concurrency,
   effectWorkers,
   goneId,
   hitId,
   KEYS,
+  libraryLayer,
   missId,
   rawClient,
   rawKey,
+  rawKindFor,
   TTL_MILLIS,
   users,
   Users,
   waitReady
 } from "./fixtures.js"
-import { type Case, promiseWorkers, type Runner } from "./harness.js"
+import { type Case, promiseWorkers, type Runner, type ServerCpu, type Target } from "./harness.js"
 
 export interface RedisSides {
   readonly cases: ReadonlyArray<Case>
   readonly close: () => Promise<void>
 }
 
-const libraryRuntime = (url: string, enableAutoPipelining: boolean) =>
-  ManagedRuntime.make(
-    strictDistributed().pipe(
-      Layer.provide(RedisClient.layer({ url, enableAutoPipelining, commandTimeout: COMMAND_TIMEOUT }))
-    )
-  )
+/** issue 12: sequential ≥ 0.90× raw default; 256 in flight ≥ 1.0× raw auto-pipelined and Redis CPU/op ≤ 1.2× */
+export const SEQUENTIAL_TARGET: Target = { ratio: 0.9 }
+export const IN_FLIGHT_TARGET: Target = { ratio: 1.0, redisCpu: 1.2 }
+export const targetFor = (inFlight: number): Target => (inFlight === 1 ? SEQUENTIAL_TARGET : IN_FLIGHT_TARGET)
+
+const libraryRuntime = (url: string) => ManagedRuntime.make(libraryLayer(url))
 
 type LibraryRuntime = ReturnType<typeof libraryRuntime>
 
@@ -57,18 +59,25 @@ const libraryOps = (rt: LibraryRuntime, inFlight: number) => {
   }
 }
 
-/** the same five operations with ioredis */
+/** the same five operations with ioredis: GET, GET, SET PX, GET-or-SET PX (a hit: the GET), UNLINK */
 const rawOps = (client: Redis, inFlight: number) => {
   const w = (body: (i: number) => Promise<unknown>) => promiseWorkers(inFlight, body)
   const read = async (id: number) => {
     const raw = await client.get(rawKey(id))
     return raw === null ? undefined : (JSON.parse(raw) as unknown)
   }
+  const write = (id: number) => client.set(rawKey(id), JSON.stringify(users[id]), "PX", TTL_MILLIS)
+  const getOrSet = async (id: number) => {
+    const found = await read(id)
+    if (found !== undefined) return found
+    await write(id)
+    return users[id]
+  }
   return {
     getHit: w((i) => read(hitId(i))),
     getMiss: w((i) => read(missId(i))),
-    set: w((i) => client.set(rawKey(hitId(i)), JSON.stringify(users[hitId(i)]), "PX", TTL_MILLIS)),
-    getOrCompute: w((i) => read(hitId(i))),
+    set: w((i) => write(hitId(i))),
+    getOrCompute: w((i) => getOrSet(hitId(i))),
     invalidate: w((i) => client.unlink(rawKey(goneId(i))))
   }
 }
@@ -81,63 +90,46 @@ const OPS = [
   ["invalidate", "invalidate"]
 ] as const
 
-export const redisCases = async (url: string): Promise<RedisSides> => {
-  const runtimes = { on: libraryRuntime(url, true), off: libraryRuntime(url, false) }
-  const clients = { on: rawClient(url, true), off: rawClient(url, false) }
-  await Promise.all([waitReady(clients.on), waitReady(clients.off)])
-  // building the runtimes runs the startup probe
-  await Promise.all([runtimes.on.runtime(), runtimes.off.runtime()])
-
-  // the hit set exists on both sides
-  await Promise.all([libraryOps(runtimes.on, 64).set(KEYS), rawOps(clients.on, 64).set(KEYS)])
+export const redisCases = async (url: string, serverCpu: ServerCpu): Promise<RedisSides> => {
+  const runtime = libraryRuntime(url)
+  const clients = { default: rawClient(url, "default"), "auto-pipelined": rawClient(url, "auto-pipelined") }
+  const close = async () => {
+    await runtime.dispose()
+    clients.default.disconnect()
+    clients["auto-pipelined"].disconnect()
+  }
+  try {
+    await Promise.all([waitReady(clients.default), waitReady(clients["auto-pipelined"])])
+    // building the runtime runs the startup probe
+    await runtime.runtime()
+    // the hit set exists on both sides
+    await Promise.all([libraryOps(runtime, 64).set(KEYS), rawOps(clients["auto-pipelined"], 64).set(KEYS)])
+  } catch (error) {
+    await close()
+    throw error
+  }
 
   const cases: Array<Case> = []
-  const configs = [
-    { inFlight: 1, ap: "off", label: "sequential, auto-pipelining off", target: 0.9 },
-    { inFlight: 1, ap: "on", label: "sequential, auto-pipelining on", target: 0.9 },
-    { inFlight: 256, ap: "off", label: "256 in flight, auto-pipelining off", target: undefined },
-    { inFlight: 256, ap: "on", label: "256 in flight, auto-pipelining on", target: 0.85 }
-  ] as const
-  for (const config of configs) {
-    const lib = libraryOps(runtimes[config.ap], config.inFlight)
-    const raw = rawOps(clients[config.ap], config.inFlight)
+  for (const inFlight of [1, 256]) {
+    const kind = rawKindFor(inFlight)
+    const lib = libraryOps(runtime, inFlight)
+    const raw = rawOps(clients[kind], inFlight)
     for (const [op, name] of OPS) {
       cases.push({
-        group: `Redis, ${config.label}`,
+        group: `Redis, ${concurrency(inFlight)}`,
         name,
         library: { label: "Keyspace", run: lib[op] },
-        baselines: [{ label: "raw ioredis", run: raw[op] }],
-        target: config.target
+        baselines: [{ label: `raw ioredis (${kind})`, run: raw[op], target: targetFor(inFlight) }],
+        serverCpu
       })
     }
   }
-
-  // does auto-pipelining win? the library's default (on) against the same library with it off
-  for (const inFlight of [1, 256]) {
-    cases.push({
-      group: "Auto-pipelining (library default on vs off)",
-      name: `get (hit), ${inFlight === 1 ? "sequential" : `${inFlight} in flight`}`,
-      library: { label: "Keyspace, auto-pipelining on", run: libraryOps(runtimes.on, inFlight).getHit },
-      baselines: [
-        { label: "Keyspace, auto-pipelining off", run: libraryOps(runtimes.off, inFlight).getHit },
-        { label: "raw ioredis, auto-pipelining off", run: rawOps(clients.off, inFlight).getHit }
-      ]
-    })
-  }
-
-  return {
-    cases,
-    close: async () => {
-      await Promise.all([runtimes.on.dispose(), runtimes.off.dispose()])
-      clients.on.disconnect()
-      clients.off.disconnect()
-    }
-  }
+  return { cases, close }
 }
 
 /** the Redis server's version, read by a raw client */
 export const redisVersion = async (url: string): Promise<string> => {
-  const client = rawClient(url, false)
+  const client = rawClient(url, "default")
   try {
     await waitReady(client)
     const info = await client.info("server")

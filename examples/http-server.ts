@@ -4,10 +4,14 @@
  * - `GET /api/hello` is rate limited per client (sliding window): 429 with `Retry-After` when
  *   the client is over its budget.
  * - `POST /webhooks` accepts signed webhook deliveries (HMAC-SHA256 over `id.timestamp.body`,
- *   timestamps within 5 minutes) and refuses a delivery id it has already accepted, on any
- *   node: 409.
- * - When Redis is unavailable, both answer 503. Never 200: a request is not let through
+ *   timestamps within 5 minutes) with 202, and refuses a delivery id it has already accepted,
+ *   on any node: 409.
+ * - When Redis is unavailable, both answer 503. Never 200 or 202: a request is not let through
  *   because the shared state that would have refused it could not be consulted.
+ *
+ * The app is served with `HttpMiddleware.serve`, which is `HttpServer.serve` with
+ * `HttpMiddleware.failClosed` applied: an outage is a 503 with `Retry-After`, not an empty 500.
+ * The guide is docs/http.md.
  *
  * Run it against a Redis:
  *
@@ -93,7 +97,8 @@ const verifyWebhook =
 
 /**
  * The routes. They need a `DistributedCache`: the mode Layer provided decides what a Redis
- * outage means (here, composed with StrictDistributed, a 503).
+ * outage means. Their errors include `CacheBackendUnavailable`: serve them with
+ * `HttpMiddleware.serve` (as `makeServer` does), which answers it with 503.
  */
 export const makeApp = (options: AppOptions) => {
   const Api = RateLimiter.make({
@@ -109,17 +114,13 @@ export const makeApp = (options: AppOptions) => {
   const hello = json(200, { hello: "world" }).pipe(HttpMiddleware.rateLimit(Api, { subject: clientOf }))
 
   const webhook = Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
-    json(200, { received: request.headers["webhook-id"] })
+    json(202, { received: request.headers["webhook-id"] })
   ).pipe(
-    HttpMiddleware.replayGuard(Deliveries, { nonce: (request) => Headers.get(request.headers, "webhook-id") }),
+    HttpMiddleware.replayGuard(Deliveries, { nonce: HttpMiddleware.header("webhook-id") }),
     verifyWebhook(options.webhookSecret)
   )
 
-  return HttpRouter.empty.pipe(
-    HttpRouter.get("/api/hello", hello),
-    HttpRouter.post("/webhooks", webhook),
-    HttpMiddleware.failClosed
-  )
+  return HttpRouter.empty.pipe(HttpRouter.get("/api/hello", hello), HttpRouter.post("/webhooks", webhook))
 }
 
 /**
@@ -127,7 +128,8 @@ export const makeApp = (options: AppOptions) => {
  * `HttpServer` service's `address`). Still needs a `DistributedCache`.
  */
 export const makeServer = (options: AppOptions & { readonly port: number; readonly host?: string | undefined }) =>
-  HttpServer.serve(makeApp(options)).pipe(
+  makeApp(options).pipe(
+    HttpMiddleware.serve(),
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "127.0.0.1" }))
   )
 

@@ -5,18 +5,30 @@
  * consulted: there is no "skip the check" path, not for an outage (503) and not for a request
  * that does not say who it is from or which nonce it carries (400).
  *
+ * **Serve with {@link serve}** (or apply {@link failClosed} last): `rateLimit`, `replayGuard`
+ * and every cache call in a handler leave `CacheBackendUnavailable` in the app's error channel,
+ * and `HttpServer.serve` accepts an app with any error, so a forgotten `failClosed` is not a
+ * type error: an outage would then be an empty 500 (still never a 200, but no `Retry-After` and
+ * nothing a client can act on). `HttpMiddleware.serve(app)` is `HttpServer.serve` with
+ * `failClosed` applied, so the short way is the safe one.
+ *
  * Two flavours:
  *
  * - `HttpApp` middleware (`rateLimit`, `replayGuard`, `failClosed`) for `HttpRouter`,
- *   `HttpServer.serve` and `HttpApiBuilder.middleware`: `HttpApp.Default -> HttpApp.Default`.
- *   `rateLimit` and `replayGuard` leave `CacheBackendUnavailable` in the app's error channel,
- *   where the types show it until `failClosed` turns it into a 503. (Left unhandled, the
- *   platform answers an empty 500, which leaks nothing but tells the client less.)
+ *   `HttpServer.serve` and `HttpApiBuilder.middleware`: `HttpApp.Default -> HttpApp.Default`,
+ *   served with `serve`.
  * - `HttpApiMiddleware` implementations (`rateLimitApi`, `replayGuardApi`) for `HttpApi`,
  *   whose failures are Schemas with an HTTP status (`TooManyRequests` 429,
- *   `HttpApiError.Conflict` 409, `HttpApiError.BadRequest` 400,
- *   `HttpApiError.ServiceUnavailable` 503), so they appear in the OpenAPI document and decode
- *   in an `HttpApiClient`.
+ *   `HttpApiError.Conflict` 409, `RequestInvalid` 400, `HttpApiError.ServiceUnavailable` 503),
+ *   so they appear in the OpenAPI document and decode in an `HttpApiClient`. There the types do
+ *   catch an unhandled outage: a handler's `CacheBackendUnavailable` must be mapped
+ *   ({@link failClosedApi}) to an error the endpoint declares.
+ *
+ * A 400 says what is missing or invalid, one message each: `missing rate limit subject`,
+ * `missing tenant`, `invalid tenant: tenant id is longer than 256 characters`, `missing nonce`,
+ * `invalid nonce: …`, `missing cost`, `invalid cost: …`; with an extractor made by {@link header}
+ * the message names the header (`missing tenant (header "x-tenant-id")`). It never repeats the
+ * value the request carried.
  *
  * Rate-limit headers follow draft-ietf-httpapi-ratelimit-headers-06 (the `RateLimit-Limit`,
  * `RateLimit-Remaining`, `RateLimit-Reset` fields most clients and proxies understand):
@@ -34,7 +46,7 @@
  * remaining budget are sent.
  *
  * Response bodies are small JSON objects (`{ "error": "too many requests" }`); none carries a
- * subject, a nonce, a tenant id, a limiter name, a Redis address or an error's reason.
+ * subject, a nonce, a tenant id, a limiter name, a Redis address or the reason of an outage.
  *
  * @since 0.1.0
  */
@@ -42,15 +54,19 @@ import * as HttpApiError from "@effect/platform/HttpApiError"
 import type * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import type { DistributedCache } from "./DistributedCache.js"
 import type { CacheBackendUnavailable } from "./errors.js"
 import type * as RateLimiter from "./RateLimiter.js"
@@ -88,7 +104,8 @@ export type Extractor<A, E = Cause.NoSuchElementException, R = never> = (
  * - `subject`: who the request counts against (an API key, a user id, the peer address). A
  *   value the client chooses freely must not be the only subject, or every request can claim to
  *   be a new client.
- * - `tenant`: selects a separate budget per tenant.
+ * - `tenant`: selects a separate budget per tenant. Like the subject, take it from what the
+ *   request has proven (the authenticated account), or each new tenant id is a fresh budget.
  * - `cost`: how much of the budget the request takes, a positive integer at most the limit
  *   (default 1); a number, or read from the request (a cost over the limit answers 400).
  *
@@ -117,7 +134,8 @@ export interface RateLimitOptions {
  * accepted once per window (a webhook delivery id, an idempotency key, a one-time token);
  * `tenant` selects a separate nonce space. Only let a request claim its nonce once it has been
  * authenticated (verify a signature in `nonce`, or before this middleware), or anybody can burn
- * the nonces of others.
+ * the nonces of others; and take the tenant from what was authenticated, or a replay sent under
+ * another tenant id is accepted.
  *
  * @example
  * ```ts
@@ -280,6 +298,57 @@ const extractOptional = <A>(
     ? Effect.succeed(undefined)
     : Effect.map(extract(extractor, request), (a) => (a === undefined ? MISSING : a))
 
+/** an HTTP field name (RFC 9110 token) */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/** where an extractor made by {@link header} reads from, for the messages of a 400 */
+const SourceId: unique symbol = Symbol.for("effect-failclosed/HttpMiddleware/source")
+
+const sourceOf = (extractor: unknown): string | undefined =>
+  Predicate.hasProperty(extractor, SourceId) && typeof extractor[SourceId] === "string"
+    ? extractor[SourceId]
+    : undefined
+
+/**
+ * The messages of the 400s about one value a middleware reads from a request (`what`: "tenant",
+ * "nonce" …), naming the header when the extractor was made by {@link header}. They never
+ * contain the value itself.
+ */
+const problemsOf = (what: string, extractor: unknown) => {
+  const source = sourceOf(extractor)
+  const label = source === undefined ? what : `${what} (${source})`
+  return {
+    missing: `missing ${label}`,
+    invalid: (reason: string) => `invalid ${label}: ${reason}`
+  }
+}
+
+/** a request the middleware refuses with 400: what is missing or invalid, for the client */
+interface Invalid {
+  readonly _tag: "Invalid"
+  readonly error: string
+}
+
+const invalidOutcome = (error: string): Invalid => ({ _tag: "Invalid", error })
+
+/**
+ * The 400 of an input the limiter or guard rejected: their reasons start with the input they
+ * are about (`"tenant id …"`, `"cost …"`, else the subject or nonce) and never contain it.
+ */
+const rejectedBy = (
+  reason: string,
+  main: ReturnType<typeof problemsOf>,
+  tenant: ReturnType<typeof problemsOf>,
+  cost?: ReturnType<typeof problemsOf>
+): Invalid =>
+  invalidOutcome(
+    reason.startsWith("tenant")
+      ? tenant.invalid(reason)
+      : cost !== undefined && reason.startsWith("cost")
+        ? cost.invalid(reason)
+        : main.invalid(reason)
+  )
+
 /** the rate-limit headers of a decision */
 interface RateLimitHeaders {
   readonly remaining: number
@@ -289,7 +358,7 @@ interface RateLimitHeaders {
 type RateLimitOutcome =
   | { readonly _tag: "Allowed"; readonly headers: RateLimitHeaders }
   | { readonly _tag: "Denied"; readonly headers: RateLimitHeaders; readonly retryAfter: number }
-  | { readonly _tag: "Invalid" }
+  | Invalid
 
 const makeRateLimitDecider = (limiter: RateLimiter.RateLimiter, options: RateLimitOptions) => {
   const limit = limiter.limit
@@ -326,7 +395,12 @@ const makeRateLimitDecider = (limiter: RateLimiter.RateLimiter, options: RateLim
     return result.allowed ? { _tag: "Allowed", headers } : { _tag: "Denied", headers, retryAfter: reset }
   }
 
-  const invalid: RateLimitOutcome = { _tag: "Invalid" }
+  const subjectProblems = problemsOf("rate limit subject", subjectOf)
+  const tenantProblems = problemsOf("tenant", tenantOf)
+  const costProblems = problemsOf("cost", costOf)
+  const missingSubject = Effect.succeed(invalidOutcome(subjectProblems.missing))
+  const missingTenant = Effect.succeed(invalidOutcome(tenantProblems.missing))
+  const missingCost = Effect.succeed(invalidOutcome(costProblems.missing))
 
   const consume = (
     subject: string,
@@ -335,20 +409,22 @@ const makeRateLimitDecider = (limiter: RateLimiter.RateLimiter, options: RateLim
   ): Effect.Effect<RateLimitOutcome, CacheBackendUnavailable, DistributedCache> =>
     limiter.consume(subject, { tenant, cost }).pipe(
       Effect.map(toOutcome),
-      Effect.catchTag("RateLimitInputInvalid", () => Effect.succeed(invalid))
+      Effect.catchTag("RateLimitInputInvalid", (e) =>
+        Effect.succeed(rejectedBy(e.reason, subjectProblems, tenantProblems, costProblems))
+      )
     )
 
   // the extractors' errors and requirements are typed by the callers, from the options
   return (request: HttpServerRequest.HttpServerRequest): Effect.Effect<RateLimitOutcome, unknown, unknown> =>
     Effect.flatMap(extract(subjectOf, request), (subject) =>
       subject === undefined
-        ? Effect.succeed(invalid)
+        ? missingSubject
         : Effect.flatMap(extractOptional(tenantOf, request), (tenant) =>
             tenant === MISSING
-              ? Effect.succeed(invalid)
+              ? missingTenant
               : Effect.flatMap(
                   fixedCost === undefined ? extractOptional(costOf, request) : Effect.succeed(fixedCost),
-                  (cost) => (cost === MISSING ? Effect.succeed(invalid) : consume(subject, tenant, cost))
+                  (cost) => (cost === MISSING ? missingCost : consume(subject, tenant, cost))
                 )
           )
     )
@@ -366,11 +442,15 @@ const appendRateLimitHeaders = (decision: RateLimitHeaders): Effect.Effect<void>
     return Effect.succeed(HttpServerResponse.setHeaders(response, decision.headers))
   })
 
-type ClaimOutcome = "Claimed" | "Replayed" | "Invalid"
+type ClaimOutcome = "Claimed" | "Replayed" | Invalid
 
 const makeClaimer = (guard: ReplayGuard.ReplayGuard, options: ReplayGuardOptions) => {
   const nonceOf = options.nonce as Extractor<string, unknown, unknown>
   const tenantOf = options.tenant as Extractor<string, unknown, unknown> | undefined
+  const nonceProblems = problemsOf("nonce", nonceOf)
+  const tenantProblems = problemsOf("tenant", tenantOf)
+  const missingNonce = Effect.succeed(invalidOutcome(nonceProblems.missing))
+  const missingTenant = Effect.succeed(invalidOutcome(tenantProblems.missing))
   const claim = (
     nonce: string,
     tenant: string | undefined
@@ -379,17 +459,53 @@ const makeClaimer = (guard: ReplayGuard.ReplayGuard, options: ReplayGuardOptions
       Effect.as<ClaimOutcome>("Claimed"),
       Effect.catchTags({
         ReplayDetected: () => Effect.succeed<ClaimOutcome>("Replayed"),
-        CacheValueInvalid: () => Effect.succeed<ClaimOutcome>("Invalid")
+        CacheValueInvalid: (e) => Effect.succeed<ClaimOutcome>(rejectedBy(e.reason, nonceProblems, tenantProblems))
       })
     )
   return (request: HttpServerRequest.HttpServerRequest): Effect.Effect<ClaimOutcome, unknown, unknown> =>
     Effect.flatMap(extract(nonceOf, request), (nonce) =>
       nonce === undefined
-        ? Effect.succeed("Invalid" as const)
+        ? missingNonce
         : Effect.flatMap(extractOptional(tenantOf, request), (tenant) =>
-            tenant === MISSING ? Effect.succeed("Invalid" as const) : claim(nonce, tenant)
+            tenant === MISSING ? missingTenant : claim(nonce, tenant)
           )
     )
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// extractors
+// ---------------------------------------------------------------------------------------------------------------------
+
+/**
+ * An {@link Extractor} of one request header: its value, or nothing when the header is absent or
+ * empty. A middleware that finds nothing answers 400 naming the header
+ * (`missing tenant (header "x-tenant-id")`), which a hand-written extractor cannot do. A
+ * `name` that is not an HTTP header name is a programmer error: a synchronous `Error`.
+ *
+ * @example
+ * ```ts
+ * import { HttpMiddleware, RateLimiter } from "effect-failclosed"
+ *
+ * const PerKey = RateLimiter.make({ name: "api", limit: 100, window: "1 minute", algorithm: "sliding-window" })
+ *
+ * // 400 `missing rate limit subject (header "x-api-key")` for a request without the header
+ * // (authenticate the key before this middleware: a client must not pick its own budget)
+ * const limited = HttpMiddleware.rateLimit(PerKey, { subject: HttpMiddleware.header("x-api-key") })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const header = (name: string): Extractor<string> => {
+  if (typeof name !== "string" || !HEADER_NAME.test(name)) {
+    throw new Error(`effect-failclosed: HttpMiddleware.header needs an HTTP header name (got ${JSON.stringify(name)})`)
+  }
+  const key = name.toLowerCase()
+  const extractor: Extractor<string> = (request) => {
+    const value = request.headers[key]
+    return value === undefined || value === "" ? Option.none() : Option.some(value)
+  }
+  return Object.assign(extractor, { [SourceId]: `header "${key}"` })
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -400,9 +516,11 @@ const makeClaimer = (guard: ReplayGuard.ReplayGuard, options: ReplayGuardOptions
  * Takes one rate-limit decision per request before the app runs. Allowed: the app answers, with
  * `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers. Denied: 429 with
  * `Retry-After` and the same headers; the app does not run. No subject (its extractor found
- * nothing), an empty or oversized one, or a cost read from the request that is over the limit:
- * 400. Redis unavailable: the app does not run and `CacheBackendUnavailable` stays in the error
- * channel, for {@link failClosed}.
+ * nothing), an empty or oversized one, a tenant extractor that found nothing or an invalid
+ * tenant id, or a cost read from the request that is over the limit: 400, whose `error` names
+ * which (`missing tenant (header "x-tenant-id")`). Redis unavailable: the app does not run and
+ * `CacheBackendUnavailable` stays in the error channel: serve the app with {@link serve}, or
+ * apply {@link failClosed}, to answer 503.
  *
  * A constant `cost` that is not an integer from 1 to the limit is a programmer error: a
  * synchronous `Error`.
@@ -438,7 +556,6 @@ export const rateLimit = <const Options extends RateLimitOptions>(
   options: Options
 ): Middleware<CacheBackendUnavailable | ExtractorError<Options>, DistributedCache | ExtractorContext<Options>> => {
   const decide = makeRateLimitDecider(limiter, options)
-  const badRequest = errorBody(400, "missing or invalid rate limit key")
   return (<E0, R0>(app: HttpApp.Default<E0, R0>) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
       Effect.flatMap(decide(request), (outcome) => {
@@ -453,7 +570,7 @@ export const rateLimit = <const Options extends RateLimitOptions>(
               })
             )
           case "Invalid":
-            return Effect.succeed(badRequest)
+            return Effect.succeed(errorBody(400, outcome.error))
         }
       })
     )) as Middleware<CacheBackendUnavailable | ExtractorError<Options>, DistributedCache | ExtractorContext<Options>>
@@ -462,9 +579,11 @@ export const rateLimit = <const Options extends RateLimitOptions>(
 /**
  * Claims the request's nonce before the app runs, so a request is processed at most once per
  * window, on any node. Claimed: the app answers. Already claimed: 409; the app does not run. No
- * nonce (its extractor found nothing), or an empty or oversized one: 400. Redis unavailable: the
- * app does not run and `CacheBackendUnavailable` stays in the error channel, for
- * {@link failClosed}.
+ * nonce (its extractor found nothing), an empty or oversized one, a tenant extractor that found
+ * nothing or an invalid tenant id: 400, whose `error` names which (`missing nonce (header
+ * "webhook-id")`, `missing tenant`). Redis unavailable: the app does not run and
+ * `CacheBackendUnavailable` stays in the error channel: serve the app with {@link serve}, or
+ * apply {@link failClosed}, to answer 503.
  *
  * The claim stands whatever the app then answers: a retry of a request that failed needs a new
  * nonce.
@@ -491,12 +610,11 @@ export const replayGuard = <const Options extends ReplayGuardOptions>(
   options: Options
 ): Middleware<CacheBackendUnavailable | ExtractorError<Options>, DistributedCache | ExtractorContext<Options>> => {
   const claim = makeClaimer(guard, options)
-  const badRequest = errorBody(400, "missing or invalid nonce")
   const conflict = errorBody(409, "request already processed")
   return (<E0, R0>(app: HttpApp.Default<E0, R0>) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
       Effect.flatMap(claim(request), (outcome) =>
-        outcome === "Claimed" ? app : Effect.succeed(outcome === "Replayed" ? conflict : badRequest)
+        outcome === "Claimed" ? app : Effect.succeed(outcome === "Replayed" ? conflict : errorBody(400, outcome.error))
       )
     )) as Middleware<CacheBackendUnavailable | ExtractorError<Options>, DistributedCache | ExtractorContext<Options>>
 }
@@ -533,6 +651,10 @@ export const failClosedWith = (
  * the app's error channel. Never a 200 (nothing was decided), never a 500, and the body is
  * `{ "error": "service temporarily unavailable" }`: no mode, operation, reason or address.
  *
+ * Apply it last, around the whole app, or serve with {@link serve}, which does. Forgetting it
+ * is not a type error (`HttpServer.serve` accepts an app with any error): the outage would be
+ * an empty 500.
+ *
  * @example
  * ```ts
  * import { HttpRouter, HttpServerResponse } from "@effect/platform"
@@ -558,6 +680,54 @@ export const failClosedWith = (
 export const failClosed: <E, R>(app: HttpApp.Default<E, R>) => HttpApp.Default<Exclude<E, CacheBackendUnavailable>, R> =
   failClosedWith()
 
+/**
+ * Serves an `HttpApp` (an `HttpRouter`, a route, any app) with {@link failClosed} applied: the
+ * safe way to serve an app that uses this library, and the shortest. It is
+ * `HttpServer.serve(failClosedWith(options)(app))`, so an outage anywhere in the app (this
+ * module's middleware, or a cache call in a handler) answers 503 with `Retry-After`, not the
+ * empty 500 that `HttpServer.serve(app)` gives a `CacheBackendUnavailable` nobody handled
+ * (the types of `HttpServer.serve` accept any error, so they cannot warn). Use it where you
+ * would call `HttpServer.serve`; the Layer needs an `HttpServer` (`NodeHttpServer.layer`, …)
+ * and the app's services, a `DistributedCache` among them.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { Layer } from "effect"
+ * import { HttpMiddleware, LocalOnly, RateLimiter } from "effect-failclosed"
+ *
+ * const Login = RateLimiter.make({ name: "login", limit: 5, window: "15 minutes", algorithm: "sliding-window" })
+ *
+ * const ServerLive = HttpRouter.empty.pipe(
+ *   HttpRouter.post(
+ *     "/login",
+ *     HttpServerResponse.text("welcome").pipe(
+ *       HttpMiddleware.rateLimit(Login, { subject: HttpMiddleware.header("x-user") })
+ *     )
+ *   ),
+ *   HttpMiddleware.serve({ retryAfter: "2 seconds" }),
+ *   Layer.provide(LocalOnly)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category serving
+ */
+export const serve: {
+  (
+    options?: FailClosedOptions
+  ): <E, R>(
+    app: HttpApp.Default<E, R>
+  ) => Layer.Layer<never, never, HttpServer.HttpServer | Exclude<R, HttpServerRequest.HttpServerRequest | Scope.Scope>>
+  <E, R>(
+    app: HttpApp.Default<E, R>,
+    options?: FailClosedOptions
+  ): Layer.Layer<never, never, HttpServer.HttpServer | Exclude<R, HttpServerRequest.HttpServerRequest | Scope.Scope>>
+} = dual(
+  (args) => Effect.isEffect(args[0]),
+  <E, R>(app: HttpApp.Default<E, R>, options?: FailClosedOptions) => HttpServer.serve(failClosedWith(options)(app))
+)
+
 // ---------------------------------------------------------------------------------------------------------------------
 // HttpApi middleware
 // ---------------------------------------------------------------------------------------------------------------------
@@ -582,6 +752,27 @@ export class TooManyRequests extends Schema.TaggedError<TooManyRequests>(
 )("TooManyRequests", { retryAfter: Schema.Int }, HttpApiSchema.annotations({ status: 429 })) {}
 
 /**
+ * The 400 of {@link rateLimitApi} and {@link replayGuardApi}: `message` says what the request
+ * lacks or got wrong, so a client can fix it: `missing tenant (header "x-tenant-id")`,
+ * `invalid nonce: nonce is longer than 1024 characters`, … (the header is named when the
+ * extractor was made by {@link header}). It never contains the value the request carried.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { HttpMiddleware } from "effect-failclosed"
+ *
+ * const explain = (e: HttpMiddleware.RequestInvalid) => Effect.logInfo(`refused: ${e.message}`)
+ * ```
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export class RequestInvalid extends Schema.TaggedError<RequestInvalid>(
+  "effect-failclosed/HttpMiddleware/RequestInvalid"
+)("RequestInvalid", { message: Schema.String }, HttpApiSchema.annotations({ status: 400 })) {}
+
+/**
  * The failures of {@link rateLimitApi}, to declare as the `failure` of an
  * `HttpApiMiddleware.Tag` (alone, or in a `Schema.Union` with your own).
  *
@@ -598,7 +789,7 @@ export class TooManyRequests extends Schema.TaggedError<TooManyRequests>(
  * @since 0.1.0
  * @category HttpApi
  */
-export const RateLimitFailure = Schema.Union(TooManyRequests, HttpApiError.BadRequest, HttpApiError.ServiceUnavailable)
+export const RateLimitFailure = Schema.Union(TooManyRequests, RequestInvalid, HttpApiError.ServiceUnavailable)
 
 /**
  * @since 0.1.0
@@ -623,11 +814,7 @@ export type RateLimitFailure = typeof RateLimitFailure.Type
  * @since 0.1.0
  * @category HttpApi
  */
-export const ReplayGuardFailure = Schema.Union(
-  HttpApiError.Conflict,
-  HttpApiError.BadRequest,
-  HttpApiError.ServiceUnavailable
-)
+export const ReplayGuardFailure = Schema.Union(HttpApiError.Conflict, RequestInvalid, HttpApiError.ServiceUnavailable)
 
 /**
  * @since 0.1.0
@@ -666,7 +853,8 @@ const defaultUnavailableApi = unavailableApi(retryAfterOf(undefined))
 /**
  * The implementation of an `HttpApiMiddleware.Tag` that applies a rate limiter, as in
  * {@link rateLimit}: denied fails with `TooManyRequests` (429, with `Retry-After` and the
- * rate-limit headers), a missing or invalid subject with `HttpApiError.BadRequest`, and Redis
+ * rate-limit headers), a missing or invalid subject, tenant or cost with {@link RequestInvalid}
+ * (400, its message naming which), and Redis
  * unavailable with `HttpApiError.ServiceUnavailable` (503, `Retry-After`). Allowed responses
  * carry the rate-limit headers. Build the Tag's Layer with `Layer.effect(Tag, rateLimitApi(…))`;
  * the Tag's `failure` must include {@link RateLimitFailure} and the extractors' own errors.
@@ -726,7 +914,7 @@ export const rateLimitApi = <const Options extends RateLimitOptions>(
               Effect.fail(new TooManyRequests({ retryAfter: outcome.retryAfter }))
             )
           case "Invalid":
-            return Effect.fail(new HttpApiError.BadRequest())
+            return Effect.fail(new RequestInvalid({ message: outcome.error }))
         }
       }
     })
@@ -737,7 +925,8 @@ export const rateLimitApi = <const Options extends RateLimitOptions>(
 /**
  * The implementation of an `HttpApiMiddleware.Tag` that applies a replay guard, as in
  * {@link replayGuard}: an already claimed nonce fails with `HttpApiError.Conflict` (409), a
- * missing or invalid one with `HttpApiError.BadRequest`, and Redis unavailable with
+ * missing or invalid nonce or tenant with {@link RequestInvalid} (400, its message naming which),
+ * and Redis unavailable with
  * `HttpApiError.ServiceUnavailable` (503, `Retry-After`). The Tag's `failure` must include
  * {@link ReplayGuardFailure} and the extractors' own errors.
  *
@@ -777,7 +966,9 @@ export const replayGuardApi = <const Options extends ReplayGuardOptions>(
       onSuccess: (outcome): Effect.Effect<void, ReplayGuardFailure> =>
         outcome === "Claimed"
           ? Effect.void
-          : Effect.fail(outcome === "Replayed" ? new HttpApiError.Conflict() : new HttpApiError.BadRequest())
+          : Effect.fail(
+              outcome === "Replayed" ? new HttpApiError.Conflict() : new RequestInvalid({ message: outcome.error })
+            )
     })
   )
   return withCapturedContext(middleware) as Effect.Effect<any, never, any>

@@ -354,9 +354,3 @@ export const RedisClusterConfig: Config.Config<RedisClusterOptions> = internal.c
  * @category config
  */
 export const RedisSentinelConfig: Config.Config<RedisSentinelOptions> = internal.sentinelConfig
-
-/**
- * The fail-fast ioredis options of the library's clients (for the benchmark's raw clients).
- * @internal
- */
-export const failFastOptions = internal.failFastOptions

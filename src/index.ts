@@ -92,4 +92,12 @@ export * as KeyValueStore from "./KeyValueStore.js"
  */
 export * as Observability from "./Observability.js"
 
+/**
+ * @since 0.1.0
+ */
 export * as HttpMiddleware from "./HttpMiddleware.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TestCache from "./TestCache.js"

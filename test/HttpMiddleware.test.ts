@@ -25,7 +25,8 @@ import {
   RateLimiter,
   RedisClient,
   ReplayGuard,
-  strictDistributed
+  strictDistributed,
+  TestCache
 } from "effect-failclosed"
 import { type RedisServer, redisServer } from "./support/RedisServer.js"
 
@@ -352,5 +353,196 @@ describe("HttpMiddleware", () => {
     // an Option is an extractor: a missing value is a 400, not an error of the app
     const guarded = HttpServerResponse.text("ok").pipe(HttpMiddleware.replayGuard(Hooks, { nonce: webhookId }))
     expectTypeOf<Effect.Effect.Error<typeof guarded>>().toEqualTypeOf<CacheBackendUnavailable>()
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------------------
+// 400s that say what is wrong, and the safe way to serve
+// ---------------------------------------------------------------------------------------------------------------------
+
+const tenantHeader = HttpMiddleware.header("x-tenant-id")
+const byHeaders = { subject: HttpMiddleware.header("x-api-key"), tenant: tenantHeader }
+const nonceByHeaders = { nonce: HttpMiddleware.header("webhook-id"), tenant: tenantHeader }
+/** hand-written extractors: the middleware cannot know where they read from */
+const byFunctions = {
+  subject: apiKey,
+  tenant: (request: HttpServerRequest.HttpServerRequest) => Headers.get(request.headers, "x-tenant-id"),
+  cost: (request: HttpServerRequest.HttpServerRequest) => Option.map(Headers.get(request.headers, "x-cost"), Number)
+}
+
+const tenantRouter = HttpRouter.empty.pipe(
+  HttpRouter.get("/limited", HttpServerResponse.text("ok").pipe(HttpMiddleware.rateLimit(Api, byHeaders))),
+  HttpRouter.post(
+    "/hooks",
+    HttpServerResponse.text("received").pipe(HttpMiddleware.replayGuard(Hooks, nonceByHeaders))
+  ),
+  HttpRouter.get("/custom", HttpServerResponse.text("ok").pipe(HttpMiddleware.rateLimit(Api, byFunctions)))
+)
+
+// ApiRateLimit and Idempotent again (this API's Layer implements them with tenants), and a third
+class CustomRateLimit extends HttpApiMiddleware.Tag<CustomRateLimit>()("CustomRateLimit", {
+  failure: HttpMiddleware.RateLimitFailure
+}) {}
+
+class TenantApi extends HttpApi.make("tenants").add(
+  HttpApiGroup.make("main")
+    .add(HttpApiEndpoint.get("limited", "/limited").addSuccess(Schema.String).middleware(ApiRateLimit))
+    .add(HttpApiEndpoint.post("hooks", "/hooks").addSuccess(Schema.String).middleware(Idempotent))
+    .add(HttpApiEndpoint.get("custom", "/custom").addSuccess(Schema.String).middleware(CustomRateLimit))
+) {}
+
+const TenantApiLive = HttpApiBuilder.api(TenantApi).pipe(
+  Layer.provide(
+    HttpApiBuilder.group(TenantApi, "main", (handlers) =>
+      handlers
+        .handle("limited", () => Effect.succeed("ok"))
+        .handle("hooks", () => Effect.succeed("received"))
+        .handle("custom", () => Effect.succeed("ok"))
+    )
+  ),
+  Layer.provide(Layer.effect(ApiRateLimit, HttpMiddleware.rateLimitApi(Api, byHeaders))),
+  Layer.provide(Layer.effect(Idempotent, HttpMiddleware.replayGuardApi(Hooks, nonceByHeaders))),
+  Layer.provide(Layer.effect(CustomRateLimit, HttpMiddleware.rateLimitApi(Api, byFunctions)))
+)
+
+const LONG_TENANT = "t".repeat(300)
+
+/** [path, headers, the 400's message] */
+const badRequests: ReadonlyArray<readonly [string, Record<string, string>, string]> = [
+  ["/limited", {}, `missing rate limit subject (header "x-api-key")`],
+  ["/limited", { "x-api-key": "k" }, `missing tenant (header "x-tenant-id")`],
+  ["/limited", { "x-api-key": "k", "x-tenant-id": "" }, `missing tenant (header "x-tenant-id")`],
+  [
+    "/limited",
+    { "x-api-key": "k", "x-tenant-id": LONG_TENANT },
+    `invalid tenant (header "x-tenant-id"): tenant id is longer than 256 characters`
+  ],
+  ["/hooks", { "x-tenant-id": "acme" }, `missing nonce (header "webhook-id")`],
+  [
+    "/hooks",
+    { "webhook-id": "n".repeat(1025), "x-tenant-id": "acme" },
+    `invalid nonce (header "webhook-id"): nonce is longer than 1024 characters`
+  ],
+  ["/hooks", { "webhook-id": "evt_1" }, `missing tenant (header "x-tenant-id")`],
+  [
+    "/hooks",
+    { "webhook-id": "evt_1", "x-tenant-id": LONG_TENANT },
+    `invalid tenant (header "x-tenant-id"): tenant id is longer than 256 characters`
+  ],
+  ["/custom", { "x-tenant-id": "acme" }, "missing rate limit subject"],
+  ["/custom", { "x-api-key": "k" }, "missing tenant"],
+  [
+    "/custom",
+    { "x-api-key": "k", "x-tenant-id": "", "x-cost": "1" },
+    "invalid tenant: tenant id must be a non-empty string"
+  ],
+  ["/custom", { "x-api-key": "k", "x-tenant-id": "acme" }, "missing cost"],
+  [
+    "/custom",
+    { "x-api-key": "k", "x-tenant-id": "acme", "x-cost": "4" },
+    "invalid cost: cost is larger than the limit (3)"
+  ],
+  [
+    "/custom",
+    { "x-api-key": "k", "x-tenant-id": "acme", "x-cost": "1.5" },
+    "invalid cost: cost must be a positive integer"
+  ]
+]
+
+describe("HttpMiddleware: 400s", () => {
+  const tenantFlavours = [
+    {
+      name: "HttpRouter middleware",
+      serve: () => serveApp(tenantRouter.pipe(HttpMiddleware.failClosed), localOnly()),
+      body: (message: string) => ({ error: message })
+    },
+    {
+      name: "HttpApi middleware",
+      serve: () =>
+        Effect.map(
+          Layer.build(
+            HttpApiBuilder.serve().pipe(
+              Layer.provide(TenantApiLive),
+              Layer.provide(localOnly()),
+              Layer.provideMerge(NodeServer)
+            )
+          ),
+          baseUrlOf
+        ),
+      body: (message: string) => ({ _tag: "RequestInvalid", message })
+    }
+  ] as const
+
+  for (const flavour of tenantFlavours) {
+    it.scopedLive(`${flavour.name}: one message for each missing or invalid subject, nonce and tenant`, () =>
+      Effect.gen(function* () {
+        const base = yield* flavour.serve()
+        for (const [path, headers, message] of badRequests) {
+          const reply = yield* request(`${base}${path}`, { method: path === "/hooks" ? "POST" : "GET", headers })
+          expect({ path, headers: Object.keys(headers), status: reply.status, body: JSON.parse(reply.body) }).toEqual({
+            path,
+            headers: Object.keys(headers),
+            status: 400,
+            body: flavour.body(message)
+          })
+          // the value the request carried is never repeated
+          expect(reply.body).not.toContain(LONG_TENANT)
+          expect(reply.body).not.toContain("nnnnnnnn")
+        }
+        // nothing was consumed or claimed by the refused requests
+        const allowed = yield* request(`${base}/limited`, { headers: { "x-api-key": "k", "x-tenant-id": "acme" } })
+        expect(allowed.status).toBe(200)
+        expect(allowed.headers.get("ratelimit-remaining")).toBe(String(LIMIT - 1))
+        const claimed = yield* request(`${base}/hooks`, {
+          method: "POST",
+          headers: { "webhook-id": "evt_1", "x-tenant-id": "acme" }
+        })
+        expect(claimed.status).toBe(200)
+      })
+    )
+  }
+
+  it("header() refuses what is not a header name, when the middleware is made", () => {
+    expect(() => HttpMiddleware.header("x tenant")).toThrow(/header name/)
+    expect(() => HttpMiddleware.header("")).toThrow(/header name/)
+  })
+})
+
+describe("HttpMiddleware.serve", () => {
+  it.scopedLive(
+    "serves with failClosed applied: 503 with Retry-After under an outage, where HttpServer.serve gives 500",
+    () =>
+      Effect.gen(function* () {
+        const serveWith = (layer: Layer.Layer<never, never, HttpServer.HttpServer | DistributedCache>) =>
+          Effect.map(
+            Layer.build(layer.pipe(Layer.provide(TestCache.Unavailable), Layer.provideMerge(NodeServer))),
+            baseUrlOf
+          )
+        const safe = yield* serveWith(HttpMiddleware.serve(routes))
+        const tuned = yield* serveWith(routes.pipe(HttpMiddleware.serve({ retryAfter: "2500 millis" })))
+        const unsafe = yield* serveWith(HttpServer.serve(routes))
+        for (const [base, retryAfter] of [
+          [safe, "1"],
+          [tuned, "3"]
+        ] as const) {
+          for (const reply of [
+            yield* limited(base, "k1"),
+            yield* hook(base, "evt_1"),
+            yield* request(`${base}/note`)
+          ]) {
+            expect(reply.status).toBe(503)
+            expect(reply.headers.get("retry-after")).toBe(retryAfter)
+            expect(JSON.parse(reply.body)).toEqual({ error: "service temporarily unavailable" })
+            expectNoInternals(reply)
+          }
+        }
+        expect((yield* limited(unsafe, "k1")).status).toBe(500)
+      }).pipe(quiet)
+  )
+
+  it("types: the Layer needs the HttpServer and the app's services, not the request; errors are the app's own", () => {
+    const layer = HttpMiddleware.serve(routes)
+    expectTypeOf(layer).toEqualTypeOf<Layer.Layer<never, never, HttpServer.HttpServer | DistributedCache>>()
+    expectTypeOf(routes.pipe(HttpMiddleware.serve())).toEqualTypeOf(layer)
   })
 })

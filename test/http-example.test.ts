@@ -1,10 +1,18 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import * as net from "node:net"
-import { HttpServer } from "@effect/platform"
+import { HttpBody, HttpClient, HttpServer } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Layer, LogLevel, Logger, Redacted } from "effect"
-import { RedisClient, strictDistributed } from "effect-failclosed"
-import { makeServer, signWebhook } from "../examples/http-server.js"
+import {
+  type DistributedCache,
+  HttpMiddleware,
+  LocalOnly,
+  RedisClient,
+  strictDistributed,
+  TestCache
+} from "effect-failclosed"
+import { makeApp, makeServer, signWebhook } from "../examples/http-server.js"
 import { type RedisServer, redisServer } from "./support/RedisServer.js"
 
 const SECRET = Redacted.make("test-webhook-secret")
@@ -61,6 +69,27 @@ const deliver = (
   })
 }
 
+/** a signed delivery through an `HttpClient` (the one of `NodeHttpServer.layerTest`) */
+const deliverWith = (client: HttpClient.HttpClient, id: string) => {
+  const timestamp = Math.floor(Date.now() / 1000)
+  const body = JSON.stringify({ type: "invoice.paid", id })
+  return client.post("/webhooks", {
+    body: HttpBody.text(body, "application/json"),
+    headers: {
+      "webhook-id": id,
+      "webhook-timestamp": String(timestamp),
+      "webhook-signature": signWebhook(SECRET, id, timestamp, body)
+    }
+  })
+}
+
+/** the example app as `makeServer` serves it, on `NodeHttpServer.layerTest`, with `cache` */
+const serveTest = (cache: Layer.Layer<DistributedCache>) =>
+  HttpMiddleware.serve(makeApp({ webhookSecret: SECRET })).pipe(
+    Layer.provide(cache),
+    Layer.provideMerge(NodeHttpServer.layerTest)
+  )
+
 const quiet = Logger.withMinimumLogLevel(LogLevel.Error)
 
 describe("examples/http-server.ts", () => {
@@ -90,7 +119,7 @@ describe("examples/http-server.ts", () => {
       const redis = yield* redisServer()
       const [a, b] = [yield* serve(redis), yield* serve(redis)]
       const first = yield* deliver(a, "evt_1")
-      expect(first.status).toBe(200)
+      expect(first.status).toBe(202)
       expect(JSON.parse(first.body)).toEqual({ received: "evt_1" })
       expect((yield* deliver(a, "evt_1")).status).toBe(409)
       expect((yield* deliver(b, "evt_1")).status).toBe(409)
@@ -100,7 +129,7 @@ describe("examples/http-server.ts", () => {
         (base) => deliver(base, "evt_2"),
         { concurrency: "unbounded" }
       )
-      expect(racing.map((r) => r.status).sort()).toEqual([200, ...Array.from({ length: 15 }, () => 409)])
+      expect(racing.map((r) => r.status).sort()).toEqual([202, ...Array.from({ length: 15 }, () => 409)])
       // a forged, stale or unsigned delivery is refused without burning its id
       expect((yield* deliver(a, "evt_3", { signature: "v1=" + "0".repeat(64) })).status).toBe(401)
       const stale = Math.floor(Date.now() / 1000) - 600
@@ -108,16 +137,16 @@ describe("examples/http-server.ts", () => {
       expect(
         (yield* request(`${a}/webhooks`, { method: "POST", body: "{}", headers: { "webhook-id": "evt_3" } })).status
       ).toBe(400)
-      expect((yield* deliver(b, "evt_3")).status).toBe(200)
+      expect((yield* deliver(b, "evt_3")).status).toBe(202)
     })
   )
 
-  it.scopedLive("answers 503, never 200, while Redis is down, and recovers when it is back", () =>
+  it.scopedLive("answers 503, never 200 or 202, while Redis is down, and recovers when it is back", () =>
     Effect.gen(function* () {
       const redis = yield* redisServer()
       const base = yield* serve(redis)
       expect((yield* hello(base, "k1")).status).toBe(200)
-      expect((yield* deliver(base, "evt_1")).status).toBe(200)
+      expect((yield* deliver(base, "evt_1")).status).toBe(202)
       yield* Effect.promise(() => redis.kill())
       for (let i = 0; i < 3; i++) {
         const limited = yield* hello(base, "k1")
@@ -138,6 +167,28 @@ describe("examples/http-server.ts", () => {
       }
       expect(status).toBe(200)
     }).pipe(quiet)
+  )
+
+  // the recipe of docs/testing.md: the app, served as makeServer serves it, on NodeHttpServer.layerTest
+  it.live("under TestCache.Unavailable the limiter answers 503, not 200, and the webhook guard 503, not 202", () =>
+    Effect.gen(function* () {
+      const client = yield* HttpClient.HttpClient
+      const limited = yield* client.get("/api/hello", { headers: { "x-api-key": "k1" } })
+      expect(limited.status).toBe(503)
+      expect(limited.headers["retry-after"]).toBe("1")
+      expect(yield* limited.json).toEqual({ error: "service temporarily unavailable" })
+      const delivered = yield* deliverWith(client, "evt_1")
+      expect(delivered.status).toBe(503)
+    }).pipe(Effect.provide(serveTest(TestCache.Unavailable)))
+  )
+
+  it.live("under LocalOnly the same requests answer 200 and 202", () =>
+    Effect.gen(function* () {
+      const client = yield* HttpClient.HttpClient
+      expect((yield* client.get("/api/hello", { headers: { "x-api-key": "k1" } })).status).toBe(200)
+      const delivered = yield* deliverWith(client, "evt_1")
+      expect(delivered.status).toBe(202)
+    }).pipe(Effect.provide(serveTest(LocalOnly)))
   )
 
   it.scopedLive("serves on PORT at 127.0.0.1 when run directly, with StrictDistributed from the environment", () =>
@@ -165,7 +216,7 @@ describe("examples/http-server.ts", () => {
         if (reply === undefined) yield* Effect.sleep(Duration.millis(100))
       }
       expect(reply?.status).toBe(200)
-      expect((yield* deliver(base, "evt_direct")).status).toBe(200)
+      expect((yield* deliver(base, "evt_direct")).status).toBe(202)
       expect((yield* deliver(base, "evt_direct")).status).toBe(409)
     })
   )

@@ -12,6 +12,7 @@ import {
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   realpathSync,
   rmSync,
@@ -74,6 +75,54 @@ const live = KeyValueStore.layer({ name: "consumer" }).pipe(Layer.provideMerge(c
 Effect.runPromise(program.pipe(Effect.provide(live))).then((result) => console.log(JSON.stringify(result)))
 `
 
+/** a consumer of the @effect/experimental adapters, through their sub-path exports only */
+const EXPERIMENTAL_CONSUMER = `import * as PersistedCache from "@effect/experimental/PersistedCache"
+import * as ExperimentalRateLimiter from "@effect/experimental/RateLimiter"
+import { Effect, Layer, PrimaryKey, Schema } from "effect"
+import { LocalOnly, RedisClient, StrictDistributed } from "effect-failclosed"
+import * as FailClosedPersistence from "effect-failclosed/Persistence"
+import * as RateLimiterStore from "effect-failclosed/RateLimiterStore"
+
+class GetUser extends Schema.TaggedRequest<GetUser>()("GetUser", {
+  failure: Schema.String,
+  success: Schema.Struct({ name: Schema.String }),
+  payload: { id: Schema.Number }
+}) {
+  [PrimaryKey.symbol]() {
+    return \`user:\${this.id}\`
+  }
+}
+
+let lookups = 0
+const program = Effect.gen(function* () {
+  const users = yield* PersistedCache.make({
+    storeId: "users",
+    lookup: (request: GetUser) => Effect.sync(() => ({ name: \`user \${request.id}\`, n: ++lookups })),
+    timeToLive: () => "1 minute",
+    inMemoryTTL: 0
+  })
+  yield* users.get(new GetUser({ id: 1 }))
+  const user = yield* users.get(new GetUser({ id: 1 }))
+  const limiter = yield* ExperimentalRateLimiter.RateLimiter
+  const decision = yield* limiter.consume({ key: "login:ada", limit: 5, window: "1 minute" })
+  return {
+    persistence: import.meta.resolve("effect-failclosed/Persistence"),
+    rateLimiterStore: import.meta.resolve("effect-failclosed/RateLimiterStore"),
+    name: user.name,
+    lookups,
+    remaining: decision.remaining
+  }
+})
+
+const cache = process.argv[2] === "strict" ? StrictDistributed.pipe(Layer.provide(RedisClient.layerConfig())) : LocalOnly
+const live = Layer.mergeAll(
+  FailClosedPersistence.layerResult(),
+  ExperimentalRateLimiter.layer.pipe(Layer.provide(RateLimiterStore.layer()))
+).pipe(Layer.provide(cache))
+
+Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(live))).then((result) => console.log(JSON.stringify(result)))
+`
+
 const TSCONFIG = {
   compilerOptions: {
     target: "ES2022",
@@ -95,11 +144,37 @@ const TSCONFIG = {
 }
 
 let dir = ""
+/** a consumer of the package root, without @effect/experimental */
 let project = ""
+/** a consumer of the sub-path exports, with @effect/experimental */
+let experimentalProject = ""
+let tarball = ""
+
+const nm = (name: string) => join(root, "node_modules", name)
+
+/**
+ * A fresh project in `at` that installs the tarball, effect, @effect/platform, ioredis and `extra` (linked from this
+ * repository's node_modules: nothing is downloaded) and type-checks `program` against the packed declarations.
+ */
+const installConsumer = async (at: string, program: string, extra: ReadonlyArray<string>) => {
+  mkdirSync(join(at, "src"), { recursive: true })
+  writeFileSync(join(at, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }))
+  writeFileSync(join(at, "tsconfig.json"), JSON.stringify(TSCONFIG, null, 2))
+  writeFileSync(join(at, "src", "main.ts"), program)
+  const packages = ["effect", "@effect/platform", "ioredis", "@types/node", ...extra].map(nm)
+  await exec("npm", ["install", "--offline", "--ignore-scripts", "--no-package-lock", tarball, ...packages], {
+    cwd: at,
+    env: ENV
+  })
+  await exec(bin("tsc"), ["-p", join(at, "tsconfig.json")], { cwd: at, env: ENV }).catch((e) => {
+    throw new Error(`the consumer program does not type-check against the packed declarations:\n${e.stdout}${e.stderr}`)
+  })
+}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "effect-failclosed-pack-"))
   project = join(dir, "consumer")
+  experimentalProject = join(dir, "consumer-experimental")
   // a clean build: stale files in dist/ would hide a missing one
   rmSync(join(root, "dist"), { recursive: true, force: true })
   await exec("npm", ["run", "build"], { cwd: root, env: ENV })
@@ -110,7 +185,6 @@ afterAll(() => {
 })
 
 describe("the packed tarball", () => {
-  let tarball = ""
   let files: Array<string> = []
 
   beforeAll(async () => {
@@ -119,31 +193,10 @@ describe("the packed tarball", () => {
     tarball = join(dir, info!.filename)
     files = info!.files.map((f) => f.path)
 
-    const nm = (name: string) => join(root, "node_modules", name)
-    mkdirSync(join(project, "src"), { recursive: true })
-    writeFileSync(join(project, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }))
-    writeFileSync(join(project, "tsconfig.json"), JSON.stringify(TSCONFIG, null, 2))
-    writeFileSync(join(project, "src", "main.ts"), CONSUMER)
-    await exec(
-      "npm",
-      [
-        "install",
-        "--offline",
-        "--ignore-scripts",
-        "--no-package-lock",
-        tarball,
-        nm("effect"),
-        nm("@effect/platform"),
-        nm("ioredis"),
-        nm("@types/node")
-      ],
-      { cwd: project, env: ENV }
-    )
-    await exec(bin("tsc"), ["-p", join(project, "tsconfig.json")], { cwd: project, env: ENV }).catch((e) => {
-      throw new Error(
-        `the consumer program does not type-check against the packed declarations:\n${e.stdout}${e.stderr}`
-      )
-    })
+    await Promise.all([
+      installConsumer(project, CONSUMER, []),
+      installConsumer(experimentalProject, EXPERIMENTAL_CONSUMER, ["@effect/experimental"])
+    ])
   }, 60_000)
 
   it("holds the built ESM, the declarations, the sources they map to and the README, and nothing else", () => {
@@ -175,7 +228,17 @@ describe("the packed tarball", () => {
     expect(Object.keys(manifest.exports["."])).toEqual(["source", "types", "import"])
     expect(manifest.exports["."].types).toBe("./dist/index.d.ts")
     expect(manifest.exports["."].import).toBe("./dist/index.js")
-    expect(Object.keys(manifest.peerDependencies).sort()).toEqual(["@effect/platform", "effect"])
+    expect(Object.keys(manifest.peerDependencies).sort()).toEqual([
+      "@effect/experimental",
+      "@effect/platform",
+      "effect"
+    ])
+    // only the sub-path exports need @effect/experimental: npm installs no optional peer
+    expect(manifest.peerDependenciesMeta).toEqual({ "@effect/experimental": { optional: true } })
+    for (const sub of ["./Persistence", "./RateLimiterStore"]) {
+      expect(Object.keys(manifest.exports[sub])).toEqual(["source", "types", "import"])
+      expect(manifest.exports[sub].import).toBe(`./dist/${sub.slice(2)}.js`)
+    }
     expect(manifest.dependencies).toEqual({ ioredis: expect.any(String) })
     expect(manifest.dependencies.effect).toBeUndefined()
   })
@@ -201,6 +264,61 @@ describe("the packed tarball", () => {
       mode: "LocalOnly"
     })
   })
+
+  it("installs no @effect/experimental for a root consumer, and only the sub-paths import it", async () => {
+    expect(existsSync(join(project, "node_modules", "@effect", "experimental"))).toBe(false)
+    const dist = join(project, "node_modules", "effect-failclosed", "dist")
+    const imports = (file: string) =>
+      [...readFileSync(join(dist, file), "utf8").matchAll(/from "([^"]+)"/g)].map((m) => m[1] ?? "")
+    const importers = readdirSync(dist, { recursive: true, encoding: "utf8" })
+      .filter((f) => f.endsWith(".js") && imports(f).some((m) => m.startsWith("@effect/experimental")))
+      .sort()
+    expect(importers).toEqual(["Persistence.js", "RateLimiterStore.js"])
+    // without it, the sub-path fails to load, naming the missing package; the root (above) runs
+    const probe = join(project, "probe.mjs")
+    writeFileSync(
+      probe,
+      `import("effect-failclosed/Persistence").catch((e) => { console.log(e.message); process.exit(3) })`
+    )
+    const failure = await exec("node", [probe], { cwd: project, env: ENV }).then(
+      () => undefined,
+      (e: { code: number; stdout: string }) => e
+    )
+    expect(failure?.code).toBe(3)
+    expect(failure?.stdout).toContain("@effect/experimental")
+  })
+
+  it("type-checks and runs a consumer of the @effect/experimental adapters on LocalOnly from dist/", async () => {
+    const { stdout } = await exec("node", [join(experimentalProject, "out", "main.js"), "local"], {
+      cwd: experimentalProject,
+      env: ENV
+    })
+    expect(JSON.parse(stdout)).toEqual({
+      persistence: expect.stringMatching(/\/node_modules\/effect-failclosed\/dist\/Persistence\.js$/),
+      rateLimiterStore: expect.stringMatching(/\/node_modules\/effect-failclosed\/dist\/RateLimiterStore\.js$/),
+      name: "user 1",
+      lookups: 1,
+      remaining: 4
+    })
+  })
+
+  it.scoped(
+    "runs the consumer of the @effect/experimental adapters on StrictDistributed against a real redis-server",
+    () =>
+      Effect.gen(function* () {
+        const redis = yield* redisServer()
+        const { stdout } = yield* Effect.promise(() =>
+          exec("node", [join(experimentalProject, "out", "main.js"), "strict"], {
+            cwd: experimentalProject,
+            env: { ...ENV, REDIS_URL: redis.url },
+            timeout: 20_000
+          })
+        )
+        expect(JSON.parse(stdout)).toMatchObject({ name: "user 1", lookups: 1, remaining: 4 })
+        const keys = (yield* Effect.promise(() => redis.command("KEYS", "*"))).split("\n").sort()
+        expect(keys).toEqual([expect.stringMatching(/^fc:\{rl:f:/), expect.stringMatching(/^fc:~ps:/)])
+      })
+  )
 
   it.scoped("runs the consumer program on StrictDistributed against a real redis-server", () =>
     Effect.gen(function* () {

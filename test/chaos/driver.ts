@@ -147,6 +147,17 @@ export interface Report {
   /** operations still running when the run was stopped, after waiting for them */
   readonly unsettled: number
   readonly opsPerSecond: number
+  /**
+   * operations settled per `millis` from `timeline.start` (whole buckets only), by the moment they settled: served by Redis, served by
+   * the fallback (marked degraded), refused with CacheBackendUnavailable, anything else (for the pictures)
+   */
+  readonly buckets: {
+    readonly millis: number
+    readonly ok: ReadonlyArray<number>
+    readonly degraded: ReadonlyArray<number>
+    readonly unavailable: ReadonlyArray<number>
+    readonly other: ReadonlyArray<number>
+  }
   /** every broken invariant, with how often it was broken and one example */
   readonly violations: ReadonlyArray<string>
 }
@@ -242,6 +253,8 @@ const prng = (seed: number) => {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
+
+const BUCKET_MILLIS = 100
 
 const percentile = (sorted: Float64Array, p: number): number =>
   sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
@@ -772,6 +785,8 @@ const summarise = (raw: Raw): Report => {
   let recoveryEnd = Infinity
   let slowUnavailable = 0
   const outageMillis = t.backAt - t.startedAt
+  const bucketCount = Math.max(1, Math.floor((t.end - t.start) / BUCKET_MILLIS))
+  const buckets = [0, 1, 2, 3].map(() => new Uint32Array(bucketCount))
 
   for (let i = 0; i < n; i++) {
     const start = opStart[i]!
@@ -785,6 +800,16 @@ const summarise = (raw: Raw): Report => {
     byKind[opKind[i]!]!.add(outcome, seen)
     phases[phase]!.add(outcome, seen)
     phaseLatencies[phase]!.push(latency)
+    const bucket = Math.floor((end - t.start) / BUCKET_MILLIS)
+    const series =
+      outcome === OUT_OK
+        ? (seen & SEEN_FALLBACK) === 0
+          ? 0
+          : 1
+        : outcome === OUT_UNAVAILABLE || outcome === OUT_COOLDOWN
+          ? 2
+          : 3
+    if (bucket < bucketCount) buckets[series]![bucket]!++
 
     // no operation hangs: it settles within its commands' timeouts of its start, plus the margin, plus however
     // late the event loop ran timers at that deadline (a busy or starved process runs every timer late)
@@ -924,6 +949,13 @@ const summarise = (raw: Raw): Report => {
     unhandledRejections: raw.unhandledRejections,
     unsettled: raw.unsettled,
     opsPerSecond: n / ((t.end - t.start) / 1000),
+    buckets: {
+      millis: BUCKET_MILLIS,
+      ok: Array.from(buckets[0]!),
+      degraded: Array.from(buckets[1]!),
+      unavailable: Array.from(buckets[2]!),
+      other: Array.from(buckets[3]!)
+    },
     violations: v.list()
   }
 }

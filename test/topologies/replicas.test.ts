@@ -18,6 +18,7 @@ import { redisServer } from "../support/RedisServer.js"
 
 const COMMAND_TIMEOUT_MS = 300
 const SLACK_MS = 400
+const CLUSTER_COMMAND_TIMEOUT_MS = 1_000
 
 const Nonces = ReplayGuard.make({ name: "nonces", window: "1 minute" })
 const Limiter = RateLimiter.make({ name: "api", limit: 1000, window: "1 minute", algorithm: "sliding-window" })
@@ -110,13 +111,36 @@ describe("waitForReplicas on a Redis Cluster", () => {
       Effect.gen(function* () {
         const cluster = yield* Cluster
         const ctx = yield* node(
-          RedisClient.layerCluster({ nodes: cluster.nodes, commandTimeout: Duration.millis(COMMAND_TIMEOUT_MS) }),
+          // a longer command timeout than the single-node case: WAIT's replicaTimeout (half of it) must outlast a
+          // replica's acknowledgement on a loaded 2-core machine running six servers
+          RedisClient.layerCluster({
+            nodes: cluster.nodes,
+            commandTimeout: Duration.millis(CLUSTER_COMMAND_TIMEOUT_MS)
+          }),
           1
         )
         const claim = (nonce: string) => Effect.exit(Effect.provide(Nonces.claim(nonce), ctx))
         const nodes = yield* Effect.promise(() => cluster.topology())
         const victim = cluster.serverAt(nodes.find((n) => n.role === "master")!.port)
         const replica = yield* Effect.promise(() => cluster.replicaOf(victim))
+        // every master must see its replica online before WAIT can count it (a replica may still be joining on a
+        // busy machine), and a just-online replica may need a moment before it acknowledges within the timeout:
+        // warm up with fresh nonces until one round is acknowledged on every shard
+        for (const master of nodes.filter((n) => n.role === "master")) {
+          const server = cluster.serverAt(master.port)
+          while (!/slave0:.*state=online/.test(yield* Effect.promise(() => server.command("INFO", "replication")))) {
+            yield* Effect.sleep("20 millis")
+          }
+        }
+        let round = 0
+        const warmUp = Effect.suspend(() => {
+          round++
+          return Effect.forEach(
+            Array.from({ length: 30 }, (_, i) => `warm-${round}-${i}`),
+            (nonce) => Effect.flatten(claim(nonce))
+          )
+        })
+        yield* warmUp.pipe(Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 100 }))
         // nonces on every shard: all claims are acknowledged
         const nonces = Array.from({ length: 30 }, (_, i) => `nonce-${i}`)
         for (const nonce of nonces) expect(Exit.isSuccess(yield* claim(nonce))).toBe(true)

@@ -2,8 +2,11 @@
  * What the Redis store needs to know of a Redis Cluster: the slot of a key (ioredis' own `cluster-key-slot`), the
  * failure domain of a key (the slot range of its shard), and the masters a prefix scan must visit.
  */
-import calculateSlot from "cluster-key-slot"
+import { createRequire } from "node:module"
 import type { Cluster, Redis } from "ioredis"
+
+/** ioredis' own slot function (the package ships no types: its one export is declared here) */
+const calculateSlot = createRequire(import.meta.url)("cluster-key-slot") as (key: string) => number
 
 /** the slots of a Redis Cluster */
 export const SLOT_COUNT = 16384

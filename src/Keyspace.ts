@@ -163,10 +163,10 @@ export interface Keyspace<K, V> {
    * never returned). A tenant id or key that no entry can have (empty tenant, over a limit, a
    * key that does not encode) is a miss, answered without contacting Redis.
    *
-   * In `LocalOnly`, with a value Schema without transformations (structs, arrays, strings,
-   * numbers, …), an entry is decoded once and every read returns the same deeply frozen value:
-   * the Schema's Type is readonly, and freezing makes that hold at run time (mutating it throws
-   * in strict-mode code). Read from Redis, every read decodes a fresh value.
+   * The value read is deeply frozen in every mode (LocalOnly, Redis, the degraded fallback): the
+   * Schema's Type is readonly, and freezing makes that hold at run time (mutating it throws in
+   * strict-mode code). In `LocalOnly`, with a value Schema without transformations, an entry is
+   * decoded once and every read returns the same frozen value.
    */
   readonly get: (
     key: K,
@@ -362,13 +362,14 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     } catch {
       return Either.left(invalidEntry("the stored entry is not JSON"))
     }
-    if (isPlainParsed !== undefined && isPlainParsed(parsed)) return Either.right(parsed as V)
+    // what a read returns is deeply frozen, in every mode (see `get`)
+    if (isPlainParsed !== undefined && isPlainParsed(parsed)) return Either.right(deepFreeze(parsed as V))
     const decoded = decodeValue(parsed)
     return Either.isLeft(decoded)
       ? Either.left(
           invalidEntry(`the stored entry does not decode with the value Schema (${issuePaths(decoded.left)})`)
         )
-      : Either.right(decoded.right)
+      : Either.right(deepFreeze(decoded.right))
   }
 
   // spans and metrics: tagged with the mode and this keyspace's name, never a key, a value or a tenant
@@ -409,7 +410,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     if (read === undefined) {
       const decoded = decodeEntry(entry.value)
       if (Either.isLeft(decoded)) return decoded.left
-      const cached: Cached<V> = { value: deepFreeze(decoded.right), backend: "local", degraded: false }
+      const cached: Cached<V> = { value: decoded.right, backend: "local", degraded: false }
       read = { cached, some: Effect.succeed(Option.some(cached)), hit: Effect.succeed(cached) }
       readsByEntry.set(entry, read)
     }

@@ -1,5 +1,18 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, ConfigProvider, Context, Duration, Effect, Exit, Layer, Logger, Option, Schema, Scope } from "effect"
+import {
+  Cause,
+  ConfigProvider,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Schema,
+  Scope
+} from "effect"
 import {
   CacheBackendUnavailable,
   type DistributedCache,
@@ -8,7 +21,8 @@ import {
   RedisClient,
   strictDistributed
 } from "effect-failclosed"
-import { type RedisServer, redisServer } from "./support/RedisServer.js"
+import { redisSentinel } from "./support/RedisSentinel.js"
+import { freePort, type RedisServer, redisServer } from "./support/RedisServer.js"
 
 const COMMAND_TIMEOUT_MS = 200
 
@@ -191,6 +205,179 @@ describe("RedisClient.layerConfig", () => {
       expect(service.description).toBe(`127.0.0.1:${redis.port}`)
       yield* service.awaitReady(Duration.seconds(2))
       expect(yield* Effect.promise(() => service.client.ping())).toBe("PONG")
+    })
+  )
+})
+
+const configLayer = (entries: ReadonlyArray<readonly [string, string]>) =>
+  Effect.exit(
+    Effect.scoped(Layer.build(RedisClient.layerConfig())).pipe(
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries)))
+    )
+  )
+
+/** the ConfigError of a failed build (a defect would fail this: bad configuration is never one) */
+const configErrorOf = (exit: Exit.Exit<unknown, unknown>): string => {
+  expect(Exit.isFailure(exit)).toBe(true)
+  const cause = (exit as Exit.Failure<unknown, unknown>).cause
+  expect(Cause.isDie(cause)).toBe(false)
+  const failure = Cause.failureOption(cause)
+  expect(Option.isSome(failure)).toBe(true)
+  expect((failure as Option.Some<{ _op?: string }>).value._op).toBe("InvalidData")
+  return String(Option.getOrThrow(failure))
+}
+
+describe("RedisClient.layerConfig with bad settings", () => {
+  it.effect("a REDIS_URL without redis:// is a ConfigError naming REDIS_URL, not a defect", () =>
+    Effect.gen(function* () {
+      const message = configErrorOf(yield* configLayer([["REDIS_URL", "127.0.0.1:6411"]]))
+      expect(message).toContain("REDIS_URL")
+      expect(message).not.toContain("6411")
+    })
+  )
+
+  it.effect("a zero or unreadable REDIS_COMMAND_TIMEOUT is a ConfigError naming the variable, not a defect", () =>
+    Effect.gen(function* () {
+      for (const value of ["0 millis", "-5 seconds", "soon", "Infinity"]) {
+        const message = configErrorOf(yield* configLayer([["REDIS_COMMAND_TIMEOUT", value]]))
+        expect(message).toContain("REDIS_COMMAND_TIMEOUT")
+      }
+      expect(configErrorOf(yield* configLayer([["REDIS_CONNECT_TIMEOUT", "0"]]))).toContain("REDIS_CONNECT_TIMEOUT")
+    })
+  )
+
+  it.scopedLive("REDIS_COMMAND_TIMEOUT=300 is read as 300 milliseconds", () =>
+    Effect.gen(function* () {
+      const provider = ConfigProvider.fromMap(new Map([["REDIS_COMMAND_TIMEOUT", "300"]]))
+      const context = yield* Layer.build(RedisClient.layerConfig()).pipe(Effect.withConfigProvider(provider))
+      expect(Duration.toMillis(Context.get(context, RedisClient).commandTimeout)).toBe(300)
+    })
+  )
+
+  it.effect("bad cluster nodes and an empty sentinel name are ConfigErrors, not defects", () =>
+    Effect.gen(function* () {
+      const cluster = yield* Effect.exit(
+        Effect.scoped(Layer.build(RedisClient.layerClusterConfig())).pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["REDIS_CLUSTER_NODES", "10.0.0.1:7000,nohost"]])))
+        )
+      )
+      expect(configErrorOf(cluster)).toContain("REDIS_CLUSTER_NODES")
+      const sentinel = yield* Effect.exit(
+        Effect.scoped(Layer.build(RedisClient.layerSentinelConfig())).pipe(
+          Effect.withConfigProvider(
+            ConfigProvider.fromMap(
+              new Map([
+                ["REDIS_SENTINELS", "10.0.0.1:26379"],
+                ["REDIS_SENTINEL_NAME", ""]
+              ])
+            )
+          )
+        )
+      )
+      expect(configErrorOf(sentinel)).toContain("sentinel name")
+    })
+  )
+})
+
+// --- nothing printed -------------------------------------------------------------------------------------------------
+
+/** everything written to stderr, stdout or the console while `self` runs */
+const printedDuring = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => {
+      const printed: Array<string> = []
+      const saved = {
+        stderr: process.stderr.write,
+        stdout: process.stdout.write,
+        warn: console.warn,
+        error: console.error,
+        log: console.log
+      }
+      const capture =
+        (into: Array<string>) =>
+        (chunk: unknown): boolean => {
+          into.push(String(chunk))
+          return true
+        }
+      process.stderr.write = capture(printed) as typeof process.stderr.write
+      process.stdout.write = capture(printed) as typeof process.stdout.write
+      console.warn = (...args: Array<unknown>) => void printed.push(args.map(String).join(" "))
+      console.error = (...args: Array<unknown>) => void printed.push(args.map(String).join(" "))
+      console.log = (...args: Array<unknown>) => void printed.push(args.map(String).join(" "))
+      return { printed, saved }
+    }),
+    ({ printed }) => Effect.as(self, printed),
+    ({ saved }) =>
+      Effect.sync(() => {
+        process.stderr.write = saved.stderr
+        process.stdout.write = saved.stdout
+        console.warn = saved.warn
+        console.error = saved.error
+        console.log = saved.log
+      })
+  )
+
+describe("RedisClient prints nothing outside Effect's Logger", () => {
+  it.scopedLive("a Sentinel client whose sentinels are down, and a password a passwordless Redis does not need", () =>
+    Effect.gen(function* () {
+      const redis = yield* redisServer()
+      const logged: Array<string> = []
+      const logger = Logger.make(({ message }) => void logged.push(String(message)))
+      const printed = yield* printedDuring(
+        Effect.gen(function* () {
+          // nothing listens on these ports: every attempt of the client (and of its failover detector) fails
+          const down = yield* Effect.promise(() => Promise.all([freePort(), freePort()]))
+          const sentinel = yield* RedisClient.makeSentinel({
+            sentinels: down.map((port) => `127.0.0.1:${port}`),
+            name: "cache",
+            connectTimeout: "200 millis",
+            maxReconnectDelay: "100 millis"
+          })
+          yield* Effect.exit(sentinel.awaitReady(Duration.millis(1_500)))
+          // the server has no password: ioredis would warn that one was supplied
+          const single = yield* RedisClient.make({ url: redis.url, password: "not-needed-secret" })
+          yield* Effect.exit(single.awaitReady(Duration.seconds(2)))
+          yield* Effect.sleep("300 millis")
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+          Logger.withMinimumLogLevel(LogLevel.Debug)
+        )
+      )
+      expect(printed).toEqual([])
+      // routed to the Logger instead, without the password
+      expect(logged.some((m) => m.includes("does not require a password"))).toBe(true)
+      expect(logged.some((m) => m.includes("Redis connection error"))).toBe(true)
+      expect(logged.join("\n")).not.toContain("not-needed-secret")
+    })
+  )
+
+  it.scopedLive("a Sentinel client whose sentinels die while it is connected (its failover detector reconnects)", () =>
+    Effect.gen(function* () {
+      const setup = yield* redisSentinel()
+      const logged: Array<string> = []
+      const logger = Logger.make(({ message }) => void logged.push(String(message)))
+      const printed = yield* printedDuring(
+        Effect.gen(function* () {
+          const client = yield* RedisClient.makeSentinel({
+            sentinels: setup.sentinelAddresses,
+            name: setup.name,
+            connectTimeout: "200 millis",
+            maxReconnectDelay: "100 millis"
+          })
+          yield* Effect.orDie(client.awaitReady(Duration.seconds(5)))
+          // the failover detector subscribes to every sentinel once the master is reached
+          yield* Effect.sleep("500 millis")
+          yield* Effect.promise(() => Promise.all(setup.sentinels.map((s) => s.kill())))
+          yield* Effect.sleep("1500 millis")
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+          Logger.withMinimumLogLevel(LogLevel.Debug)
+        )
+      )
+      expect(printed).toEqual([])
+      expect(logged.some((m) => m.includes("Redis connection error"))).toBe(true)
     })
   )
 })

@@ -35,7 +35,6 @@ import {
 import type { RedisServer } from "../support/RedisServer.js"
 import type { Fault, FaultTimeline } from "./faults.js"
 import { type LoopWatch, watchLoop } from "./stalls.js"
-import { BATCH_LUA, BATCH_SHA } from "../../src/internal/redis/commandBatch.js"
 
 // ---------------------------------------------------------------------------------------------------------------------
 // settings
@@ -414,16 +413,12 @@ export const runScenario = (
       } as Redis["set"]
       client.sendCommand = function (this: Redis, ...args: Parameters<Redis["sendCommand"]>) {
         const command = args[0] as { name?: string; args?: ReadonlyArray<unknown> }
-        // the SETs of one tick leave together as one batch script, and a lone SET as its own command written at once
-        // (internal/commandBatch): their values are issued by their writes here, and must be in flight, as a SET
-        // must be when it is issued
-        const isBatch =
-          (command.name === "evalsha" && command.args?.[0] === BATCH_SHA) ||
-          (command.name === "eval" && command.args?.[0] === BATCH_LUA)
+        // the store writes a SET as its own command (internal/redis/send): its value is issued by its write here,
+        // and must be in flight, as a SET must be when it is issued
         for (const arg of command.args ?? []) {
           const w = writeIdOf(arg)
           if (w === 0) continue
-          if (isBatch || (command.name === "set" && (writeFlags[w]! & W_ISSUED) === 0)) {
+          if (command.name === "set" && (writeFlags[w]! & W_ISSUED) === 0) {
             if ((writeFlags[w]! & W_PENDING) === 0) violations.add("a value was written outside its own write", `${w}`)
             else writeFlags[w] = writeFlags[w]! | W_ISSUED
           }

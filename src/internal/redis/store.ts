@@ -1,18 +1,17 @@
 /**
- * The Redis store: each operation is one command (or one script) with the client's
- * fail-fast settings; every error becomes a secret-free StoreFailure.
+ * The Redis store: each operation is one plain command (or one script), sent by the {@link Sender} (one deadline per
+ * call, the commands of a tick written together), and every error becomes a secret-free StoreFailure.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { type Cluster, Command, type Redis } from "ioredis"
-import type { RateLimitDecision } from "../../DistributedCache.js"
+import type { RateLimitRequest } from "../../DistributedCache.js"
 import type { RedisClientService } from "../../RedisClient.js"
 import { escapeGlob } from "../keys.js"
 import { type Store, StoreFailure } from "../store.js"
-import { type Done, makeCommandBatch } from "./commandBatch.js"
-import { Deadlines } from "./deadlines.js"
-import { redisRateLimit, releaseLockScript } from "./rateLimit.js"
-import { keySlot, SLOT_COUNT } from "./slot.js"
+import { clusterDomains, clusterMasters, isCluster, keySlot } from "./cluster.js"
+import { evalScript, RELEASE_LOCK, scriptOf, toDecision } from "./scripts.js"
+import { makeSender, TIMED_OUT } from "./send.js"
 
 /** Reply errors that mean "not available right now" rather than "refused this command". */
 const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOAUTH|WRONGPASS|NOREPLICAS)\b/
@@ -26,119 +25,60 @@ export const toStoreFailure =
     return new StoreFailure(isReply && !UNAVAILABLE_REPLY.test(reason) ? "rejected" : "unavailable", reason)
   }
 
-const SCAN_BATCH = 500
+/**
+ * Keys SCAN looks at per call. Larger than Redis' default (10): a prefix scan of a database of N keys costs N / COUNT
+ * round trips, and a round trip, not the scan, is what a busy machine makes slow.
+ */
+const SCAN_COUNT = 1000
 
-/** what a command that missed its deadline settles with */
-const TIMED_OUT = Symbol("timed out")
+/** a whole-store operation: several commands, each bounded by the command timeout */
+type Bounded = <A>(send: () => Promise<A>) => Promise<A>
 
-const identity = (a: unknown) => a
-const asString = (reply: unknown) => reply as string | null
-const asVoid = () => undefined
-const asDeleted = (reply: unknown) => Number(reply) > 0
-const isOk = (reply: unknown) => reply === "OK"
-const asDecision = (reply: unknown) => reply as RateLimitDecision
-
-/** bounds one command by the command timeout */
-type Within = <A>(command: () => Promise<A>) => Promise<A>
-
-const scanAndDelete = async (node: Redis, pattern: string, isCluster: boolean, bound: Within): Promise<number> => {
+const scanAndDelete = async (node: Redis, pattern: string, cluster: boolean, bounded: Bounded): Promise<number> => {
   let cursor = "0"
   let deleted = 0
   do {
-    const [next, keys] = await bound(() => node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_BATCH))
+    const [next, keys] = await bounded(() => node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT))
     cursor = next
-    if (keys.length > 0) {
-      if (isCluster) {
-        // keys of different slots cannot share one command in a cluster
-        const pipeline = node.pipeline()
-        for (const k of keys) pipeline.unlink(k)
-        const results = (await bound(() => pipeline.exec())) ?? []
-        for (const [err, n] of results) {
-          if (err) throw err
-          deleted += Number(n)
-        }
-      } else {
-        deleted += await bound(() => node.unlink(...keys))
-      }
+    if (keys.length === 0) continue
+    if (!cluster) {
+      deleted += await bounded(() => node.unlink(...keys))
+      continue
+    }
+    // keys of different slots cannot share one command in a cluster: one UNLINK per slot, in one pipeline
+    const bySlot = new Map<number, Array<string>>()
+    for (const key of keys) {
+      const slot = keySlot(key)
+      const group = bySlot.get(slot)
+      if (group === undefined) bySlot.set(slot, [key])
+      else group.push(key)
+    }
+    const pipeline = node.pipeline()
+    for (const group of bySlot.values()) pipeline.unlink(...group)
+    for (const [error, n] of (await bounded(() => pipeline.exec())) ?? []) {
+      if (error) throw error
+      deleted += Number(n)
     }
   } while (cursor !== "0")
   return deleted
 }
 
 /** SCAN may return a key more than once: count distinct keys */
-const scanAndCount = async (node: Redis, pattern: string, bound: Within): Promise<number> => {
+const scanAndCount = async (node: Redis, pattern: string, bounded: Bounded): Promise<number> => {
   let cursor = "0"
   const seen = new Set<string>()
   do {
-    const [next, keys] = await bound(() => node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_BATCH))
+    const [next, keys] = await bounded(() => node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT))
     cursor = next
     for (const k of keys) seen.add(k)
   } while (cursor !== "0")
   return seen.size
 }
 
-const isCluster = (client: Redis | Cluster): client is Cluster => (client as Cluster).isCluster === true
-
-const CLUSTER_SLOTS = SLOT_COUNT
-
-/**
- * The connections to the masters that own the 16384 slots, from the client's slot map. A prefix scan that skipped a
- * master would report success for a partial clear (or count), so this fails unless every slot has an owner and every
- * owner is connected: after a failover the slot map is refreshed first, and a later call succeeds.
- */
-const clusterMasters = (client: Cluster): Array<Redis> => {
-  const connections = new Map<string, Redis>()
-  for (const node of client.nodes("all")) connections.set(`${node.options.host}:${node.options.port}`, node)
-  const owners = new Set<string>()
-  for (let slot = 0; slot < CLUSTER_SLOTS; slot++) {
-    const owner = client.slots[slot]?.[0]
-    if (owner === undefined) throw new Error("the cluster slot map does not cover every slot")
-    owners.add(owner)
-  }
-  return Array.from(owners, (owner) => {
-    const node = connections.get(owner)
-    if (node === undefined || node.status === "end" || node.status === "close") {
-      throw new Error("a cluster master is not connected")
-    }
-    return node
-  })
-}
-
-/**
- * The failure domains of a cluster: the slot ranges of its shards (`slots 0-5460`), taken from the client's slot map
- * and recomputed when ioredis replaces it. A failover keeps the ranges, so a domain's label, and its cooldown,
- * survive the promotion of a replica. `""` (the whole store) while the slot map is not known yet.
- */
-const clusterDomains = (client: Cluster): ((key: string) => string) => {
-  let seen: Array<ReadonlyArray<string> | undefined> = []
-  let labels: Array<string> = []
-  const rebuild = () => {
-    const slots = client.slots
-    seen = new Array(CLUSTER_SLOTS)
-    labels = new Array(CLUSTER_SLOTS)
-    let start = 0
-    for (let slot = 0; slot <= CLUSTER_SLOTS; slot++) {
-      const owner = slot < CLUSTER_SLOTS ? slots[slot]?.[0] : undefined
-      if (slot === CLUSTER_SLOTS || owner !== slots[start]?.[0]) {
-        const label = slots[start]?.[0] === undefined ? "" : `slots ${start}-${slot - 1}`
-        for (let s = start; s < slot; s++) labels[s] = label
-        start = slot
-      }
-      if (slot < CLUSTER_SLOTS) seen[slot] = slots[slot]
-    }
-  }
-  return (key) => {
-    const slot = keySlot(key)
-    const owners = client.slots[slot]
-    if (owners === undefined) return ""
-    if (seen[slot] !== owners) rebuild()
-    return labels[slot] ?? ""
-  }
-}
-
 /** runs `f` on every master at once and adds the results; any failure fails the whole */
-const onEveryMaster = async (client: Cluster, f: (node: Redis) => Promise<number>): Promise<number> => {
-  const counts = await Promise.all(clusterMasters(client).map(f))
+const onEveryNode = async (client: Redis | Cluster, f: (node: Redis, cluster: boolean) => Promise<number>) => {
+  if (!isCluster(client)) return f(client, false)
+  const counts = await Promise.all(clusterMasters(client).map((node) => f(node, true)))
   return counts.reduce((a, b) => a + b, 0)
 }
 
@@ -150,41 +90,28 @@ export interface RedisStoreOptions {
   readonly replicaTimeoutMillis?: number | undefined
 }
 
+const asString = (reply: unknown) => reply as string | null
+const asVoid = () => undefined
+const asDeleted = (reply: unknown) => Number(reply) > 0
+const isOk = (reply: unknown) => reply === "OK"
+const isOne = (reply: unknown) => Number(reply) === 1
+
 /** @internal */
 export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOptions = {}): Store => {
   const client = redis.client
   const fail = toStoreFailure(redis.describeError)
-  const deadline = Duration.toMillis(redis.commandTimeout)
+  const commandTimeout = Duration.toMillis(redis.commandTimeout)
+  const sender = makeSender(client, commandTimeout)
   const timedOut = new StoreFailure("unavailable", "timeout")
-  const deadlines = new Deadlines(deadline)
-  /**
-   * Sends one command, bounded by the command timeout from the moment it is made, and settles once: with its reply,
-   * its error or {@link TIMED_OUT}. ioredis starts a command's timer only when it writes the command, and with
-   * auto-pipelining a command waits unwritten, without a timer, while the previous pipeline is in flight: on a silent
-   * Redis a call would otherwise take up to twice the command timeout. The deadline is judged after the poll phase
-   * that follows it (see {@link Deadlines}).
-   */
-  const bound = (send: () => Promise<unknown>, settle: Done): void => {
-    const pending = deadlines.add(() => settle(TIMED_OUT, undefined))
-    const finish = (error: unknown, reply: unknown) => {
-      if (pending.settled) return
-      pending.settled = true
-      settle(error, reply)
-    }
-    try {
-      send().then(
-        (reply) => finish(undefined, reply),
-        (error: unknown) => finish(error ?? new Error("rejected"), undefined)
-      )
-    } catch (error) {
-      finish(error ?? new Error("rejected"), undefined)
-    }
-  }
   const failureOf = (error: unknown): StoreFailure => (error === TIMED_OUT ? timedOut : fail(error))
-  /** one call as an Effect: no canceler (an interrupted fiber ignores a late reply; the call's deadline ends it) */
-  const call = <A>(send: (done: Done) => void, map: (reply: unknown) => A): Effect.Effect<A, StoreFailure> =>
+
+  /**
+   * One call as an Effect. No canceler: with one, Effect wraps the wait in `onInterrupt` (a mask and an exit handler
+   * per call); an interrupted fiber ignores a late reply, and the call's deadline ends it.
+   */
+  const call = <A>(send: () => Promise<unknown>, map: (reply: unknown) => A): Effect.Effect<A, StoreFailure> =>
     Effect.async<A, StoreFailure>((resume) =>
-      send((error, reply) => {
+      sender.bound(send, (error, reply) => {
         if (error !== undefined) return resume(Effect.fail(failureOf(error)))
         let a: A
         try {
@@ -195,18 +122,22 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
         resume(Effect.succeed(a))
       })
     )
-  const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, StoreFailure> =>
-    call((done) => bound(f, done), identity as (reply: unknown) => A)
-  /** several commands (SCAN batches), each bounded by the command timeout */
-  const one: Within = <A>(command: () => Promise<A>) =>
+  const command = <A>(name: string, args: ReadonlyArray<string | number>, map: (reply: unknown) => A) =>
+    call(() => sender.command(name, args), map)
+  /** clear and count: several commands, each bounded by the command timeout */
+  const bounded: Bounded = <A>(send: () => Promise<A>) =>
     new Promise<A>((resolve, reject) =>
-      bound(command, (error, reply) => (error === undefined ? resolve(reply as A) : reject(error)))
+      sender.bound(send, (error: unknown, reply: unknown) =>
+        error === undefined ? resolve(reply as A) : reject(error)
+      )
     )
-  const attemptAll = <A>(f: (bound: Within) => Promise<A>): Effect.Effect<A, StoreFailure> =>
-    Effect.tryPromise({ try: () => f(one), catch: failureOf })
+  const wholeStore = (f: (node: Redis, cluster: boolean) => Promise<number>) =>
+    Effect.tryPromise({ try: () => onEveryNode(client, f), catch: failureOf })
+
+  // --- WAIT for replicas (claims and decisions, when asked) -------------------------------------------------------
 
   const replicas = options.waitForReplicas ?? 0
-  const replicaTimeout = options.replicaTimeoutMillis ?? Math.max(1, Math.floor(deadline / 2))
+  const replicaTimeout = options.replicaTimeoutMillis ?? Math.max(1, Math.floor(commandTimeout / 2))
   /** the connection a key's commands go to: in a cluster, the master of its slot */
   const connectionOf = (key: string): string => (isCluster(client) ? (client.slots[keySlot(key)]?.[0] ?? "") : "")
   /**
@@ -244,82 +175,53 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
         ? "the key's slot moved to another master during the call; failing closed"
         : `only ${acked} of ${replicas} replica(s) acknowledged within ${replicaTimeout} ms; failing closed`
     )
-  /** the write, then WAIT, within one command timeout; fewer acknowledgements than asked fail closed */
-  const replicated = <A>(key: string, write: () => Promise<A>): Effect.Effect<A, StoreFailure> =>
+  /** the write, then (when asked) WAIT, within one command timeout; fewer acknowledgements than asked fail closed */
+  const replicated = <A>(key: string, write: () => Promise<unknown>, map: (reply: unknown) => A) =>
     replicas === 0
-      ? attempt(write)
+      ? call(write, map)
       : Effect.flatMap(
-          attempt(async () => {
-            const connection = connectionOf(key)
-            const a = await write()
-            const acked = await waitFor(key, connection)
-            // a write and a WAIT that reached different masters prove nothing
-            return [a, connectionOf(key) === connection ? acked : -1] as const
-          }),
+          call(
+            async () => {
+              const connection = connectionOf(key)
+              const reply = await write()
+              const acked = await waitFor(key, connection)
+              // a write and a WAIT that reached different masters prove nothing
+              return [reply, connectionOf(key) === connection ? acked : -1] as const
+            },
+            (result) => {
+              const [reply, acked] = result as readonly [unknown, number]
+              return [map(reply), acked] as const
+            }
+          ),
           ([a, acked]) => (acked >= replicas ? Effect.succeed(a) : Effect.fail(notReplicated(acked)))
         )
 
-  /** single node and Sentinel: the GET, SET and UNLINK calls of one tick share one command */
-  const batch = isCluster(client) ? undefined : makeCommandBatch(client, bound)
+  const decide = (request: RateLimitRequest) => {
+    const script = scriptOf(request.algorithm)
+    const keys = request.algorithm === "sliding-window" ? [request.key + ":l", request.key + ":m"] : [request.key]
+    return () => evalScript(sender.command, script, keys, [request.limit, request.windowMillis, request.cost])
+  }
 
   return {
     backend: "redis",
     domainOf: isCluster(client) ? clusterDomains(client) : undefined,
-    ping: attempt(() => client.ping()).pipe(Effect.asVoid),
-    get:
-      batch === undefined
-        ? (key) => attempt(() => client.get(key))
-        : (key) => call((done) => batch.get(key, done), asString),
-    set:
-      batch === undefined
-        ? (key, value, ttlMillis) =>
-            attempt(() =>
-              ttlMillis === undefined ? client.set(key, value) : client.set(key, value, "PX", ttlMillis)
-            ).pipe(Effect.asVoid)
-        : (key, value, ttlMillis) => call((done) => batch.set(key, value, ttlMillis, done), asVoid),
-    invalidate:
-      batch === undefined
-        ? (key) =>
-            Effect.map(
-              attempt(() => client.unlink(key)),
-              (n) => n > 0
-            )
-        : (key) => call((done) => batch.invalidate(key, done), asDeleted),
-    clear: (prefix) =>
-      attemptAll(async (bound) => {
-        const pattern = escapeGlob(prefix) + "*"
-        if (isCluster(client)) return onEveryMaster(client, (node) => scanAndDelete(node, pattern, true, bound))
-        return scanAndDelete(client, pattern, false, bound)
-      }),
-    count: (prefix) =>
-      attemptAll(async (bound) => {
-        const pattern = escapeGlob(prefix) + "*"
-        if (isCluster(client)) return onEveryMaster(client, (node) => scanAndCount(node, pattern, bound))
-        return scanAndCount(client, pattern, bound)
-      }),
-    // with WAIT for replicas, a claim or a decision is followed by its own WAIT: those are not batched
-    claim:
-      batch === undefined || replicas > 0
-        ? (key, ttlMillis) =>
-            Effect.map(
-              replicated(key, () => client.set(key, "1", "PX", ttlMillis, "NX")),
-              (r) => r === "OK"
-            )
-        : (key, ttlMillis) => call((done) => batch.claim(key, ttlMillis, done), isOk),
-    rateLimit:
-      batch === undefined || replicas > 0
-        ? (request) => replicated(request.key, () => redisRateLimit(client, request))
-        : (request) => call((done) => batch.rateLimit(request, done), asDecision),
-    acquireLock: (key, token, ttlMillis) =>
-      Effect.map(
-        attempt(() => client.set(key, token, "PX", ttlMillis, "NX")),
-        (r) => r === "OK"
-      ),
-    releaseLock: (key, token) =>
-      Effect.map(
-        attempt(() => releaseLockScript(client, key, token)),
-        (n) => n === 1
-      ),
+    ping: command("ping", [], asVoid),
+    get: (key) => command("get", [key], asString),
+    set: (key, value, ttlMillis) =>
+      command("set", ttlMillis === undefined ? [key, value] : [key, value, "PX", ttlMillis], asVoid),
+    invalidate: (key) => command("unlink", [key], asDeleted),
+    clear: (prefix) => {
+      const pattern = escapeGlob(prefix) + "*"
+      return wholeStore((node, cluster) => scanAndDelete(node, pattern, cluster, bounded))
+    },
+    count: (prefix) => {
+      const pattern = escapeGlob(prefix) + "*"
+      return wholeStore((node) => scanAndCount(node, pattern, bounded))
+    },
+    claim: (key, ttlMillis) => replicated(key, () => sender.command("set", [key, "1", "PX", ttlMillis, "NX"]), isOk),
+    rateLimit: (request) => replicated(request.key, decide(request), toDecision),
+    acquireLock: (key, token, ttlMillis) => command("set", [key, token, "PX", ttlMillis, "NX"], isOk),
+    releaseLock: (key, token) => call(() => evalScript(sender.command, RELEASE_LOCK, [key], [token]), isOne),
     reset: Effect.void
   }
 }

@@ -1,6 +1,8 @@
 /**
- * Rate-limit decisions in Redis: one Lua script per decision and algorithm, run with EVALSHA
- * (EVAL once when the server answers NOSCRIPT, which also caches the script again). Every key
+ * The Lua scripts of the Redis store, run with EVALSHA (EVAL once when the server answers NOSCRIPT, which also caches
+ * the script again): one per rate-limit algorithm (one atomic decision each), and the lock release by owner.
+ *
+ * Rate limits: Every key
  * a script touches is in KEYS, shares the hash tag of the request key (so Redis Cluster routes
  * them to one slot) and is given a TTL. Time is the server's `TIME`, never the client's clock,
  * so nodes with skewed clocks agree; a server clock that steps backwards is clamped to the last
@@ -25,8 +27,7 @@
  * which rounds to 14 digits.
  */
 import { createHash } from "node:crypto"
-import type { Cluster, Redis } from "ioredis"
-import type { RateLimitAlgorithm, RateLimitDecision, RateLimitRequest } from "../../DistributedCache.js"
+import type { RateLimitAlgorithm, RateLimitDecision } from "../../DistributedCache.js"
 import { decisionOf } from "../store.js"
 
 const CLOCK = `
@@ -145,18 +146,18 @@ return {1, math.floor((capacity - after) / window), 0}
  * sliding-window `<key>:l` (the log) and `<key>:m` (its meta hash); ARGV: limit, window millis, cost.
  * @internal
  */
-export interface RateLimitScript {
+export interface Script {
   readonly lua: string
   readonly sha: string
 }
 
-const script = (lua: string): RateLimitScript => ({ lua, sha: createHash("sha1").update(lua).digest("hex") })
+const script = (lua: string): Script => ({ lua, sha: createHash("sha1").update(lua).digest("hex") })
 
 /**
  * The scripts, by algorithm (exported for the benchmark, which runs them with raw ioredis).
  * @internal
  */
-export const rateLimitScripts: Readonly<Record<RateLimitAlgorithm, RateLimitScript>> = {
+export const rateLimitScripts: Readonly<Record<RateLimitAlgorithm, Script>> = {
   "fixed-window": script(FIXED_WINDOW),
   "sliding-window": script(SLIDING_WINDOW),
   "token-bucket": script(TOKEN_BUCKET)
@@ -168,24 +169,19 @@ export const rateLimitScripts: Readonly<Record<RateLimitAlgorithm, RateLimitScri
  */
 export const isNoScript = (error: unknown): boolean => error instanceof Error && error.message.startsWith("NOSCRIPT")
 
-/** `EVALSHA` (or `EVAL`) of a request's script; the arguments go to ioredis as they are, no array built */
-const send = (
-  client: Redis | Cluster,
-  command: "evalsha" | "eval",
-  script: string,
-  request: RateLimitRequest
-): Promise<unknown> =>
-  request.algorithm === "sliding-window"
-    ? client[command](
-        script,
-        2,
-        request.key + ":l",
-        request.key + ":m",
-        request.limit,
-        request.windowMillis,
-        request.cost
-      )
-    : client[command](script, 1, request.key, request.limit, request.windowMillis, request.cost)
+/** @internal */
+export const scriptOf = (algorithm: RateLimitAlgorithm): Script => rateLimitScripts[algorithm]
+
+/**
+ * Deletes the lock `KEYS[1]` only if its value is still `ARGV[1]` (its owner's token): 1 when it did, else 0.
+ * @internal
+ */
+export const RELEASE_LOCK = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
 
 /**
  * A script's reply as a decision; throws on anything else.
@@ -198,32 +194,20 @@ export const toDecision = (reply: unknown): RateLimitDecision => {
 }
 
 /**
- * One decision: EVALSHA, and EVAL when the server does not have the script (restart, SCRIPT
- * FLUSH, failover), which caches it again. Promise callbacks rather than an async function: one
- * promise and one turn less per decision.
+ * Runs `script` with EVALSHA, and EVAL when the server does not have it (restart, SCRIPT FLUSH, failover), which
+ * caches it again.
  * @internal
  */
-export const redisRateLimit = (client: Redis | Cluster, request: RateLimitRequest): Promise<RateLimitDecision> => {
-  const s = rateLimitScripts[request.algorithm]
-  return send(client, "evalsha", s.sha, request).then(toDecision, (error: unknown) =>
-    isNoScript(error) ? send(client, "eval", s.lua, request).then(toDecision) : Promise.reject(error)
-  )
+export const evalScript = (
+  command: (name: string, args: ReadonlyArray<string | number>) => Promise<unknown>,
+  script: Script,
+  keys: ReadonlyArray<string>,
+  args: ReadonlyArray<string | number>
+): Promise<unknown> => {
+  const argv: Array<string | number> = [script.sha, keys.length, ...keys, ...args]
+  return command("evalsha", argv).catch((error: unknown) => {
+    if (!isNoScript(error)) throw error
+    argv[0] = script.lua
+    return command("eval", argv)
+  })
 }
-
-const RELEASE_LOCK = script(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`)
-
-/**
- * Deletes the lock `key` only if `token` still owns it (a compare-and-delete, atomic in Lua): 1 when it did, else 0.
- * @internal
- */
-export const releaseLockScript = (client: Redis | Cluster, key: string, token: string): Promise<number> =>
-  client
-    .evalsha(RELEASE_LOCK.sha, 1, key, token)
-    .then(Number, (error: unknown) =>
-      isNoScript(error) ? client.eval(RELEASE_LOCK.lua, 1, key, token).then(Number) : Promise.reject(error)
-    )

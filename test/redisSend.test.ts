@@ -1,12 +1,14 @@
 /**
- * Command coalescing on a real Redis: the GET, SET and UNLINK calls of one tick leave as one script call, run in the
- * order they were made, and each gets its own reply or its own error, exactly as if it had been sent alone.
+ * How the Redis store sends commands, on a real Redis: plain commands, the commands of one tick written together (one
+ * read for Redis), each with its own reply or its own error in the order it was made, exactly as if sent alone.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Layer, Schema } from "effect"
 import { Keyspace, RedisClient, strictDistributed } from "effect-failclosed"
 import { Redis } from "ioredis"
-import { makeCommandBatch } from "../src/internal/redis/commandBatch.js"
+import { makeRedisStore } from "../src/internal/redis/store.js"
+import { makeSender } from "../src/internal/redis/send.js"
+import { evalScript, scriptOf, toDecision } from "../src/internal/redis/scripts.js"
 import { startRedis, type RedisServer } from "./support/RedisServer.js"
 
 let redis: RedisServer
@@ -14,7 +16,8 @@ let client: Redis
 
 beforeAll(async () => {
   redis = await startRedis()
-  client = new Redis(redis.url, { enableAutoPipelining: true, maxRetriesPerRequest: 0 })
+  client = new Redis(redis.url, { maxRetriesPerRequest: 0 })
+  await client.ping()
 })
 afterAll(async () => {
   client.disconnect()
@@ -27,36 +30,57 @@ const calls = async (command: string): Promise<number> => {
   return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
 }
 
-/** the batcher over `client`, each command bounded by nothing but the test's own timeout */
-const batch = () =>
-  makeCommandBatch(client, (send, settle) => {
-    send().then(
-      (reply) => settle(undefined, reply),
-      (error: unknown) => settle(error, undefined)
-    )
-  })
+/** how many times Redis read from its clients' sockets */
+const readsProcessed = async (): Promise<number> =>
+  Number(/total_reads_processed:(\d+)/.exec(await client.info("stats"))?.[1] ?? 0)
 
 interface Settled {
   readonly error: unknown
   readonly reply: unknown
 }
 
-/** one call's outcome as a promise */
-const outcome = (start: (done: (error: unknown, reply: unknown) => void) => void): Promise<Settled> =>
-  new Promise((resolve) => start((error, reply) => resolve({ error, reply })))
+/** the store's sender over `client`, bounded by a deadline no test reaches */
+const sender = () => makeSender(client, 60_000)
 
-describe("command batch", () => {
-  it("the calls of one tick run as one script, in call order, each with its own reply", async () => {
+/** one command's outcome as a promise */
+const outcome = (s: ReturnType<typeof sender>, name: string, args: ReadonlyArray<string | number>): Promise<Settled> =>
+  new Promise((resolve) =>
+    s.bound(
+      () => s.command(name, args),
+      (error, reply) => resolve({ error, reply })
+    )
+  )
+
+const decide = (
+  s: ReturnType<typeof sender>,
+  algorithm: "fixed-window" | "sliding-window" | "token-bucket",
+  key: string
+) =>
+  new Promise<Settled>((resolve) =>
+    s.bound(
+      () =>
+        evalScript(
+          s.command,
+          scriptOf(algorithm),
+          algorithm === "sliding-window" ? [key + ":l", key + ":m"] : [key],
+          [2, 60_000, 1]
+        ).then(toDecision),
+      (error, reply) => resolve({ error, reply })
+    )
+  )
+
+describe("the store's commands", () => {
+  it("the commands of one tick leave together, run in call order, each with its own reply", async () => {
+    const s = sender()
     await client.config("RESETSTAT")
-    const b = batch()
     const results = await Promise.all([
-      outcome((done) => b.set("cb:a", "1", undefined, done)),
-      outcome((done) => b.get("cb:a", done)),
-      outcome((done) => b.set("cb:a", "2", 60_000, done)),
-      outcome((done) => b.get("cb:a", done)),
-      outcome((done) => b.invalidate("cb:a", done)),
-      outcome((done) => b.get("cb:a", done)),
-      outcome((done) => b.invalidate("cb:a", done))
+      outcome(s, "set", ["cb:a", "1"]),
+      outcome(s, "get", ["cb:a"]),
+      outcome(s, "set", ["cb:a", "2", "PX", 60_000]),
+      outcome(s, "get", ["cb:a"]),
+      outcome(s, "unlink", ["cb:a"]),
+      outcome(s, "get", ["cb:a"]),
+      outcome(s, "unlink", ["cb:a"])
     ])
     expect(results).toEqual([
       { error: undefined, reply: "OK" },
@@ -67,33 +91,40 @@ describe("command batch", () => {
       { error: undefined, reply: null },
       { error: undefined, reply: 0 }
     ])
-    // one EVALSHA (an EVAL first if the script was not cached), no command of its own per call
-    expect((await calls("evalsha")) + (await calls("eval"))).toBeLessThanOrEqual(2)
-    expect(await calls("evalsha")).toBeGreaterThanOrEqual(1)
+    // plain commands, no script
+    expect(await calls("evalsha")).toBe(0)
     expect(await calls("unlink")).toBe(2)
+    expect(await calls("get")).toBe(3)
   })
 
-  it("a SET … PX in a batch sets the time to live", async () => {
-    const b = batch()
-    await Promise.all([
-      outcome((done) => b.set("cb:ttl", "x", 30_000, done)),
-      outcome((done) => b.set("cb:forever", "y", undefined, done))
-    ])
+  it("200 commands of one tick reach Redis in a few reads, not one read each", async () => {
+    const s = sender()
+    await client.config("RESETSTAT")
+    const before = await readsProcessed()
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => outcome(s, "set", [`cb:r${i}`, String(i)])))
+    expect(results.every((r) => r.error === undefined && r.reply === "OK")).toBe(true)
+    // the INFO calls of this test are reads too
+    expect((await readsProcessed()) - before).toBeLessThan(20)
+  })
+
+  it("a SET … PX sets the time to live", async () => {
+    const s = sender()
+    await Promise.all([outcome(s, "set", ["cb:ttl", "x", "PX", 30_000]), outcome(s, "set", ["cb:forever", "y"])])
     const ttl = await client.pttl("cb:ttl")
     expect(ttl).toBeGreaterThan(29_000)
     expect(ttl).toBeLessThanOrEqual(30_000)
     expect(await client.pttl("cb:forever")).toBe(-1)
   })
 
-  it("an error is the failing call's own: WRONGTYPE fails one GET, the others of the batch succeed", async () => {
+  it("an error is the failing call's own: WRONGTYPE fails one GET, the others of the tick succeed", async () => {
     await client.del("cb:list")
     await client.rpush("cb:list", "x")
     await client.set("cb:ok", "fine")
-    const b = batch()
+    const s = sender()
     const [before, wrong, after] = await Promise.all([
-      outcome((done) => b.get("cb:ok", done)),
-      outcome((done) => b.get("cb:list", done)),
-      outcome((done) => b.get("cb:ok", done))
+      outcome(s, "get", ["cb:ok"]),
+      outcome(s, "get", ["cb:list"]),
+      outcome(s, "get", ["cb:ok"])
     ])
     expect(before).toEqual({ error: undefined, reply: "fine" })
     expect(after).toEqual({ error: undefined, reply: "fine" })
@@ -103,56 +134,42 @@ describe("command batch", () => {
     expect((wrong.error as Error).message).toMatch(/^WRONGTYPE/)
   })
 
-  it("after SCRIPT FLUSH the batch loads its script again (EVAL on NOSCRIPT)", async () => {
-    const b = batch()
-    await Promise.all([outcome((done) => b.set("cb:f", "1", undefined, done)), outcome((done) => b.get("cb:f", done))])
+  it("after SCRIPT FLUSH a script is loaded again (EVAL on NOSCRIPT)", async () => {
+    const s = sender()
+    await decide(s, "fixed-window", "cb:f")
     await client.script("FLUSH")
-    const results = await Promise.all([
-      outcome((done) => b.set("cb:f", "2", undefined, done)),
-      outcome((done) => b.get("cb:f", done))
-    ])
-    expect(results).toEqual([
-      { error: undefined, reply: "OK" },
-      { error: undefined, reply: "2" }
-    ])
-  })
-
-  it("more calls than one command takes, and large values, are split into several commands, all answered", async () => {
     await client.config("RESETSTAT")
-    const b = batch()
-    const big = "v".repeat(100 * 1024)
-    const writes = Array.from({ length: 200 }, (_, i) =>
-      outcome((done) => b.set(`cb:n${i}`, i < 5 ? big : String(i), undefined, done))
-    )
-    expect((await Promise.all(writes)).every((r) => r.error === undefined && r.reply === "OK")).toBe(true)
-    const reads = await Promise.all(Array.from({ length: 200 }, (_, i) => outcome((done) => b.get(`cb:n${i}`, done))))
-    expect(reads.map((r) => r.reply)).toEqual(Array.from({ length: 200 }, (_, i) => (i < 5 ? big : String(i))))
-    // 64 calls at most per command, and at most 256 KiB of values: more than one command each time
-    expect(await calls("evalsha")).toBeGreaterThanOrEqual(2 + 4)
+    const results = await Promise.all([decide(s, "fixed-window", "cb:f"), outcome(s, "get", ["cb:nothing"])])
+    expect(results).toEqual([
+      { error: undefined, reply: { allowed: true, remaining: 0, retryAfter: Duration.zero } },
+      { error: undefined, reply: null }
+    ])
+    expect(await calls("eval")).toBe(1)
   })
 
-  it("claims and rate-limit decisions share the batch, each with its own reply or error", async () => {
+  it("large values of one tick are all answered", async () => {
+    const s = sender()
+    const big = "v".repeat(100 * 1024)
+    const writes = Array.from({ length: 200 }, (_, i) => outcome(s, "set", [`cb:n${i}`, i < 5 ? big : String(i)]))
+    expect((await Promise.all(writes)).every((r) => r.error === undefined && r.reply === "OK")).toBe(true)
+    const reads = await Promise.all(Array.from({ length: 200 }, (_, i) => outcome(s, "get", [`cb:n${i}`])))
+    expect(reads.map((r) => r.reply)).toEqual(Array.from({ length: 200 }, (_, i) => (i < 5 ? big : String(i))))
+  })
+
+  it("claims and rate-limit decisions of one tick each get their own reply or error", async () => {
     await client.del("cb:rl:list")
     await client.rpush("cb:rl:list", "x")
-    await client.config("RESETSTAT")
-    const b = batch()
-    const request = (algorithm: "fixed-window" | "sliding-window" | "token-bucket", key: string) => ({
-      algorithm,
-      key,
-      limit: 2,
-      windowMillis: 60_000,
-      cost: 1
-    })
+    const s = sender()
     const results = await Promise.all([
-      outcome((done) => b.claim("cb:nonce", 60_000, done)),
-      outcome((done) => b.claim("cb:nonce", 60_000, done)),
-      outcome((done) => b.rateLimit(request("fixed-window", "cb:rl:{a}"), done)),
-      outcome((done) => b.rateLimit(request("sliding-window", "cb:rl:{b}"), done)),
-      outcome((done) => b.rateLimit(request("token-bucket", "cb:rl:{c}"), done)),
-      outcome((done) => b.rateLimit(request("fixed-window", "cb:rl:list"), done)),
-      outcome((done) => b.rateLimit(request("fixed-window", "cb:rl:{a}"), done)),
-      outcome((done) => b.rateLimit(request("fixed-window", "cb:rl:{a}"), done)),
-      outcome((done) => b.get("cb:nonce", done))
+      outcome(s, "set", ["cb:nonce", "1", "PX", 60_000, "NX"]),
+      outcome(s, "set", ["cb:nonce", "1", "PX", 60_000, "NX"]),
+      decide(s, "fixed-window", "cb:rl:{a}"),
+      decide(s, "sliding-window", "cb:rl:{b}"),
+      decide(s, "token-bucket", "cb:rl:{c}"),
+      decide(s, "fixed-window", "cb:rl:list"),
+      decide(s, "fixed-window", "cb:rl:{a}"),
+      decide(s, "fixed-window", "cb:rl:{a}"),
+      outcome(s, "get", ["cb:nonce"])
     ])
     expect(results[0]).toEqual({ error: undefined, reply: "OK" })
     expect(results[1]).toEqual({ error: undefined, reply: null })
@@ -164,8 +181,6 @@ describe("command batch", () => {
     expect(results[6]).toEqual({ error: undefined, reply: { allowed: true, remaining: 0, retryAfter: Duration.zero } })
     expect((results[7]!.reply as { allowed: boolean }).allowed).toBe(false)
     expect(results[8]).toEqual({ error: undefined, reply: "1" })
-    expect(await calls("evalsha")).toBeGreaterThanOrEqual(1)
-    expect((await calls("evalsha")) + (await calls("eval"))).toBeLessThanOrEqual(2)
     // the decisions' keys have their time to live, as alone
     expect(await client.pttl("cb:rl:{a}")).toBeGreaterThan(0)
     expect(await client.pttl("cb:rl:{b}:l")).toBeGreaterThan(0)
@@ -174,13 +189,38 @@ describe("command batch", () => {
 
   it("a lone call is sent as its own command", async () => {
     await client.config("RESETSTAT")
-    const b = batch()
-    expect(await outcome((done) => b.set("cb:lone", "1", 1_000, done))).toEqual({ error: undefined, reply: "OK" })
-    expect(await outcome((done) => b.get("cb:lone", done))).toEqual({ error: undefined, reply: "1" })
+    const s = sender()
+    expect(await outcome(s, "set", ["cb:lone", "1", "PX", 1_000])).toEqual({ error: undefined, reply: "OK" })
+    expect(await outcome(s, "get", ["cb:lone"])).toEqual({ error: undefined, reply: "1" })
     expect(await calls("evalsha")).toBe(0)
     expect(await calls("set")).toBe(1)
     expect(await calls("get")).toBe(1)
   })
+
+  it.effect("a store command has one deadline, the store's: ioredis arms no timer of its own for it", () =>
+    Effect.gen(function* () {
+      const redisClient = yield* RedisClient
+      const c = redisClient.client as Redis
+      yield* Effect.orDie(redisClient.awaitReady(Duration.seconds(2)))
+      const sent: Array<unknown> = []
+      const original = c.sendCommand.bind(c)
+      c.sendCommand = (command, stream) => {
+        const result = original(command, stream)
+        // ioredis arms its per-command timer when the command is sent
+        sent.push((command as unknown as { _commandTimeoutTimer?: unknown })._commandTimeoutTimer)
+        return result
+      }
+      yield* makeRedisStore(redisClient).get("cb:timer")
+      yield* Effect.promise(() => c.get("cb:timer"))
+      // the store's GET, then the direct GET (which keeps ioredis' timer, the client's commandTimeout + 2 s)
+      expect(sent).toHaveLength(2)
+      expect(sent[0]).toBeUndefined()
+      expect(sent[1]).toBeDefined()
+    }).pipe(
+      Effect.provide(Layer.suspend(() => RedisClient.layer({ url: redis.url, commandTimeout: "2 seconds" }))),
+      Effect.scoped
+    )
+  )
 
   const Items = Keyspace.make({
     name: "cb-items",

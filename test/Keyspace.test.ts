@@ -224,7 +224,7 @@ describe("Keyspace corrupt entries", () => {
       // extra properties are not an error: the Schema decides what a value is
       yield* cli(redis!, "SET", key!, '{"n":2,"extra":true}')
       expect(yield* run(Items.get("k", { tenant: "secret-tenant-id" }))).toEqual(
-        Option.some({ value: { n: 2 }, backend: "redis", degraded: false })
+        Option.some({ value: { n: 2 }, backend: "redis", degraded: false, near: false })
       )
     })
   )
@@ -236,7 +236,7 @@ describe("Keyspace corrupt entries", () => {
       const [key] = yield* scan(redis!)
       yield* cli(redis!, "SET", key!, '{"n":"one"}')
       const computed = yield* run(Items.getOrCompute("k", Effect.succeed({ n: 5 })))
-      expect(computed).toEqual({ value: { n: 5 }, backend: "redis", degraded: false })
+      expect(computed).toEqual({ value: { n: 5 }, backend: "redis", degraded: false, near: false })
       expect(yield* cli(redis!, "GET", key!)).toBe('{"n":5}')
     })
   )

@@ -55,13 +55,15 @@ const expectServedDegraded = (run: <A, E>(self: Effect.Effect<A, E, DistributedC
     expect(yield* run(Items.getOrCompute("computed", Effect.succeed({ n: 7 })))).toEqual({
       value: { n: 7 },
       backend: "local_degraded",
-      degraded: true
+      degraded: true,
+      near: false
     })
     // a computed value that is not stored is marked like the degraded miss it answers
     expect(yield* run(Items.getOrCompute("uncached", Effect.succeed({ n: 8 }), { shouldCache: () => false }))).toEqual({
       value: { n: 8 },
       backend: "local_degraded",
-      degraded: true
+      degraded: true,
+      near: false
     })
     unavailable(yield* Effect.exit(run(Items.invalidate("outage"))), "invalidate")
     unavailable(yield* Effect.exit(run(Items.clear())), "clear")

@@ -404,12 +404,14 @@ describe("Keyspace getOrCompute", () => {
         const results = yield* Fiber.joinAll(fibers)
         expect(computations).toBe(1)
         expect(results).toHaveLength(50)
-        for (const result of results) expect(result).toEqual({ value: { n: 42 }, backend, degraded: false })
+        for (const result of results)
+          expect(result).toEqual({ value: { n: 42 }, backend, degraded: false, near: false })
         // stored: a later call is a hit
         expect(yield* run(Items.getOrCompute("k", Effect.die("not called")))).toEqual({
           value: { n: 42 },
           backend,
-          degraded: false
+          degraded: false,
+          near: false
         })
       })
     )
@@ -439,7 +441,7 @@ describe("Keyspace getOrCompute", () => {
               Effect.sync(() => ({ n: ++computations }))
             )
           )
-          expect(computed).toEqual({ value: { n: 2 }, backend, degraded: false })
+          expect(computed).toEqual({ value: { n: 2 }, backend, degraded: false, near: false })
           expect(Option.map(yield* run(Items.get("k")), (c) => c.value)).toEqual(Option.some({ n: 2 }))
         })
     )
@@ -453,7 +455,8 @@ describe("Keyspace getOrCompute", () => {
         expect(yield* run(Items.getOrCompute("k", compute, options))).toEqual({
           value: { n: 1 },
           backend,
-          degraded: false
+          degraded: false,
+          near: false
         })
         expect(yield* run(Items.get("k"))).toEqual(Option.none())
         expect((yield* run(Items.getOrCompute("k", compute, options))).value).toEqual({ n: 2 })

@@ -111,14 +111,15 @@ export class NearCache implements TrackingListener {
   /** the live entry of `key` while coherence is proven, else undefined (a lapsed proof empties the cache first) */
   lookup(key: string): NearEntry | undefined {
     if (this.entries.size === 0) return undefined
-    if (!this.tracking.proven(this.maxStaleness)) {
+    const now = performance.now()
+    if (!this.tracking.proven(this.maxStaleness, now)) {
       this.tracking.lapsed()
       this.flushed()
       return undefined
     }
     const entry = this.entries.get(key)
     if (entry === undefined) return undefined
-    if (entry.expiresAt <= performance.now()) {
+    if (entry.expiresAt <= now) {
       this.entries.delete(key)
       this.evicted()
       return undefined

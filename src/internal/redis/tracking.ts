@@ -51,6 +51,8 @@ export class Tracking {
   /** performance.now() when the last answered PING was sent (on this incarnation, after tracking was enabled) */
   private proofSentAt = -Infinity
   private pingsInFlight = 0
+  /** counts the connection's "ready" events: a reply of an earlier incarnation never enables a later one */
+  private incarnation = 0
   private timer: ReturnType<typeof setInterval> | undefined
   private heartbeatMillis = Infinity
   private maxStalenessMillis = Infinity
@@ -84,12 +86,12 @@ export class Tracking {
   }
 
   /** true while a near hit within `maxStalenessMillis` may be served */
-  proven(maxStalenessMillis: number): boolean {
+  proven(maxStalenessMillis: number, now: number = performance.now()): boolean {
     return (
       this.enabled &&
       this.connection !== undefined &&
       this.connection.status === "ready" &&
-      performance.now() - this.proofSentAt <= maxStalenessMillis
+      now - this.proofSentAt <= maxStalenessMillis
     )
   }
 
@@ -143,7 +145,7 @@ export class Tracking {
     })
     this.connection = connection
     connection.on("error", ignore)
-    connection.on("ready", () => this.enable(connection))
+    connection.on("ready", () => this.enable(connection, ++this.incarnation))
     connection.on("close", () => {
       if (this.connection !== connection) return
       this.enabled = false
@@ -157,7 +159,9 @@ export class Tracking {
     connection.connect().catch(ignore)
   }
 
-  private enable(connection: Redis): void {
+  private enable(connection: Redis, incarnation: number): void {
+    const current = () =>
+      this.connection === connection && this.incarnation === incarnation && connection.status === "ready"
     const prefixes = Array.from(this.listeners.keys())
     const args: Array<string> = []
     for (const prefix of prefixes) args.push("PREFIX", prefix)
@@ -167,7 +171,7 @@ export class Tracking {
       .then(() => connection.subscribe(CHANNEL))
       .then(
         () => {
-          if (this.connection !== connection || connection.status !== "ready") return
+          if (!current()) return
           this.enabled = true
           // a new incarnation: nothing read before is known to be current, and no earlier PONG proves anything
           this.proofSentAt = -Infinity
@@ -178,7 +182,7 @@ export class Tracking {
         () => {
           // tracking could not be enabled (an ACL without CLIENT, an old Redis): the near caches stay off, and the
           // connection is tried again later
-          if (this.connection === connection) {
+          if (current()) {
             this.reason = "CLIENT TRACKING could not be enabled"
             connection.disconnect(true)
           }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, Layer, Logger, Option, Schema } from "effect"
+import { Duration, Effect, Either, Layer, Logger, Metric, Option, Schema } from "effect"
 import type { Cached, DistributedCache } from "effect-failclosed"
-import { explicitDegraded, Keyspace, LocalOnly, RedisClient, strictDistributed } from "effect-failclosed"
+import { explicitDegraded, Keyspace, LocalOnly, Observability, RedisClient, strictDistributed } from "effect-failclosed"
 import { Redis } from "ioredis"
 import { on, type Node } from "./support/nodes.js"
 import { redisServer } from "./support/RedisServer.js"
@@ -221,6 +221,82 @@ describe("near cache: two nodes on one Redis", () => {
       yield* on(a)(Items.set("r", { n: 2 }))
       yield* warm(b, "r")
       expect(valueOf(yield* on(b)(Items.get("r")))).toBe(2)
+    })
+  )
+})
+
+describe("near cache: races and bounds", () => {
+  it.scopedLive("after concurrent reads and writes on two nodes, B serves only the last written value", () =>
+    Effect.gen(function* () {
+      const redis = yield* redisServer()
+      const a = yield* makeNode(redis.url)
+      const b = yield* makeNode(redis.url)
+      yield* on(a)(Items.set("race", { n: 0 }))
+      yield* warm(b, "race")
+      for (let round = 1; round <= 20; round++) {
+        // A (and B itself) write while B reads concurrently: replies and invalidations cross on two connections
+        const base = round * 1_000
+        yield* Effect.all(
+          [
+            Effect.forEach(
+              Array.from({ length: 30 }, (_, i) => base + i),
+              (n) => on(a)(Items.set("race", { n })),
+              {
+                discard: true
+              }
+            ),
+            Effect.forEach(
+              Array.from({ length: 10 }, (_, i) => base + 500 + i),
+              (n) => on(b)(Items.set("race", { n })),
+              {
+                discard: true,
+                concurrency: 2
+              }
+            ),
+            Effect.forEach(Array.from({ length: 60 }), () => on(b)(Items.get("race")), {
+              discard: true,
+              concurrency: 8
+            })
+          ],
+          { concurrency: "unbounded" }
+        )
+        const final = base + 999
+        yield* on(a)(Items.set("race", { n: final }))
+        // once the last invalidation can have arrived, B serves only the final value, near or not
+        yield* Effect.sleep("30 millis")
+        for (let i = 0; i < 20; i++) {
+          expect(valueOf(yield* on(b)(Items.get("race"))), `round ${round}`).toBe(final)
+          yield* ioTurn
+        }
+      }
+    })
+  )
+
+  it.scopedLive("holds at most capacity entries, least recently used out first, and counts hits and evictions", () =>
+    Effect.gen(function* () {
+      const redis = yield* redisServer()
+      const node = yield* makeNode(redis.url)
+      const Small = Keyspace.make({
+        name: "near-small",
+        key: Schema.String,
+        value: Value,
+        timeToLive: "10 minutes",
+        nearCache: { capacity: 2, maxStaleness: "1 second" }
+      })
+      const hits = Metric.value(Observability.nearHits.pipe(Metric.tagged("keyspace", "near-small")))
+      const evictions = Metric.value(Observability.nearEvictions.pipe(Metric.tagged("keyspace", "near-small")))
+      const nearRead = (key: string) => Effect.map(on(node)(Small.get(key)), nearOf)
+      for (const key of ["a", "b", "c"]) yield* on(node)(Small.set(key, { n: 1 }))
+      yield* until(() => nearRead("a"), 3_000, "a near")
+      yield* until(() => nearRead("b"), 3_000, "b near")
+      const hitsBefore = (yield* hits).count
+      const evictionsBefore = (yield* evictions).count
+      expect(yield* nearRead("a")).toBe(true) // a is now the most recently used
+      yield* until(() => nearRead("c"), 3_000, "c near") // c in: b (least recently used) out
+      expect(yield* nearRead("a")).toBe(true)
+      expect(yield* nearRead("b")).toBe(false) // a miss that reads Redis and evicts c
+      expect((yield* hits).count - hitsBefore).toBeGreaterThanOrEqual(3)
+      expect((yield* evictions).count - evictionsBefore).toBeGreaterThanOrEqual(2)
     })
   )
 })

@@ -19,6 +19,7 @@ import { makeMemoryStore } from "./internal/memoryStore.js"
 import { emitSecurityEvent } from "./internal/observability.js"
 import { makeDegraded, makeLocal, makeStrict } from "./internal/policy.js"
 import { makeRedisStore } from "./internal/redis/store.js"
+import { attachTracking, makeTracking } from "./internal/redis/tracking.js"
 import { optionChecks } from "./internal/options.js"
 import { RedisClient, type RedisClientService } from "./RedisClient.js"
 
@@ -149,7 +150,9 @@ const redisModeSettings = (options: StrictDistributedOptions) => {
       Effect.as(undefined),
       Effect.catchAll((reason) => Effect.succeed(reason))
     )
-    return { redis, clock, store, breaker, startupFailure }
+    // near caches: the invalidation connection, opened when a near-cache keyspace first uses this cache
+    const tracking = yield* makeTracking(redis.client, store)
+    return { redis, clock, store, breaker, startupFailure, tracking }
   })
   return { keyPrefix, connect }
 }
@@ -177,10 +180,10 @@ export const strictDistributed = (
   options: StrictDistributedOptions = {}
 ): Layer.Layer<DistributedCache, CacheBackendUnavailable, RedisClient> => {
   const { connect, keyPrefix } = redisModeSettings(options)
-  return Layer.effect(
+  return Layer.scoped(
     DistributedCache,
     Effect.gen(function* () {
-      const { breaker, redis, startupFailure, store } = yield* connect
+      const { breaker, redis, startupFailure, store, tracking } = yield* connect
       if (startupFailure !== undefined) {
         yield* emitSecurityEvent({
           event: "BACKEND_UNAVAILABLE_AT_STARTUP",
@@ -193,7 +196,7 @@ export const strictDistributed = (
           reason: startupFailure
         })
       }
-      return makeStrict({ store, breaker, keyPrefix })
+      return attachTracking(makeStrict({ store, breaker, keyPrefix }), tracking)
     })
   )
 }
@@ -221,10 +224,10 @@ export const explicitDegraded = (
 ): Layer.Layer<DistributedCache, never, RedisClient> => {
   const { connect, keyPrefix } = redisModeSettings(options)
   const capacity = check.positiveInteger("localCapacity", options.localCapacity, 10_000)
-  return Layer.effect(
+  return Layer.scoped(
     DistributedCache,
     Effect.gen(function* () {
-      const { breaker, clock, redis, startupFailure, store } = yield* connect
+      const { breaker, clock, redis, startupFailure, store, tracking } = yield* connect
       if (startupFailure !== undefined) {
         breaker.openAtStartup()
         yield* emitSecurityEvent({
@@ -233,7 +236,10 @@ export const explicitDegraded = (
           detail: `Redis at ${redis.description} is unavailable (${startupFailure}); serving node-local, marked degraded`
         })
       }
-      return makeDegraded({ store, fallback: makeMemoryStore({ capacity, clock }), breaker, keyPrefix })
+      return attachTracking(
+        makeDegraded({ store, fallback: makeMemoryStore({ capacity, clock }), breaker, keyPrefix }),
+        tracking
+      )
     })
   )
 }

@@ -53,7 +53,9 @@ export type Backend = "redis" | "local" | "local_degraded"
 
 /**
  * A value together with where it came from. `degraded` is true exactly when `backend` is
- * `"local_degraded"`.
+ * `"local_degraded"`. `near` is true when the value came from this node's near cache (a copy of
+ * Redis' state, so `backend` is `"redis"`), false for every read that reached Redis, every
+ * `LocalOnly` read and every degraded fallback read.
  *
  * @example
  * ```ts
@@ -69,6 +71,7 @@ export interface Cached<A> {
   readonly value: A
   readonly backend: Backend
   readonly degraded: boolean
+  readonly near: boolean
 }
 
 /**

@@ -21,9 +21,11 @@ import { canonicalJson, deepFreeze, describePath, toFaithfulJson, unfaithfulReas
 import { keyspaceHead } from "./internal/keyLayout.js"
 import { hashKey, partitionPrefixes } from "./internal/keys.js"
 import { failedIn, feature, increment, keyspaceMetrics, perMode } from "./internal/observability.js"
-import { optionChecks, ttlMillisOf } from "./internal/options.js"
+import { durationMillis, optionChecks, ttlMillisOf } from "./internal/options.js"
 import { plainCheck } from "./internal/plainSchema.js"
 import { localReaderOf } from "./internal/policy.js"
+import { NearCache, type NearCacheSettings, type NearEntry } from "./internal/nearCache.js"
+import { trackingOf } from "./internal/redis/tracking.js"
 
 /**
  * Options of {@link make}.
@@ -60,6 +62,44 @@ export interface KeyspaceOptions<K, KI, V, VI> {
   readonly maxKeyBytes?: number | undefined
   /** longest tenant id accepted, in UTF-16 code units (default 256) */
   readonly maxTenantLength?: number | undefined
+  /**
+   * opt-in near (in-process) cache in front of Redis, kept coherent by Redis' invalidations and served only while
+   * this node can prove it receives them (see {@link NearCacheOptions})
+   */
+  readonly nearCache?: NearCacheOptions | undefined
+}
+
+/**
+ * Options of a keyspace's near cache: an in-process copy of recently read and written entries in front of Redis.
+ * Redis itself (`CLIENT TRACKING`) tells every node when an entry changes (a write, delete, expiry or eviction by
+ * anyone, or a flush), and a node serves its copy only while it can prove that it receives those invalidations: its
+ * invalidation connection is up, tracking is on, and a heartbeat was answered within `maxStaleness`. When the proof
+ * lapses the near cache is emptied and reads go to Redis, where the mode decides. `LocalOnly` caches never use it.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Keyspace } from "effect-failclosed"
+ *
+ * const Profiles = Keyspace.make({
+ *   name: "profiles",
+ *   key: Schema.String,
+ *   value: Schema.Struct({ name: Schema.String }),
+ *   timeToLive: "10 minutes",
+ *   nearCache: { capacity: 10_000, maxStaleness: "1 second" }
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface NearCacheOptions {
+  /** entries held at most, least recently used out first */
+  readonly capacity: number
+  /** the longest a near entry is kept (default: the keyspace's timeToLive) */
+  readonly timeToLive?: Duration.DurationInput | undefined
+  /** how old the last proof of coherence may be for a near hit (default 1 second) */
+  readonly maxStaleness?: Duration.DurationInput | undefined
 }
 
 /**
@@ -245,6 +285,10 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   const maxValueBytes = check.positiveInteger("maxValueBytes", options.maxValueBytes, 1024 * 1024)
   const maxKeyBytes = check.positiveInteger("maxKeyBytes", options.maxKeyBytes, 8 * 1024)
   const maxTenantLength = check.positiveInteger("maxTenantLength", options.maxTenantLength, 256)
+  const nearSettings =
+    options.nearCache === undefined
+      ? undefined
+      : nearSettingsOf(check, options.nearCache, defaultTtl as number | undefined)
 
   // compiled once
   const encodeKey = Schema.encodeEither(options.key)
@@ -266,6 +310,24 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       keyspacePrefixes.set(cache.keyPrefix, p)
     }
     return p
+  }
+
+  /** this keyspace's near cache on a Redis-mode cache (one per cache), made on first use */
+  const nears = new WeakMap<DistributedCacheService, NearCache | null>()
+  let lastNearCache: DistributedCacheService | undefined
+  let lastNear: NearCache | undefined
+  const nearOf = (cache: DistributedCacheService): NearCache | undefined => {
+    if (nearSettings === undefined || cache.mode === "LocalOnly") return undefined
+    if (cache === lastNearCache) return lastNear
+    let near = nears.get(cache)
+    if (near === undefined) {
+      const tracking = trackingOf(cache)
+      near = tracking === undefined ? null : new NearCache(tracking, keyspacePrefixOf(cache), nearSettings, name)
+      nears.set(cache, near)
+    }
+    lastNearCache = cache
+    lastNear = near ?? undefined
+    return lastNear
   }
 
   const tenantProblem = (tenant: string | undefined): string | undefined => {
@@ -395,7 +457,9 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     const decoded = decodeEntry(entry.value)
     if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
     increment(metrics.hits)
-    return Effect.succeed(Option.some({ value: decoded.right, backend: entry.backend, degraded: entry.degraded }))
+    return Effect.succeed(
+      Option.some({ value: decoded.right, backend: entry.backend, degraded: entry.degraded, near: false })
+    )
   }
 
   /**
@@ -410,7 +474,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     if (read === undefined) {
       const decoded = decodeEntry(entry.value)
       if (Either.isLeft(decoded)) return decoded.left
-      const cached: Cached<V> = { value: decoded.right, backend: "local", degraded: false }
+      const cached: Cached<V> = { value: decoded.right, backend: "local", degraded: false, near: false }
       read = { cached, some: Effect.succeed(Option.some(cached)), hit: Effect.succeed(cached) }
       readsByEntry.set(entry, read)
     }
@@ -430,6 +494,118 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     return read.some
   }
 
+  /**
+   * What a near entry answers: with a plain value Schema, decoded once, deeply frozen and shared by every hit (one
+   * caller cannot corrupt what another reads); other Schemas decode on every hit.
+   */
+  const nearRead = (entry: NearEntry): LocalRead<V> | CacheEntryInvalid => {
+    if (entry.decoded !== undefined) return entry.decoded as LocalRead<V>
+    const decoded = decodeEntry(entry.json)
+    if (Either.isLeft(decoded)) return decoded.left
+    const plain = isPlainValue !== undefined
+    const cached: Cached<V> = {
+      value: plain ? deepFreeze(decoded.right) : decoded.right,
+      backend: "redis",
+      degraded: false,
+      near: true
+    }
+    const read = { cached, some: Effect.succeed(Option.some(cached)), hit: Effect.succeed(cached) }
+    if (plain) entry.decoded = read
+    return read
+  }
+
+  /** the one Warning when this keyspace's near cache was switched off by lost coherence, and the one when it is back */
+  const announce = (near: NearCache): Effect.Effect<void> | undefined => {
+    const on = near.tracking.on
+    if (near.announced === on) return undefined
+    const before = near.announced
+    near.announced = on
+    if (before === undefined) {
+      if (!on) near.announced = undefined
+      return undefined
+    }
+    return on
+      ? Effect.logWarning(`effect-failclosed: the near cache of keyspace "${name}" serves again (coherence proven)`)
+      : Effect.logWarning(
+          `effect-failclosed: the near cache of keyspace "${name}" is switched off and emptied (${near.tracking.reason}); reads go to Redis`
+        )
+  }
+  const announced = <A, E>(near: NearCache, effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+    const log = announce(near)
+    return log === undefined ? effect : Effect.zipRight(log, effect)
+  }
+
+  /** a read through the near cache: a hit, or Redis (a clean Redis answer fills the near cache) */
+  const nearGet = (
+    cache: DistributedCacheService,
+    near: NearCache,
+    storeKey: string,
+    metrics: Metrics
+  ): Effect.Effect<Option.Option<Cached<V>>, CacheBackendUnavailable | CacheEntryInvalid> => {
+    const entry = near.lookup(storeKey)
+    if (entry !== undefined) {
+      const read = nearRead(entry)
+      if (!(read instanceof CacheEntryInvalid)) {
+        increment(metrics.hits)
+        near.hit()
+        return announced(near, read.some)
+      }
+    }
+    near.miss()
+    return announced(
+      near,
+      Effect.suspend(() => {
+        const ticket = near.beginRead(storeKey)
+        return Effect.matchEffect(cache.get(storeKey), {
+          onFailure: (error) => {
+            near.endRead(storeKey, ticket, undefined)
+            return Effect.fail(error)
+          },
+          onSuccess: (entry) => {
+            if (entry.value === undefined || entry.backend !== "redis") {
+              near.endRead(storeKey, ticket, entry.backend === "redis" ? null : undefined)
+              return toOption(entry, metrics)
+            }
+            const decoded = decodeEntry(entry.value)
+            if (Either.isLeft(decoded)) {
+              near.endRead(storeKey, ticket, undefined)
+              return Effect.fail(decoded.left)
+            }
+            increment(metrics.hits)
+            const stored = near.endRead(storeKey, ticket, entry.value)
+            if (stored !== undefined && isPlainValue !== undefined) {
+              // the near entry and this caller share one frozen value
+              const value = deepFreeze(decoded.right)
+              const near: Cached<V> = { value, backend: "redis", degraded: false, near: true }
+              stored.decoded = { cached: near, some: Effect.succeed(Option.some(near)), hit: Effect.succeed(near) }
+              return Effect.succeed(Option.some({ value, backend: "redis", degraded: false, near: false }))
+            }
+            return Effect.succeed(Option.some({ value: decoded.right, backend: "redis", degraded: false, near: false }))
+          }
+        })
+      })
+    )
+  }
+
+  /** a write (a set with its JSON, or an invalidate) through the near cache: see internal/nearCache */
+  const nearWrite = <A, E>(
+    near: NearCache,
+    storeKey: string,
+    json: string | undefined,
+    ttl: number | undefined,
+    write: Effect.Effect<A, E>,
+    wroteRedis: (a: A) => boolean
+  ): Effect.Effect<A, E> =>
+    Effect.suspend(() => {
+      const ticket = near.beginWrite(storeKey)
+      return Effect.onExit(write, (exit) =>
+        Effect.sync(() => {
+          near.endWrite(storeKey, ticket, exit._tag === "Success" && wroteRedis(exit.value) ? json : undefined, ttl)
+        })
+      )
+    })
+  const inRedis = (written: Cached<void>) => written.backend === "redis"
+
   const ttlFor = (options: SetOptions | undefined): number | undefined | string =>
     options?.timeToLive === undefined ? defaultTtl : ttlMillisOf(options.timeToLive)
 
@@ -445,6 +621,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         }
         const local = isPlainValue === undefined ? undefined : localReaderOf(cache)
         if (local !== undefined) return readLocal(local(storeKey), metrics)
+        const near = nearOf(cache)
+        if (near !== undefined) return nearGet(cache, near, storeKey, metrics)
         return Effect.flatMap(cache.get(storeKey), toOptionOf(cache.mode))
       },
       hitOrMiss
@@ -458,23 +636,39 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       if (typeof ttl === "string") return Effect.fail(invalidValue(ttl))
       const json = encodeEntry(value)
       if (Either.isLeft(json)) return Effect.fail(json.left)
+      const near = nearOf(cache)
+      if (near !== undefined) {
+        return Effect.asVoid(nearWrite(near, storeKey, json.right, ttl, cache.set(storeKey, json.right, ttl), inRedis))
+      }
       return Effect.asVoid(cache.set(storeKey, json.right, ttl))
     })
 
   const invalidate: Keyspace<K, V>["invalidate"] = (key, options) =>
     observe("invalidate", (cache) => {
       const storeKey = storeKeyOf(cache, key, options?.tenant)
-      return typeof storeKey !== "string" ? Effect.succeed(false) : cache.invalidate(storeKey)
+      if (typeof storeKey !== "string") return Effect.succeed(false)
+      const near = nearOf(cache)
+      if (near !== undefined) {
+        return nearWrite(near, storeKey, undefined, undefined, cache.invalidate(storeKey), () => false)
+      }
+      return cache.invalidate(storeKey)
     })
 
   const clear: Keyspace<K, V>["clear"] = (options) =>
     observe("clear", (cache): Effect.Effect<number, CacheBackendUnavailable> => {
+      let prefix: string
       if (options?.allTenants === true) {
         if (options.tenant !== undefined) return Effect.dieMessage("clear: give either tenant or allTenants, not both")
-        return cache.clear(keyspacePrefixOf(cache))
+        prefix = keyspacePrefixOf(cache)
+      } else {
+        if (tenantProblem(options?.tenant) !== undefined) return Effect.succeed(0)
+        prefix = partitionOf(cache.keyPrefix, options?.tenant)
       }
-      if (tenantProblem(options?.tenant) !== undefined) return Effect.succeed(0)
-      return cache.clear(partitionOf(cache.keyPrefix, options?.tenant))
+      const near = nearOf(cache)
+      if (near === undefined) return cache.clear(prefix)
+      // before the deletion is sent, and again when it answered (reads in flight meanwhile may carry deleted values)
+      const drop = Effect.sync(() => near.dropPrefix(prefix))
+      return Effect.zipRight(drop, Effect.ensuring(cache.clear(prefix), drop))
     })
 
   /**
@@ -499,7 +693,10 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     if (entry.value !== undefined) {
       const decoded = decodeEntry(entry.value)
       if (Either.isRight(decoded)) {
-        return { hit: true, cached: { value: decoded.right, backend: entry.backend, degraded: entry.degraded } }
+        return {
+          hit: true,
+          cached: { value: decoded.right, backend: entry.backend, degraded: entry.degraded, near: false }
+        }
       }
     }
     return { hit: false, backend: entry.backend, degraded: entry.degraded }
@@ -521,14 +718,15 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   ): Effect.Effect<Cached<V>, CacheBackendUnavailable | CacheValueInvalid> => {
     if (options?.shouldCache !== undefined && !options.shouldCache(value)) {
       // not stored: marked like the miss it answers (degraded while a fallback served the lookup)
-      return Effect.succeed({ value, backend: miss.backend, degraded: miss.degraded })
+      return Effect.succeed({ value, backend: miss.backend, degraded: miss.degraded, near: false })
     }
     const json = encodeEntry(value)
     if (Either.isLeft(json)) return Effect.fail(json.left)
     return Effect.map(Effect.mapError(cache.set(storeKey, json.right, ttl), inGetOrCompute), (written) => ({
       value,
       backend: written.backend,
-      degraded: written.degraded
+      degraded: written.degraded,
+      near: false
     }))
   }
 
@@ -587,6 +785,17 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         report.outcome = "miss"
         return leadOf(cache, storeKey, ttl, compute, options)
       }
+      const near = nearOf(cache)
+      const nearEntry = near?.lookup(storeKey)
+      if (nearEntry !== undefined) {
+        const read = nearRead(nearEntry)
+        if (!(read instanceof CacheEntryInvalid)) {
+          increment(metrics.hits)
+          near!.hit()
+          report.outcome = "hit"
+          return read.hit
+        }
+      }
       return Effect.flatMap(readFor(cache, storeKey), (read) => {
         const entry = toLookup(read)
         increment(entry.hit ? metrics.hits : metrics.misses)
@@ -628,4 +837,23 @@ const issuePaths = (error: ParseResult.ParseError): string => {
     .slice(0, 3)
     .map((i) => describePath(i.path))
     .join(", ")}`
+}
+
+/** the validated settings of a near cache: an invalid option throws (a programmer error) */
+const nearSettingsOf = (
+  check: ReturnType<typeof optionChecks>,
+  options: NearCacheOptions,
+  keyspaceTtl: number | undefined
+): NearCacheSettings => {
+  if (typeof options !== "object" || options === null) check.invalid("nearCache must be an object with a capacity")
+  if (options.capacity === undefined) check.invalid("nearCache.capacity is required")
+  const capacity = check.positiveInteger("nearCache.capacity", options.capacity, 0)
+  let timeToLiveMillis = keyspaceTtl
+  if (options.timeToLive !== undefined) {
+    const ttl = durationMillis("nearCache.timeToLive", options.timeToLive, "timeToLive")
+    if (typeof ttl === "string") check.invalid(ttl)
+    timeToLiveMillis = ttl === Infinity ? keyspaceTtl : Math.min(ttl as number, keyspaceTtl ?? Infinity)
+  }
+  const maxStalenessMillis = check.duration("nearCache.maxStaleness", options.maxStaleness, "timeout", "1 second")
+  return { capacity, timeToLiveMillis, maxStalenessMillis }
 }

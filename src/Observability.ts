@@ -30,6 +30,7 @@
  */
 import * as Metric from "effect/Metric"
 import * as internal from "./internal/observability.js"
+import * as near from "./internal/nearCache.js"
 
 /**
  * Keyspace reads (`get`, and the lookup of `getOrCompute`) that found a valid entry. Tags, in
@@ -215,3 +216,73 @@ export const rateLimitDecisions: Metric.Metric.Counter<number> = Metric.fromMetr
  * @category metrics
  */
 export const replaysDetected: Metric.Metric.Counter<number> = Metric.fromMetricKey(internal.REPLAYS_DETECTED)
+
+/**
+ * Keyspace reads answered from a node's near cache (no Redis round trip). Tag: `keyspace`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Observability } from "effect-failclosed"
+ *
+ * const nearHits = Effect.map(
+ *   Metric.value(Observability.nearHits.pipe(Metric.tagged("keyspace", "profiles"))),
+ *   (state) => state.count
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const nearHits: Metric.Metric.Counter<number> = Metric.fromMetricKey(near.NEAR_HITS)
+
+/**
+ * Reads of a near-cache keyspace that went to Redis (not in the near cache, or the near cache was off). Tag:
+ * `keyspace`.
+ *
+ * @example
+ * ```ts
+ * import { Metric } from "effect"
+ * import { Observability } from "effect-failclosed"
+ *
+ * const profileMisses = Observability.nearMisses.pipe(Metric.tagged("keyspace", "profiles"))
+ * ```
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const nearMisses: Metric.Metric.Counter<number> = Metric.fromMetricKey(near.NEAR_MISSES)
+
+/**
+ * Near-cache entries removed one by one: by an invalidation from Redis, their time to live, or the capacity bound.
+ * Tag: `keyspace`.
+ *
+ * @example
+ * ```ts
+ * import { Metric } from "effect"
+ * import { Observability } from "effect-failclosed"
+ *
+ * const evictions = Observability.nearEvictions.pipe(Metric.tagged("keyspace", "profiles"))
+ * ```
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const nearEvictions: Metric.Metric.Counter<number> = Metric.fromMetricKey(near.NEAR_EVICTIONS)
+
+/**
+ * Near caches emptied at once: a FLUSHALL/FLUSHDB, or the proof of coherence lapsed or came back (connection
+ * closed, Redis restarted, heartbeat late). Tag: `keyspace`.
+ *
+ * @example
+ * ```ts
+ * import { Metric } from "effect"
+ * import { Observability } from "effect-failclosed"
+ *
+ * const flushes = Observability.nearFlushes.pipe(Metric.tagged("keyspace", "profiles"))
+ * ```
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const nearFlushes: Metric.Metric.Counter<number> = Metric.fromMetricKey(near.NEAR_FLUSHES)

@@ -23,8 +23,9 @@ import { type RedisServer, redisServer } from "./support/RedisServer.js"
 const degradedLayer = (url: string) =>
   explicitDegraded({ cooldown: Duration.millis(COOLDOWN_MS) }).pipe(Layer.provide(clientLayer(url)))
 
-const fromRedis = (n: number) => Option.some({ value: { n }, backend: "redis", degraded: false })
-const fromFallback = (n: number) => Option.some({ value: { n }, backend: "local_degraded", degraded: true })
+const fromRedis = (n: number) => Option.some({ value: { n }, backend: "redis", degraded: false, near: false })
+const fromFallback = (n: number) =>
+  Option.some({ value: { n }, backend: "local_degraded", degraded: true, near: false })
 
 // --- helpers ---------------------------------------------------------------------------------------------------------
 
@@ -54,20 +55,27 @@ const expectServedDegraded = (run: <A, E>(self: Effect.Effect<A, E, DistributedC
     expect(yield* run(Items.getOrCompute("computed", Effect.succeed({ n: 7 })))).toEqual({
       value: { n: 7 },
       backend: "local_degraded",
-      degraded: true
+      degraded: true,
+      near: false
     })
     // a computed value that is not stored is marked like the degraded miss it answers
     expect(yield* run(Items.getOrCompute("uncached", Effect.succeed({ n: 8 }), { shouldCache: () => false }))).toEqual({
       value: { n: 8 },
       backend: "local_degraded",
-      degraded: true
+      degraded: true,
+      near: false
     })
     unavailable(yield* Effect.exit(run(Items.invalidate("outage"))), "invalidate")
     unavailable(yield* Effect.exit(run(Items.clear())), "clear")
     unavailable(yield* Effect.exit(run(Items.clear({ allTenants: true }))), "clear")
     // still there: a failed invalidate did not delete node-locally either
     expect(yield* run(Items.get("outage"))).toEqual(fromFallback(99))
-    expect(yield* run(stats)).toMatchObject({ mode: "ExplicitDegraded", backend: "local_degraded", degraded: true })
+    expect(yield* run(stats)).toMatchObject({
+      mode: "ExplicitDegraded",
+      backend: "local_degraded",
+      degraded: true,
+      near: false
+    })
   })
 
 /**
@@ -84,7 +92,7 @@ const expectFallbackDropped = (
     yield* kill(redis)
     expect(yield* run(Items.get("outage"))).toEqual(Option.none())
     expect(yield* run(Items.get("computed"))).toEqual(Option.none())
-    expect(yield* run(stats)).toMatchObject({ backend: "local_degraded", degraded: true })
+    expect(yield* run(stats)).toMatchObject({ backend: "local_degraded", degraded: true, near: false })
   })
 
 // --- tests -----------------------------------------------------------------------------------------------------------

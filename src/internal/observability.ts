@@ -246,6 +246,7 @@ export const ATTRIBUTES = {
   guard: "effect_failclosed.guard",
   backend: "effect_failclosed.backend",
   degraded: "effect_failclosed.degraded",
+  near: "effect_failclosed.near",
   outcome: "effect_failclosed.outcome",
   failureReason: "effect_failclosed.failure_reason"
 } as const
@@ -385,6 +386,12 @@ export const feature =
         return Effect.withParentSpan(
           Effect.onExit(body(cache, report), (exit) =>
             Effect.sync(() => {
+              if (Exit.isSuccess(exit) && isNearHit(exit.value)) {
+                // served without a store operation: the marks the store would have set
+                span.attribute(ATTRIBUTES.backend, "redis")
+                span.attribute(ATTRIBUTES.degraded, false)
+                span.attribute(ATTRIBUTES.near, true)
+              }
               span.attribute(
                 ATTRIBUTES.outcome,
                 Exit.isSuccess(exit)
@@ -397,6 +404,14 @@ export const feature =
         )
       })
     })
+
+/** a keyspace read's result (an Option of a Cached, or a Cached) that came from the near cache */
+const isNearHit = (value: unknown): boolean => {
+  if (typeof value !== "object" || value === null) return false
+  const some = value as { readonly _tag?: unknown; readonly value?: unknown; readonly near?: unknown }
+  const cached = some._tag === "Some" ? (some.value as { readonly near?: unknown } | undefined) : some
+  return cached?.near === true
+}
 
 /** the outcome of a store operation's result, in the span of a direct call */
 const storeOutcome = (operation: Operation, value: unknown): string => {

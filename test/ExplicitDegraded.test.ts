@@ -23,8 +23,9 @@ import { type RedisServer, redisServer } from "./support/RedisServer.js"
 const degradedLayer = (url: string) =>
   explicitDegraded({ cooldown: Duration.millis(COOLDOWN_MS) }).pipe(Layer.provide(clientLayer(url)))
 
-const fromRedis = (n: number) => Option.some({ value: { n }, backend: "redis", degraded: false })
-const fromFallback = (n: number) => Option.some({ value: { n }, backend: "local_degraded", degraded: true })
+const fromRedis = (n: number) => Option.some({ value: { n }, backend: "redis", degraded: false, stale: false })
+const fromFallback = (n: number) =>
+  Option.some({ value: { n }, backend: "local_degraded", degraded: true, stale: false })
 
 // --- helpers ---------------------------------------------------------------------------------------------------------
 
@@ -54,13 +55,15 @@ const expectServedDegraded = (run: <A, E>(self: Effect.Effect<A, E, DistributedC
     expect(yield* run(Items.getOrCompute("computed", Effect.succeed({ n: 7 })))).toEqual({
       value: { n: 7 },
       backend: "local_degraded",
-      degraded: true
+      degraded: true,
+      stale: false
     })
     // a computed value that is not stored is marked like the degraded miss it answers
     expect(yield* run(Items.getOrCompute("uncached", Effect.succeed({ n: 8 }), { shouldCache: () => false }))).toEqual({
       value: { n: 8 },
       backend: "local_degraded",
-      degraded: true
+      degraded: true,
+      stale: false
     })
     unavailable(yield* Effect.exit(run(Items.invalidate("outage"))), "invalidate")
     unavailable(yield* Effect.exit(run(Items.clear())), "clear")

@@ -224,7 +224,7 @@ describe("Keyspace corrupt entries", () => {
       // extra properties are not an error: the Schema decides what a value is
       yield* cli(redis!, "SET", key!, '{"n":2,"extra":true}')
       expect(yield* run(Items.get("k", { tenant: "secret-tenant-id" }))).toEqual(
-        Option.some({ value: { n: 2 }, backend: "redis", degraded: false })
+        Option.some({ value: { n: 2 }, backend: "redis", degraded: false, stale: false })
       )
     })
   )
@@ -236,7 +236,7 @@ describe("Keyspace corrupt entries", () => {
       const [key] = yield* scan(redis!)
       yield* cli(redis!, "SET", key!, '{"n":"one"}')
       const computed = yield* run(Items.getOrCompute("k", Effect.succeed({ n: 5 })))
-      expect(computed).toEqual({ value: { n: 5 }, backend: "redis", degraded: false })
+      expect(computed).toEqual({ value: { n: 5 }, backend: "redis", degraded: false, stale: false })
       expect(yield* cli(redis!, "GET", key!)).toBe('{"n":5}')
     })
   )
@@ -404,12 +404,14 @@ describe("Keyspace getOrCompute", () => {
         const results = yield* Fiber.joinAll(fibers)
         expect(computations).toBe(1)
         expect(results).toHaveLength(50)
-        for (const result of results) expect(result).toEqual({ value: { n: 42 }, backend, degraded: false })
+        for (const result of results)
+          expect(result).toEqual({ value: { n: 42 }, backend, degraded: false, stale: false })
         // stored: a later call is a hit
         expect(yield* run(Items.getOrCompute("k", Effect.die("not called")))).toEqual({
           value: { n: 42 },
           backend,
-          degraded: false
+          degraded: false,
+          stale: false
         })
       })
     )
@@ -439,7 +441,7 @@ describe("Keyspace getOrCompute", () => {
               Effect.sync(() => ({ n: ++computations }))
             )
           )
-          expect(computed).toEqual({ value: { n: 2 }, backend, degraded: false })
+          expect(computed).toEqual({ value: { n: 2 }, backend, degraded: false, stale: false })
           expect(Option.map(yield* run(Items.get("k")), (c) => c.value)).toEqual(Option.some({ n: 2 }))
         })
     )
@@ -453,7 +455,8 @@ describe("Keyspace getOrCompute", () => {
         expect(yield* run(Items.getOrCompute("k", compute, options))).toEqual({
           value: { n: 1 },
           backend,
-          degraded: false
+          degraded: false,
+          stale: false
         })
         expect(yield* run(Items.get("k"))).toEqual(Option.none())
         expect((yield* run(Items.getOrCompute("k", compute, options))).value).toEqual({ n: 2 })

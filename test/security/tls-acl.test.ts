@@ -196,7 +196,9 @@ const degradedStartsDegraded = (client: Layer.Layer<RedisClient, unknown>, obser
       const got = yield* run(Items.get("k"))
       describeValue(observed, set)
       describeValue(observed, got)
-      expect(got).toEqual(Exit.succeed(Option.some({ value: { n: 1 }, backend: "local_degraded", degraded: true })))
+      expect(got).toEqual(
+        Exit.succeed(Option.some({ value: { n: 1 }, backend: "local_degraded", degraded: true, stale: false }))
+      )
       expect(observed.events.slice(before).map((e) => e.event)).toEqual(["BACKEND_UNAVAILABLE_AT_STARTUP"])
     })
   )
@@ -214,7 +216,9 @@ const roundTrip = <A>(
       expect(yield* run(Items.set("k", { n: 7 }))).toEqual(Exit.void)
       const got = yield* run(Items.get("k"))
       describeValue(observed, got)
-      expect(got).toEqual(Exit.succeed(Option.some({ value: { n: 7 }, backend: "redis", degraded: false })))
+      expect(got).toEqual(
+        Exit.succeed(Option.some({ value: { n: 7 }, backend: "redis", degraded: false, stale: false }))
+      )
       return yield* whileOpen
     })
   )
@@ -250,7 +254,7 @@ describe("TLS", () => {
           Effect.gen(function* () {
             const context = yield* Layer.build(degraded(client))
             const got = yield* Effect.provide(Effect.zipRight(Items.set("d", { n: 1 }), Items.get("d")), context)
-            expect(got).toEqual(Option.some({ value: { n: 1 }, backend: "redis", degraded: false }))
+            expect(got).toEqual(Option.some({ value: { n: 1 }, backend: "redis", degraded: false, stale: false }))
           })
         )
       )
@@ -389,7 +393,7 @@ describe("ACL over TLS", () => {
             const run = <A, E>(self: Effect.Effect<A, E, DistributedCache>) => Effect.provide(self, context)
             yield* run(Items.set("k", { n: 1 }, { tenant: "t" }))
             expect(yield* run(Items.get("k", { tenant: "t" }))).toEqual(
-              Option.some({ value: { n: 1 }, backend: "redis", degraded: false })
+              Option.some({ value: { n: 1 }, backend: "redis", degraded: false, stale: false })
             )
             expect((yield* run(Items.getOrCompute("c", Effect.succeed({ n: 2 })))).value).toEqual({ n: 2 })
             expect(yield* run(Items.invalidate("k", { tenant: "t" }))).toBe(true)

@@ -54,7 +54,9 @@ describe.each(TOPOLOGIES)("on %s", (name) => {
         Effect.gen(function* () {
           const n = on(yield* node(freshPrefix()))
           yield* n(Items.set("a", { n: 1 }))
-          expect(yield* n(Items.get("a"))).toEqual(Option.some({ value: { n: 1 }, backend: "redis", degraded: false }))
+          expect(yield* n(Items.get("a"))).toEqual(
+            Option.some({ value: { n: 1 }, backend: "redis", degraded: false, stale: false })
+          )
           expect(yield* n(Items.invalidate("a"))).toBe(true)
           expect(yield* n(Items.invalidate("a"))).toBe(false)
           expect(Option.isNone(yield* n(Items.get("a")))).toBe(true)

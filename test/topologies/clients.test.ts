@@ -166,7 +166,7 @@ describe("startup probe, per mode", () => {
             })
           )
         )
-        expect(result).toEqual(Option.some({ value: 1, backend: "local_degraded", degraded: true }))
+        expect(result).toEqual(Option.some({ value: 1, backend: "local_degraded", degraded: true, stale: false }))
         expect(events).toEqual(["BACKEND_UNAVAILABLE_AT_STARTUP"])
       })
     )
@@ -250,7 +250,7 @@ describe("cluster client against a real cluster", () => {
           yield* Effect.sleep("100 millis")
           value = yield* Effect.exit(run(Items.get("p")))
         }
-        expect(value).toEqual(Exit.succeed(Option.some({ value: 1, backend: "redis", degraded: false })))
+        expect(value).toEqual(Exit.succeed(Option.some({ value: 1, backend: "redis", degraded: false, stale: false })))
       })
     )
   })
@@ -273,7 +273,9 @@ describe("sentinel client against real sentinels", () => {
         yield* run(Items.set("s", 1))
         const master = yield* Effect.promise(() => setup.master())
         yield* Effect.promise(() => Promise.all(setup.sentinels.map((s) => s.kill())))
-        expect(yield* run(Items.get("s"))).toEqual(Option.some({ value: 1, backend: "redis", degraded: false }))
+        expect(yield* run(Items.get("s"))).toEqual(
+          Option.some({ value: 1, backend: "redis", degraded: false, stale: false })
+        )
         master.pause()
         const results = yield* Effect.all(
           Array.from({ length: 10 }, () => timed(run(Items.get("s")))),

@@ -255,6 +255,9 @@ const MAX_POLL_MILLIS = 100
 
 class ComputeTimedOut {
   readonly _tag = "ComputeTimedOut"
+  toString() {
+    return "compute ran past computeTimeout and was interrupted"
+  }
 }
 
 const inGetOrCompute = failedIn("getOrCompute")

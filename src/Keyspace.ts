@@ -17,7 +17,16 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type { Cached, DistributedCache, DistributedCacheService } from "./DistributedCache.js"
 import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "./errors.js"
-import { freshOf, isSealed, makeStampede, readAt, singleFlight, stampedeOf, unseal } from "./internal/getOrCompute.js"
+import {
+  freshOf,
+  isSealed,
+  makeStampede,
+  perCache,
+  readAt,
+  singleFlight,
+  stampedeOf,
+  unseal
+} from "./internal/getOrCompute.js"
 import { canonicalJson, deepFreeze, describePath, toFaithfulJson, unfaithfulReason } from "./internal/json.js"
 import { encodeSegment, hashKey, partitionPrefixes } from "./internal/keys.js"
 import { failedIn, feature, increment, keyspaceMetrics, perMode } from "./internal/observability.js"
@@ -537,15 +546,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
    * single flight: one computation per cache and store key in this process (two caches, e.g. two Layers with the
    * same key prefix, never share a computation: each stores and marks its own result)
    */
-  const inflightByCache = new WeakMap<DistributedCacheService, Map<string, Deferred.Deferred<Cached<V>, unknown>>>()
-  const inflightOf = (cache: DistributedCacheService) => {
-    let inflight = inflightByCache.get(cache)
-    if (inflight === undefined) {
-      inflight = new Map()
-      inflightByCache.set(cache, inflight)
-    }
-    return inflight
-  }
+  const inflightOf = perCache(() => new Map<string, Deferred.Deferred<Cached<V>, unknown>>())
 
   /**
    * A hit, or the miss (a corrupt entry counts as a miss and is recomputed) with the marks of the backend that

@@ -211,6 +211,23 @@ const stampedeMetrics = (keyspace: string) =>
     }
   })
 
+/**
+ * One value per cache (one Layer instance), made on first use: two caches never share a computation, each stores and
+ * marks its own result.
+ * @internal
+ */
+export const perCache = <A extends object>(make: () => A): ((cache: DistributedCacheService) => A) => {
+  const byCache = new WeakMap<DistributedCacheService, A>()
+  return (cache) => {
+    let a = byCache.get(cache)
+    if (a === undefined) {
+      a = make()
+      byCache.set(cache, a)
+    }
+    return a
+  }
+}
+
 // --- single flight ---------------------------------------------------------------------------------------------------
 
 /**
@@ -267,15 +284,7 @@ export const makeStampede = <V>(entries: Entries<V>) => {
   const { decode, encode, keyspace } = entries
   const metricsOf = stampedeMetrics(keyspace)
   /** every getOrCompute refresh in progress in this process, by cache and store key */
-  const refreshingByCache = new WeakMap<DistributedCacheService, Set<string>>()
-  const refreshingOf = (cache: DistributedCacheService) => {
-    let refreshing = refreshingByCache.get(cache)
-    if (refreshing === undefined) {
-      refreshing = new Set()
-      refreshingByCache.set(cache, refreshing)
-    }
-    return refreshing
-  }
+  const refreshingOf = perCache(() => new Set<string>())
 
   const staleOf = (read: Read<V> & { readonly _tag: "Stale" }, now: number): Cached<V> => ({
     value: read.value,

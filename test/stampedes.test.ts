@@ -5,9 +5,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, Exit, Fiber, Metric, Option, Schema, TestClock } from "effect"
-import { Keyspace, LocalOnly, Observability } from "effect-failclosed"
-import { type LogEntry, withLogs } from "./support/modeTests.js"
+import { Duration, Effect, Either, Exit, Fiber, Layer, Metric, Option, Schema, TestClock } from "effect"
+import { explicitDegraded, Keyspace, LocalOnly, Observability } from "effect-failclosed"
+import { cacheOnFreshRedis, clientLayer, type LogEntry, withLogs } from "./support/modeTests.js"
 import { cli, expectFailsClosed, FAIL_FAST_COMMAND_TIMEOUT_MS, on, strictNode } from "./support/nodes.js"
 import { redisServer } from "./support/RedisServer.js"
 import type { Args, Report } from "./support/stampedeNode.js"
@@ -297,6 +297,26 @@ describe("getOrCompute under a Redis outage (StrictDistributed)", () => {
         expect(computes).toBe(0)
       }),
     30_000
+  )
+})
+
+describe("getOrCompute under a Redis outage (ExplicitDegraded)", () => {
+  it.scopedLive("the fallback's rules apply: a node-local lock and computation, every result marked degraded", () =>
+    Effect.gen(function* () {
+      const { redis, run } = yield* cacheOnFreshRedis((url) => explicitDegraded().pipe(Layer.provide(clientLayer(url))))
+      const options = { lock: true, staleWhileRevalidate: "10 seconds", staleIfError: "10 seconds" } as const
+      expect(yield* run(Short.getOrCompute("k", Effect.succeed(1), options))).toMatchObject({
+        value: 1,
+        degraded: false
+      })
+      yield* Effect.promise(() => redis.kill())
+      // Redis down: the lock, the read and the write go to the node-local fallback (a miss there), marked degraded
+      const computed = yield* run(Short.getOrCompute("k", Effect.succeed(2), options))
+      expect(computed).toMatchObject({ value: 2, backend: "local_degraded", degraded: true, stale: false })
+      yield* Effect.sleep("400 millis")
+      const stale = yield* run(Short.getOrCompute("k", Effect.fail("db down" as const), options))
+      expect(stale).toMatchObject({ value: 2, backend: "local_degraded", degraded: true, stale: true })
+    })
   )
 })
 

@@ -361,6 +361,26 @@ describe("getOrCompute freshness in LocalOnly (TestClock)", () => {
     }).pipe(Effect.provide(LocalOnly))
   )
 
+  it.effect("computeTimeout serves the stale value only while staleIfError covers it, then waits for compute", () =>
+    Effect.gen(function* () {
+      const Items = Keyspace.make({ name: "slow", key: Schema.String, value: Schema.Number, timeToLive: "1 minute" })
+      const options = { staleIfError: "10 seconds", computeTimeout: "1 second" } as const
+      const slow = Effect.as(Effect.sleep("20 seconds"), 2)
+      yield* Items.getOrCompute("k", Effect.succeed(1), options)
+      yield* TestClock.adjust("65 seconds")
+      const served = yield* Effect.fork(Items.getOrCompute("k", slow, options))
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(served)).toMatchObject({ value: 1, stale: true })
+      // the timeout fires at 70.5 s, after the staleIfError window (70 s): the call waits for the computation
+      yield* TestClock.adjust("3500 millis")
+      const waits = yield* Effect.fork(Items.getOrCompute("k", slow, options))
+      yield* TestClock.adjust("1 second")
+      expect(Option.isNone(yield* Fiber.poll(waits))).toBe(true)
+      yield* TestClock.adjust("19 seconds")
+      expect(yield* Fiber.join(waits)).toMatchObject({ value: 2, stale: false })
+    }).pipe(Effect.provide(LocalOnly))
+  )
+
   it.effect("invalid options are rejected with CacheValueInvalid before anything runs", () =>
     Effect.gen(function* () {
       const exit = yield* Effect.exit(

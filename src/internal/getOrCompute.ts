@@ -9,11 +9,13 @@
  * entry past `freshUntil` as a miss.
  */
 import * as crypto from "node:crypto"
+import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
@@ -276,6 +278,7 @@ class ComputeTimedOut {
     return "compute ran past computeTimeout and was interrupted"
   }
 }
+const TIMED_OUT = new ComputeTimedOut()
 
 const inGetOrCompute = failedIn("getOrCompute")
 
@@ -357,22 +360,34 @@ export const makeStampede = <V>(entries: Entries<V>) => {
       const usable = fallback !== undefined && s.ifErrorMillis > 0 ? fallback : undefined
       if (usable === undefined) return Effect.flatMap(compute, (value) => store(value, miss))
       const limit = usable.envelope.freshUntil + s.ifErrorMillis
+      const timeout = s.computeTimeoutMillis
+      // past computeTimeout: interrupted and answered with the stale value while it is within staleIfError; once
+      // that ended, the call waits for the computation (no timeout error is made up)
       const bounded: Effect.Effect<V, E | ComputeTimedOut, R> =
-        s.computeTimeoutMillis === undefined
+        timeout === undefined
           ? compute
-          : Effect.timeoutFail(compute, {
-              duration: Duration.millis(s.computeTimeoutMillis),
-              onTimeout: () => new ComputeTimedOut()
-            })
+          : Effect.flatMap(Effect.fork(compute), (fiber) =>
+              Effect.catchIf(
+                Effect.timeoutFail(Fiber.join(fiber), {
+                  duration: Duration.millis(timeout),
+                  onTimeout: () => TIMED_OUT
+                }),
+                (e): e is ComputeTimedOut => e === TIMED_OUT,
+                (): Effect.Effect<V, E | ComputeTimedOut> =>
+                  Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<V, E | ComputeTimedOut> =>
+                    now < limit
+                      ? Effect.zipRight(Fiber.interruptFork(fiber), Effect.fail(TIMED_OUT))
+                      : Fiber.join(fiber)
+                  )
+              )
+            )
       return Effect.matchCauseEffect(bounded, {
         onSuccess: (value) => store(value, miss),
         onFailure: (cause) =>
           Effect.flatMap(Clock.currentTimeMillis, (now) => {
             const failure = cause._tag === "Fail" ? cause.error : undefined
-            if (failure === undefined || now >= limit) {
-              return failure instanceof ComputeTimedOut
-                ? Effect.dieMessage("unreachable: computeTimeout without a fallback")
-                : (Effect.failCause(cause) as Effect.Effect<never, E>)
+            if (failure === undefined || (now >= limit && failure !== TIMED_OUT)) {
+              return Effect.failCause(cause as Cause.Cause<E>)
             }
             increment(metrics.staleError)
             return Effect.as(

@@ -209,6 +209,9 @@ export interface Keyspace<K, V> {
    * numbers, …), an entry is decoded once and every read returns the same deeply frozen value:
    * the Schema's Type is readonly, and freezing makes that hold at run time (mutating it throws
    * in strict-mode code). Read from Redis, every read decodes a fresh value.
+   *
+   * An entry `getOrCompute` wrote with a stale window is kept past its time to live for callers
+   * that asked for stale values; `get` never returns it then: past its time to live it is a miss.
    */
   readonly get: (
     key: K,

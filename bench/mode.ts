@@ -50,16 +50,16 @@ const bypassed = (store: Store): DistributedCacheService => {
   const counters = { hits: 0, misses: 0 }
   const unavailable = (operation: string) => (f: StoreFailure) =>
     new CacheBackendUnavailable({ mode: "StrictDistributed", operation, reason: f.reason })
-  const miss: Cached<undefined> = { value: undefined, backend: "redis", degraded: false, near: false }
+  const miss: Cached<undefined> = { value: undefined, backend: "redis", degraded: false, near: false, stale: false }
   const read = (v: string | null): Cached<string | undefined> => {
     if (v === null) {
       counters.misses++
       return miss
     }
     counters.hits++
-    return { value: v, backend: "redis", degraded: false, near: false }
+    return { value: v, backend: "redis", degraded: false, near: false, stale: false }
   }
-  const written = (value: void): Cached<void> => ({ value, backend: "redis", degraded: false, near: false })
+  const written = (value: void): Cached<void> => ({ value, backend: "redis", degraded: false, near: false, stale: false })
   const identity = <A>(a: A) => a
   const onFailure = {
     get: unavailable("get"),
@@ -84,12 +84,12 @@ const bypassed = (store: Store): DistributedCacheService => {
     claim: (key, ttl) =>
       Effect.mapBoth(store.claim(key, ttl), {
         onFailure: onFailure.claim,
-        onSuccess: (value) => ({ value, backend: "redis", degraded: false, near: false })
+        onSuccess: (value) => ({ value, backend: "redis", degraded: false, near: false, stale: false })
       }),
     rateLimit: (request) =>
       Effect.mapBoth(store.rateLimit(request), {
         onFailure: onFailure.rateLimit,
-        onSuccess: (value) => ({ value, backend: "redis", degraded: false, near: false })
+        onSuccess: (value) => ({ value, backend: "redis", degraded: false, near: false, stale: false })
       }),
     acquireLock: () => Effect.dieMessage("not measured"),
     releaseLock: () => Effect.dieMessage("not measured")

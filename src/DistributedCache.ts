@@ -52,16 +52,24 @@ export type CacheModeName = typeof CacheModeName.Type
 export type Backend = "redis" | "local" | "local_degraded"
 
 /**
- * A value together with where it came from. `degraded` is true exactly when `backend` is
- * `"local_degraded"`. `near` is true when the value came from this node's near cache (a copy of
- * Redis' state, so `backend` is `"redis"`), false for every read that reached Redis, every
- * `LocalOnly` read and every degraded fallback read.
+ * A value together with where it came from and how fresh it is. `degraded` is true exactly when
+ * `backend` is `"local_degraded"`. `near` is true when the value came from this node's near cache
+ * (a copy of Redis' state, so `backend` is `"redis"`), false for every read that reached Redis,
+ * every `LocalOnly` read and every degraded fallback read. `stale` is true only for a value past
+ * its time to live, served because the caller asked for it (`getOrCompute`'s
+ * `staleWhileRevalidate` or `staleIfError`).
  *
  * @example
  * ```ts
+ * import { Duration } from "effect"
  * import type { Cached } from "effect-failclosed"
  *
- * const describe = (c: Cached<string>) => (c.degraded ? `${c.value} (node-local, Redis down)` : c.value)
+ * const describe = (c: Cached<string>) =>
+ *   c.degraded
+ *     ? `${c.value} (node-local, Redis down)`
+ *     : c.stale && c.age !== undefined
+ *       ? `${c.value} (stale, ${Duration.format(c.age)} old)`
+ *       : c.value
  * ```
  *
  * @since 0.1.0
@@ -71,7 +79,15 @@ export interface Cached<A> {
   readonly value: A
   readonly backend: Backend
   readonly degraded: boolean
+  /** true when the value came from this node's near cache (see docs/near-cache.md) */
   readonly near: boolean
+  /** true only for a value past its time to live, served because the caller asked for it */
+  readonly stale: boolean
+  /**
+   * how long ago the entry was written, when the entry records it: entries written by `getOrCompute` with a stale
+   * window (see docs/stampedes.md) do; other entries do not, and their age is undefined
+   */
+  readonly age?: Duration.Duration | undefined
 }
 
 /**

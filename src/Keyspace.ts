@@ -7,16 +7,26 @@
  *
  * @since 0.1.0
  */
-import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
+import * as Clock from "effect/Clock"
+import type * as Deferred from "effect/Deferred"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FiberId from "effect/FiberId"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type { Cached, DistributedCache, DistributedCacheService } from "./DistributedCache.js"
 import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "./errors.js"
+import {
+  freshOf,
+  isSealed,
+  makeStampede,
+  perCache,
+  readAt,
+  singleFlight,
+  stampedeOf,
+  unseal
+} from "./internal/getOrCompute.js"
 import { canonicalJson, deepFreeze, describePath, toFaithfulJson, unfaithfulReason } from "./internal/json.js"
 import { keyspaceHead } from "./internal/keyLayout.js"
 import { hashKey, partitionPrefixes } from "./internal/keys.js"
@@ -157,7 +167,8 @@ export interface ClearOptions extends TenantOptions {
 }
 
 /**
- * Options of `getOrCompute`.
+ * Options of `getOrCompute`. Without `lock`, `staleWhileRevalidate` and `staleIfError` it takes its plain path: one
+ * computation per key per process, no stale value ever. See docs/stampedes.md for what each option costs.
  *
  * @example
  * ```ts
@@ -165,6 +176,12 @@ export interface ClearOptions extends TenantOptions {
  *
  * // do not cache empty results
  * const options: Keyspace.GetOrComputeOptions<ReadonlyArray<string>> = { shouldCache: (rows) => rows.length > 0 }
+ * // one computation across every node; serve the old value while refreshing, or when the computation fails
+ * const underPressure: Keyspace.GetOrComputeOptions<ReadonlyArray<string>> = {
+ *   lock: true,
+ *   staleWhileRevalidate: "30 seconds",
+ *   staleIfError: "10 minutes"
+ * }
  * ```
  *
  * @since 0.1.0
@@ -173,6 +190,32 @@ export interface ClearOptions extends TenantOptions {
 export interface GetOrComputeOptions<V> extends SetOptions {
   /** a computed value is stored only when this returns true (default: always) */
   readonly shouldCache?: ((value: V) => boolean) | undefined
+  /**
+   * one computation across every node sharing the store: a lock in Redis (SET NX PX with an owner token). In
+   * StrictDistributed an unavailable Redis fails the call with `CacheBackendUnavailable`, never a node-local lock
+   * (default false: one computation per process)
+   */
+  readonly lock?: boolean | undefined
+  /**
+   * with `lock`: the lock's time to live (a holder that died blocks others at most this long) and the longest a caller
+   * waits for another node's computation before computing itself (default 5 seconds)
+   */
+  readonly lockTimeout?: Duration.DurationInput | undefined
+  /**
+   * past its time to live and within this window, an entry is served at once marked `stale` while one background
+   * refresh runs (one across nodes with `lock`); a failed refresh is logged and leaves the stale value
+   */
+  readonly staleWhileRevalidate?: Duration.DurationInput | undefined
+  /**
+   * `compute` failed (or ran past `computeTimeout`) and an entry past its time to live by less than this exists: it
+   * is served marked `stale`, and the failure is logged. Never for a failure of the store itself
+   */
+  readonly staleIfError?: Duration.DurationInput | undefined
+  /**
+   * with `staleIfError` and a stale entry at hand: a computation that runs longer is interrupted and the stale entry
+   * served. Without a stale entry the call waits for `compute` (no timeout error is made up)
+   */
+  readonly computeTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -207,6 +250,9 @@ export interface Keyspace<K, V> {
    * Schema's Type is readonly, and freezing makes that hold at run time (mutating it throws in
    * strict-mode code). In `LocalOnly`, with a value Schema without transformations, an entry is
    * decoded once and every read returns the same frozen value.
+   *
+   * An entry `getOrCompute` wrote with a stale window is kept past its time to live for callers
+   * that asked for stale values; `get` never returns it then: past its time to live it is a miss.
    */
   readonly get: (
     key: K,
@@ -236,8 +282,10 @@ export interface Keyspace<K, V> {
   /**
    * Returns the cached value or computes, stores and returns it. Concurrent misses for one key
    * in one process share one computation (the first caller's `compute`); a failure of
-   * `compute` is returned to every waiter and never cached. A corrupt entry is recomputed and
-   * overwritten.
+   * `compute` is returned to every waiter of this process and never cached. A corrupt entry is
+   * recomputed and overwritten. With `lock`, one computation across every node; with
+   * `staleWhileRevalidate` / `staleIfError`, an entry past its time to live may be served,
+   * marked `stale` (see {@link GetOrComputeOptions} and docs/stampedes.md).
    */
   readonly getOrCompute: <E, R>(
     key: K,
@@ -454,13 +502,31 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       increment(metrics.misses)
       return none
     }
+    if (isSealed(entry.value)) return sealedOption(entry as Cached<string>, metrics)
     const decoded = decodeEntry(entry.value)
     if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
     increment(metrics.hits)
     return Effect.succeed(
-      Option.some({ value: decoded.right, backend: entry.backend, degraded: entry.degraded, near: false })
+      Option.some({ value: decoded.right, backend: entry.backend, degraded: entry.degraded, near: false, stale: false })
     )
   }
+  /** `get` of an entry sealed with its freshness (see internal/getOrCompute): past its time to live, a miss */
+  const sealedOption = (
+    entry: Cached<string>,
+    metrics: Metrics
+  ): Effect.Effect<Option.Option<Cached<V>>, CacheEntryInvalid> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const envelope = unseal(entry.value)
+      if (envelope === undefined) return Effect.fail(invalidEntry("the stored entry's envelope is corrupt"))
+      const decoded = decodeEntry(envelope.json)
+      if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
+      if (now >= envelope.freshUntil) {
+        increment(metrics.misses)
+        return none
+      }
+      increment(metrics.hits)
+      return Effect.succeed(Option.some(freshOf(entry, decoded.right, envelope, now)))
+    })
 
   /**
    * LocalOnly reads. With a plain value Schema, an entry is decoded once: the decoded value is deeply frozen (the
@@ -474,7 +540,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     if (read === undefined) {
       const decoded = decodeEntry(entry.value)
       if (Either.isLeft(decoded)) return decoded.left
-      const cached: Cached<V> = { value: decoded.right, backend: "local", degraded: false, near: false }
+      const cached: Cached<V> = { value: decoded.right, backend: "local", degraded: false, near: false, stale: false }
       read = { cached, some: Effect.succeed(Option.some(cached)), hit: Effect.succeed(cached) }
       readsByEntry.set(entry, read)
     }
@@ -488,6 +554,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       increment(metrics.misses)
       return none
     }
+    if (isSealed(entry.value)) return sealedOption(entry, metrics)
     const read = localRead(entry)
     if (read instanceof CacheEntryInvalid) return Effect.fail(read)
     increment(metrics.hits)
@@ -507,7 +574,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       value: plain ? deepFreeze(decoded.right) : decoded.right,
       backend: "redis",
       degraded: false,
-      near: true
+      near: true,
+      stale: false
     }
     const read = { cached, some: Effect.succeed(Option.some(cached)), hit: Effect.succeed(cached) }
     if (plain) entry.decoded = read
@@ -566,6 +634,12 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
               near.endRead(storeKey, ticket, entry.backend === "redis" ? null : undefined)
               return toOption(entry, metrics)
             }
+            if (isSealed(entry.value)) {
+              // an entry getOrCompute wrote with a stale window (internal/getOrCompute) carries its freshness:
+              // it is answered from Redis by its own rules and not kept near
+              near.endRead(storeKey, ticket, undefined)
+              return toOption(entry, metrics)
+            }
             const decoded = decodeEntry(entry.value)
             if (Either.isLeft(decoded)) {
               near.endRead(storeKey, ticket, undefined)
@@ -576,11 +650,15 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
             if (stored !== undefined && isPlainValue !== undefined) {
               // the near entry and this caller share one frozen value
               const value = deepFreeze(decoded.right)
-              const near: Cached<V> = { value, backend: "redis", degraded: false, near: true }
+              const near: Cached<V> = { value, backend: "redis", degraded: false, near: true, stale: false }
               stored.decoded = { cached: near, some: Effect.succeed(Option.some(near)), hit: Effect.succeed(near) }
-              return Effect.succeed(Option.some({ value, backend: "redis", degraded: false, near: false }))
+              return Effect.succeed(
+                Option.some({ value, backend: "redis", degraded: false, near: false, stale: false })
+              )
             }
-            return Effect.succeed(Option.some({ value: decoded.right, backend: "redis", degraded: false, near: false }))
+            return Effect.succeed(
+              Option.some({ value: decoded.right, backend: "redis", degraded: false, near: false, stale: false })
+            )
           }
         })
       })
@@ -675,15 +753,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
    * single flight: one computation per cache and store key in this process (two caches, e.g. two Layers with the
    * same key prefix, never share a computation: each stores and marks its own result)
    */
-  const inflightByCache = new WeakMap<DistributedCacheService, Map<string, Deferred.Deferred<Cached<V>, unknown>>>()
-  const inflightOf = (cache: DistributedCacheService) => {
-    let inflight = inflightByCache.get(cache)
-    if (inflight === undefined) {
-      inflight = new Map()
-      inflightByCache.set(cache, inflight)
-    }
-    return inflight
-  }
+  const inflightOf = perCache(() => new Map<string, Deferred.Deferred<Cached<V>, unknown>>())
 
   /**
    * A hit, or the miss (a corrupt entry counts as a miss and is recomputed) with the marks of the backend that
@@ -695,17 +765,28 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       if (Either.isRight(decoded)) {
         return {
           hit: true,
-          cached: { value: decoded.right, backend: entry.backend, degraded: entry.degraded, near: false }
+          cached: { value: decoded.right, backend: entry.backend, degraded: entry.degraded, near: false, stale: false }
         }
       }
     }
     return { hit: false, backend: entry.backend, degraded: entry.degraded }
   }
+  /** the lookup of an entry sealed with its freshness: past its time to live, a miss */
+  const sealedLookup = (entry: Cached<string | undefined>): Effect.Effect<Lookup<V>> =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      const read = readAt(decodeEntry, entry, now)
+      return read._tag === "Fresh"
+        ? { hit: true, cached: read.cached }
+        : { hit: false, backend: read.backend, degraded: read.degraded }
+    })
   /** getOrCompute's read and write: a failure names getOrCompute, the operation the caller made */
   const inGetOrCompute = failedIn("getOrCompute")
   const readFor = (cache: DistributedCacheService, storeKey: string) =>
     Effect.mapError(cache.get(storeKey), inGetOrCompute)
-  const lookupOf = (cache: DistributedCacheService, storeKey: string) => Effect.map(readFor(cache, storeKey), toLookup)
+  const lookupOf = (cache: DistributedCacheService, storeKey: string) =>
+    Effect.flatMap(readFor(cache, storeKey), (entry) =>
+      entry.value !== undefined && isSealed(entry.value) ? sealedLookup(entry) : Effect.succeed(toLookup(entry))
+    )
 
   /** stores a computed value (unless `shouldCache` declines it) and marks it with the backend that took it */
   const storeComputed = (
@@ -718,7 +799,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   ): Effect.Effect<Cached<V>, CacheBackendUnavailable | CacheValueInvalid> => {
     if (options?.shouldCache !== undefined && !options.shouldCache(value)) {
       // not stored: marked like the miss it answers (degraded while a fallback served the lookup)
-      return Effect.succeed({ value, backend: miss.backend, degraded: miss.degraded, near: false })
+      return Effect.succeed({ value, backend: miss.backend, degraded: miss.degraded, near: false, stale: false })
     }
     const json = encodeEntry(value)
     if (Either.isLeft(json)) return Effect.fail(json.left)
@@ -726,7 +807,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       value,
       backend: written.backend,
       degraded: written.degraded,
-      near: false
+      near: false,
+      stale: false
     }))
   }
 
@@ -738,26 +820,35 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     compute: Effect.Effect<V, E, R>,
     options: GetOrComputeOptions<V> | undefined
   ): Effect.Effect<Cached<V>, E | CacheBackendUnavailable | CacheValueInvalid, R> =>
-    Effect.suspend(() => {
-      type Failure = E | CacheBackendUnavailable | CacheValueInvalid
-      const inflight = inflightOf(cache)
-      const running = inflight.get(storeKey) as Deferred.Deferred<Cached<V>, Failure> | undefined
-      if (running !== undefined) return Deferred.await(running)
-      const deferred = Deferred.unsafeMake<Cached<V>, Failure>(FiberId.none)
-      inflight.set(storeKey, deferred as Deferred.Deferred<Cached<V>, unknown>)
+    singleFlight(
+      inflightOf(cache),
+      storeKey,
       // the leader re-reads: a previous leader may have stored the value meanwhile
-      const work: Effect.Effect<Cached<V>, Failure, R> = Effect.flatMap(lookupOf(cache, storeKey), (entry) =>
+      Effect.flatMap(lookupOf(cache, storeKey), (entry) =>
         entry.hit
           ? Effect.succeed(entry.cached)
           : Effect.flatMap(compute, (value) => storeComputed(cache, storeKey, ttl, options, value, entry))
       )
-      return work.pipe(
-        Effect.exit,
-        Effect.flatMap((exit) => Deferred.done(deferred, exit)),
-        Effect.ensuring(Effect.sync(() => inflight.delete(storeKey))),
-        Effect.forkDaemon,
-        Effect.zipRight(Deferred.await(deferred))
-      )
+    )
+
+  /** getOrCompute with `lock`, `staleWhileRevalidate` or `staleIfError` (internal/getOrCompute) */
+  const stampede = makeStampede<V>({ keyspace: name, decode: decodeEntry, encode: encodeEntry, inflightOf })
+
+  /** the plain path's answer to an entry sealed with its freshness (written with a stale window) */
+  const answerSealed = <E, R>(
+    cache: DistributedCacheService,
+    storeKey: string,
+    ttl: number | undefined,
+    compute: Effect.Effect<V, E, R>,
+    options: GetOrComputeOptions<V> | undefined,
+    read: Cached<string | undefined>,
+    metrics: Metrics,
+    report: { outcome?: string | undefined }
+  ) =>
+    Effect.flatMap(sealedLookup(read), (entry) => {
+      increment(entry.hit ? metrics.hits : metrics.misses)
+      report.outcome = entry.hit ? "hit" : "miss"
+      return entry.hit ? Effect.succeed(entry.cached) : leadOf(cache, storeKey, ttl, compute, options)
     })
 
   const getOrCompute = <E, R>(
@@ -771,9 +862,20 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       const ttl = ttlFor(options)
       if (typeof ttl === "string") return Effect.fail(invalidValue(ttl))
       const metrics = metricsOf(cache.mode)
+      const s = stampedeOf(options)
+      if (s !== undefined) {
+        if (typeof s === "string") return Effect.fail(invalidValue(s))
+        return stampede(cache, storeKey, ttl, compute, options?.shouldCache, s, (hit) => {
+          increment(hit ? metrics.hits : metrics.misses)
+          report.outcome = hit ? "hit" : "miss"
+        })
+      }
       const local = isPlainValue === undefined ? undefined : localReaderOf(cache)
       if (local !== undefined) {
         const entry = local(storeKey)
+        if (entry !== undefined && isSealed(entry.value)) {
+          return answerSealed(cache, storeKey, ttl, compute, options, entry, metrics, report)
+        }
         const read = entry === undefined ? undefined : localRead(entry)
         if (read !== undefined && !(read instanceof CacheEntryInvalid)) {
           increment(metrics.hits)
@@ -797,6 +899,9 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         }
       }
       return Effect.flatMap(readFor(cache, storeKey), (read) => {
+        if (read.value !== undefined && isSealed(read.value)) {
+          return answerSealed(cache, storeKey, ttl, compute, options, read, metrics, report)
+        }
         const entry = toLookup(read)
         increment(entry.hit ? metrics.hits : metrics.misses)
         report.outcome = entry.hit ? "hit" : "miss"

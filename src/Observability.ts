@@ -30,6 +30,7 @@
  */
 import * as Metric from "effect/Metric"
 import * as internal from "./internal/observability.js"
+import * as stampede from "./internal/getOrCompute.js"
 import * as near from "./internal/nearCache.js"
 
 /**
@@ -286,3 +287,94 @@ export const nearEvictions: Metric.Metric.Counter<number> = Metric.fromMetricKey
  * @category metrics
  */
 export const nearFlushes: Metric.Metric.Counter<number> = Metric.fromMetricKey(near.NEAR_FLUSHES)
+
+/**
+ * `getOrCompute` computations run on this node (docs/stampedes.md): with `lock`, one per key across nodes. Tags, in
+ * order: `mode`, `keyspace`.
+ *
+ * @example
+ * ```ts
+ * import { Metric } from "effect"
+ * import { Observability } from "effect-failclosed"
+ *
+ * const profileComputes = Observability.computes.pipe(
+ *   Metric.tagged("mode", "StrictDistributed"),
+ *   Metric.tagged("keyspace", "profiles")
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const computes: Metric.Metric.Counter<number> = Metric.fromMetricKey(stampede.COMPUTES)
+
+/**
+ * `getOrCompute` misses (with `lock`) that found another node computing and waited for its value. Tags, in order:
+ * `mode`, `keyspace`.
+ *
+ * @example
+ * ```ts
+ * import { Metric } from "effect"
+ * import { Observability } from "effect-failclosed"
+ *
+ * const waits = Observability.lockWaits.pipe(Metric.tagged("mode", "StrictDistributed"), Metric.tagged("keyspace", "profiles"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const lockWaits: Metric.Metric.Counter<number> = Metric.fromMetricKey(stampede.LOCK_WAITS)
+
+/**
+ * Waiters that took a key's lock after its holder released it without a value (its computation failed) or it
+ * expired (the holder died or ran past `lockTimeout`). Tags, in order: `mode`, `keyspace`.
+ *
+ * @example
+ * ```ts
+ * import { Metric } from "effect"
+ * import { Observability } from "effect-failclosed"
+ *
+ * const takeovers = Observability.lockTakeovers.pipe(Metric.tagged("mode", "StrictDistributed"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const lockTakeovers: Metric.Metric.Counter<number> = Metric.fromMetricKey(stampede.LOCK_TAKEOVERS)
+
+/**
+ * Waiters that stopped waiting after `lockTimeout` and computed without the lock. Tags, in order: `mode`, `keyspace`.
+ *
+ * @example
+ * ```ts
+ * import { Metric } from "effect"
+ * import { Observability } from "effect-failclosed"
+ *
+ * const gaveUp = Observability.lockTimeouts.pipe(Metric.tagged("mode", "StrictDistributed"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const lockTimeouts: Metric.Metric.Counter<number> = Metric.fromMetricKey(stampede.LOCK_TIMEOUTS)
+
+/**
+ * Values past their time to live served because the caller asked for it. Tags, in order: `mode`, `keyspace`,
+ * `reason` (`revalidate`: staleWhileRevalidate; `error`: staleIfError).
+ *
+ * @example
+ * ```ts
+ * import { Metric } from "effect"
+ * import { Observability } from "effect-failclosed"
+ *
+ * const servedOnError = Observability.staleServed.pipe(
+ *   Metric.tagged("mode", "StrictDistributed"),
+ *   Metric.tagged("keyspace", "profiles"),
+ *   Metric.tagged("reason", "error")
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const staleServed: Metric.Metric.Counter<number> = Metric.fromMetricKey(stampede.STALE_SERVED)

@@ -23,9 +23,9 @@ import { type RedisServer, redisServer } from "./support/RedisServer.js"
 const degradedLayer = (url: string) =>
   explicitDegraded({ cooldown: Duration.millis(COOLDOWN_MS) }).pipe(Layer.provide(clientLayer(url)))
 
-const fromRedis = (n: number) => Option.some({ value: { n }, backend: "redis", degraded: false, near: false })
+const fromRedis = (n: number) => Option.some({ value: { n }, backend: "redis", degraded: false, near: false, stale: false })
 const fromFallback = (n: number) =>
-  Option.some({ value: { n }, backend: "local_degraded", degraded: true, near: false })
+  Option.some({ value: { n }, backend: "local_degraded", degraded: true, near: false, stale: false })
 
 // --- helpers ---------------------------------------------------------------------------------------------------------
 
@@ -56,14 +56,16 @@ const expectServedDegraded = (run: <A, E>(self: Effect.Effect<A, E, DistributedC
       value: { n: 7 },
       backend: "local_degraded",
       degraded: true,
-      near: false
+      near: false,
+      stale: false
     })
     // a computed value that is not stored is marked like the degraded miss it answers
     expect(yield* run(Items.getOrCompute("uncached", Effect.succeed({ n: 8 }), { shouldCache: () => false }))).toEqual({
       value: { n: 8 },
       backend: "local_degraded",
       degraded: true,
-      near: false
+      near: false,
+      stale: false
     })
     unavailable(yield* Effect.exit(run(Items.invalidate("outage"))), "invalidate")
     unavailable(yield* Effect.exit(run(Items.clear())), "clear")

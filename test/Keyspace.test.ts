@@ -224,7 +224,7 @@ describe("Keyspace corrupt entries", () => {
       // extra properties are not an error: the Schema decides what a value is
       yield* cli(redis!, "SET", key!, '{"n":2,"extra":true}')
       expect(yield* run(Items.get("k", { tenant: "secret-tenant-id" }))).toEqual(
-        Option.some({ value: { n: 2 }, backend: "redis", degraded: false, near: false })
+        Option.some({ value: { n: 2 }, backend: "redis", degraded: false, near: false, stale: false })
       )
     })
   )
@@ -236,7 +236,7 @@ describe("Keyspace corrupt entries", () => {
       const [key] = yield* scan(redis!)
       yield* cli(redis!, "SET", key!, '{"n":"one"}')
       const computed = yield* run(Items.getOrCompute("k", Effect.succeed({ n: 5 })))
-      expect(computed).toEqual({ value: { n: 5 }, backend: "redis", degraded: false, near: false })
+      expect(computed).toEqual({ value: { n: 5 }, backend: "redis", degraded: false, near: false, stale: false })
       expect(yield* cli(redis!, "GET", key!)).toBe('{"n":5}')
     })
   )
@@ -429,13 +429,14 @@ describe("Keyspace getOrCompute", () => {
         expect(computations).toBe(1)
         expect(results).toHaveLength(50)
         for (const result of results)
-          expect(result).toEqual({ value: { n: 42 }, backend, degraded: false, near: false })
+          expect(result).toEqual({ value: { n: 42 }, backend, degraded: false, near: false, stale: false })
         // stored: a later call is a hit
         expect(yield* run(Items.getOrCompute("k", Effect.die("not called")))).toEqual({
           value: { n: 42 },
           backend,
           degraded: false,
-          near: false
+          near: false,
+          stale: false
         })
       })
     )
@@ -465,7 +466,7 @@ describe("Keyspace getOrCompute", () => {
               Effect.sync(() => ({ n: ++computations }))
             )
           )
-          expect(computed).toEqual({ value: { n: 2 }, backend, degraded: false, near: false })
+          expect(computed).toEqual({ value: { n: 2 }, backend, degraded: false, near: false, stale: false })
           expect(Option.map(yield* run(Items.get("k")), (c) => c.value)).toEqual(Option.some({ n: 2 }))
         })
     )
@@ -480,7 +481,8 @@ describe("Keyspace getOrCompute", () => {
           value: { n: 1 },
           backend,
           degraded: false,
-          near: false
+          near: false,
+          stale: false
         })
         expect(yield* run(Items.get("k"))).toEqual(Option.none())
         expect((yield* run(Items.getOrCompute("k", compute, options))).value).toEqual({ n: 2 })

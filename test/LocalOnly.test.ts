@@ -23,13 +23,14 @@ describe("LocalOnly", () => {
       return Effect.gen(function* () {
         yield* Items.set("a", 1, { tenant: "t" })
         expect(yield* Items.get("a", { tenant: "t" })).toEqual(
-          Option.some({ value: 1, backend: "local", degraded: false, near: false })
+          Option.some({ value: 1, backend: "local", degraded: false, near: false, stale: false })
         )
         expect(yield* Items.getOrCompute("b", Effect.succeed(2))).toEqual({
           value: 2,
           backend: "local",
           degraded: false,
-          near: false
+          near: false,
+          stale: false
         })
         expect(yield* Items.invalidate("a", { tenant: "t" })).toBe(true)
         expect(yield* Items.clear()).toBe(1)

@@ -80,7 +80,7 @@ describe("StrictDistributed: Redis fails at runtime", () => {
 
           yield* run(Items.set("a", { n: 1 }))
           expect(yield* run(Items.get("a"))).toEqual(
-            Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false })
+            Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false, stale: false })
           )
 
           yield* kill(redis)
@@ -104,7 +104,7 @@ describe("StrictDistributed: Redis fails at runtime", () => {
           expect(value).toEqual(Option.none())
           yield* run(Items.set("a", { n: 4 }))
           expect(yield* run(Items.get("a"))).toEqual(
-            Option.some({ value: { n: 4 }, backend: "redis", degraded: false, near: false })
+            Option.some({ value: { n: 4 }, backend: "redis", degraded: false, near: false, stale: false })
           )
           expect(eventKinds(logs)).toEqual(["BACKEND_UNAVAILABLE_AT_RUNTIME", "BACKEND_RECOVERED"])
         })
@@ -151,7 +151,7 @@ describe("StrictDistributed: Redis fails at runtime", () => {
           redis.resume()
           const [value, recoveredMs] = yield* eventually(run(Items.get("a")), 5_000)
           expect(recoveredMs).toBeLessThan(COOLDOWN_MS + SLACK_MS)
-          expect(value).toEqual(Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false }))
+          expect(value).toEqual(Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false, stale: false }))
           // one transition down (20 failures and a failed probe), one back
           expect(eventKinds(logs)).toEqual(["BACKEND_UNAVAILABLE_AT_RUNTIME", "BACKEND_RECOVERED"])
           const stats = yield* run(Effect.flatMap(DistributedCache, (c) => c.stats))
@@ -212,7 +212,7 @@ describe("StrictDistributed: Redis fails at runtime", () => {
         // no cooldown: the next call goes to Redis and succeeds
         yield* run(Items.set("b", { n: 2 }))
         expect(yield* run(Items.get("b"))).toEqual(
-          Option.some({ value: { n: 2 }, backend: "redis", degraded: false, near: false })
+          Option.some({ value: { n: 2 }, backend: "redis", degraded: false, near: false, stale: false })
         )
         expect(logs).toEqual([])
       })

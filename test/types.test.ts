@@ -4,7 +4,7 @@
  * actually runs.
  */
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
-import { type ConfigError, Effect, Layer, Option, Schema } from "effect"
+import { type ConfigError, type Duration, Effect, Layer, Option, Schema } from "effect"
 import {
   type CacheBackendUnavailable,
   type Cached,
@@ -106,6 +106,17 @@ describe("operation types", () => {
     >()
     expectTypeOf<Effect.Effect.Success<DistributedCache["Type"]["stats"]>>().toEqualTypeOf<CacheStats>()
     expect(Effect.isEffect(computed)).toBe(true)
+    // the stampede options change neither the success nor the error type (no timeout or lock error is made up)
+    const underPressure = Users.getOrCompute({ id: 1 }, Effect.fail("boom" as const), {
+      lock: true,
+      lockTimeout: "2 seconds",
+      staleWhileRevalidate: "30 seconds",
+      staleIfError: "10 minutes",
+      computeTimeout: "1 second"
+    })
+    expectTypeOf(underPressure).toEqualTypeOf<typeof computed>()
+    expectTypeOf<Cached<User>["stale"]>().toEqualTypeOf<boolean>()
+    expectTypeOf<Cached<User>["age"]>().toEqualTypeOf<Duration.Duration | undefined>()
   })
 
   it('Effect.catchTag("CacheBackendUnavailable", …) removes the error from the type', () => {

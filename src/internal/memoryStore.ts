@@ -97,7 +97,7 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
   const unsafeRead = (key: string): Cached<string> | undefined => {
     const entry = touch(key)
     if (entry === undefined) return undefined
-    return (entry.read ??= { value: entry.value, backend: "local", degraded: false, near: false })
+    return (entry.read ??= { value: entry.value, backend: "local", degraded: false, near: false, stale: false })
   }
 
   const set = (key: string, value: string, ttlMillis: number | undefined) =>

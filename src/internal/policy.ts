@@ -59,7 +59,7 @@ interface Counters {
   failures: number
 }
 
-const marks = (backend: Backend) => ({ backend, degraded: backend === "local_degraded", near: false })
+const marks = (backend: Backend) => ({ backend, degraded: backend === "local_degraded", near: false, stale: false })
 const marked =
   (backend: Backend) =>
   <A>(value: A): Cached<A> => ({ value, ...marks(backend) })

@@ -232,7 +232,8 @@ describe("values round-trip exactly", () => {
             expect(Option.getOrThrow(stored)).toEqual({
               value: expected,
               backend,
-              degraded: backend === "local_degraded"
+              degraded: backend === "local_degraded",
+              stale: false
             })
             expect(normalised(computed.value)).toEqual(expected)
             expect(Option.getOrThrow(again).value).toEqual(expected)

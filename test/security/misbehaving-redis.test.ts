@@ -115,14 +115,14 @@ describe("WRONGTYPE: a key that holds another type", () => {
         expect(computed).toBe(0)
         // Redis answered: no cooldown, no event, no fallback; the next call goes to Redis at once
         expect(yield* h.run(Items.get("other"))).toEqual(
-          Exit.succeed(Option.some({ value: { n: 2 }, backend: "redis", degraded: false, near: false }))
+          Exit.succeed(Option.some({ value: { n: 2 }, backend: "redis", degraded: false, near: false, stale: false }))
         )
         expect(h.logs).toEqual([])
         expect(yield* stats(h)).toMatchObject({ backend: "redis", degraded: false, localEntries: 0 })
         // documented: SET replaces a key of any type, so a write repairs the entry
         expect(yield* h.run(Items.set("k", { n: 3 }))).toEqual(Exit.void)
         expect(yield* h.run(Items.get("k"))).toEqual(
-          Exit.succeed(Option.some({ value: { n: 3 }, backend: "redis", degraded: false, near: false }))
+          Exit.succeed(Option.some({ value: { n: 3 }, backend: "redis", degraded: false, near: false, stale: false }))
         )
       })
     )
@@ -191,7 +191,7 @@ describe("out of memory with noeviction", () => {
         )
         // reads still answer from Redis, with the right data
         expect(yield* h.run(Items.get("keep"))).toEqual(
-          Exit.succeed(Option.some({ value: { n: 42 }, backend: "redis", degraded: false, near: false }))
+          Exit.succeed(Option.some({ value: { n: 42 }, backend: "redis", degraded: false, near: false, stale: false }))
         )
         expect(yield* h.run(Items.get("new"))).toEqual(Exit.succeed(Option.none()))
         expect(h.logs).toEqual([])
@@ -240,7 +240,7 @@ describe("an ACL user that lacks a command", () => {
         expectRefused(yield* h.run(Limit.consume("alice")), /NOPERM/, "consume")
         // the refused deletion changed nothing, and Redis is not treated as down (no cooldown, no event)
         expect(yield* h.run(Items.get("k"))).toEqual(
-          Exit.succeed(Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false }))
+          Exit.succeed(Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false, stale: false }))
         )
         expect(Exit.isSuccess(yield* h.run(Guard.claim("n")))).toBe(true)
         expect(h.logs).toEqual([])
@@ -274,7 +274,8 @@ describe("FLUSHALL in the middle of traffic", () => {
                   value: { n: w * 1_000 + i },
                   backend: "redis",
                   degraded: false,
-                  near: false
+                  near: false,
+                  stale: false
                 })
                 outcomes.hits++
               } else {

@@ -197,7 +197,7 @@ const degradedStartsDegraded = (client: Layer.Layer<RedisClient, unknown>, obser
       describeValue(observed, set)
       describeValue(observed, got)
       expect(got).toEqual(
-        Exit.succeed(Option.some({ value: { n: 1 }, backend: "local_degraded", degraded: true, near: false }))
+        Exit.succeed(Option.some({ value: { n: 1 }, backend: "local_degraded", degraded: true, near: false, stale: false }))
       )
       expect(observed.events.slice(before).map((e) => e.event)).toEqual(["BACKEND_UNAVAILABLE_AT_STARTUP"])
     })
@@ -217,7 +217,7 @@ const roundTrip = <A>(
       const got = yield* run(Items.get("k"))
       describeValue(observed, got)
       expect(got).toEqual(
-        Exit.succeed(Option.some({ value: { n: 7 }, backend: "redis", degraded: false, near: false }))
+        Exit.succeed(Option.some({ value: { n: 7 }, backend: "redis", degraded: false, near: false, stale: false }))
       )
       return yield* whileOpen
     })
@@ -254,7 +254,7 @@ describe("TLS", () => {
           Effect.gen(function* () {
             const context = yield* Layer.build(degraded(client))
             const got = yield* Effect.provide(Effect.zipRight(Items.set("d", { n: 1 }), Items.get("d")), context)
-            expect(got).toEqual(Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false }))
+            expect(got).toEqual(Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false, stale: false }))
           })
         )
       )
@@ -393,7 +393,7 @@ describe("ACL over TLS", () => {
             const run = <A, E>(self: Effect.Effect<A, E, DistributedCache>) => Effect.provide(self, context)
             yield* run(Items.set("k", { n: 1 }, { tenant: "t" }))
             expect(yield* run(Items.get("k", { tenant: "t" }))).toEqual(
-              Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false })
+              Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false, stale: false })
             )
             expect((yield* run(Items.getOrCompute("c", Effect.succeed({ n: 2 })))).value).toEqual({ n: 2 })
             expect(yield* run(Items.invalidate("k", { tenant: "t" }))).toBe(true)

@@ -55,7 +55,7 @@ describe.each(TOPOLOGIES)("on %s", (name) => {
           const n = on(yield* node(freshPrefix()))
           yield* n(Items.set("a", { n: 1 }))
           expect(yield* n(Items.get("a"))).toEqual(
-            Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false })
+            Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false, stale: false })
           )
           expect(yield* n(Items.invalidate("a"))).toBe(true)
           expect(yield* n(Items.invalidate("a"))).toBe(false)

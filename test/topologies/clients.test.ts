@@ -166,7 +166,7 @@ describe("startup probe, per mode", () => {
             })
           )
         )
-        expect(result).toEqual(Option.some({ value: 1, backend: "local_degraded", degraded: true, near: false }))
+        expect(result).toEqual(Option.some({ value: 1, backend: "local_degraded", degraded: true, near: false, stale: false }))
         expect(events).toEqual(["BACKEND_UNAVAILABLE_AT_STARTUP"])
       })
     )
@@ -250,7 +250,7 @@ describe("cluster client against a real cluster", () => {
           yield* Effect.sleep("100 millis")
           value = yield* Effect.exit(run(Items.get("p")))
         }
-        expect(value).toEqual(Exit.succeed(Option.some({ value: 1, backend: "redis", degraded: false, near: false })))
+        expect(value).toEqual(Exit.succeed(Option.some({ value: 1, backend: "redis", degraded: false, near: false, stale: false })))
       })
     )
   })
@@ -274,7 +274,7 @@ describe("sentinel client against real sentinels", () => {
         const master = yield* Effect.promise(() => setup.master())
         yield* Effect.promise(() => Promise.all(setup.sentinels.map((s) => s.kill())))
         expect(yield* run(Items.get("s"))).toEqual(
-          Option.some({ value: 1, backend: "redis", degraded: false, near: false })
+          Option.some({ value: 1, backend: "redis", degraded: false, near: false, stale: false })
         )
         master.pause()
         const results = yield* Effect.all(

@@ -93,7 +93,7 @@ describe("near cache: two nodes on one Redis", () => {
       yield* on(a)(Items.set("k", { n: 0 }))
       yield* warm(b, "k")
       const hit = yield* on(b)(Items.get("k"))
-      expect(hit).toEqual(Option.some({ value: { n: 0 }, backend: "redis", degraded: false, near: true }))
+      expect(hit).toEqual(Option.some({ value: { n: 0 }, backend: "redis", degraded: false, near: true, stale: false }))
       // a near hit is frozen: one caller cannot change what another reads
       expect(Object.isFrozen(Option.getOrThrow(hit).value)).toBe(true)
 

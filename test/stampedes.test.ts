@@ -329,6 +329,7 @@ describe("getOrCompute freshness in LocalOnly (TestClock)", () => {
         value: 1,
         backend: "local",
         degraded: false,
+        near: false,
         stale: false,
         age: Duration.zero
       })

@@ -1,21 +1,48 @@
 /**
- * What the Redis store needs to know of a Redis Cluster: the slot of a key (ioredis' own `cluster-key-slot`), the
+ * What the Redis store needs to know of a Redis Cluster: the slot of a key, the
  * failure domain of a key (the slot range of its shard), and the masters a prefix scan must visit.
  */
-import { createRequire } from "node:module"
 import type { Cluster, Redis } from "ioredis"
-
-/** ioredis' own slot function (the package ships no types: its one export is declared here) */
-const calculateSlot = createRequire(import.meta.url)("cluster-key-slot") as (key: string) => number
 
 /** the slots of a Redis Cluster */
 export const SLOT_COUNT = 16384
 
+/** CRC16 (XMODEM: polynomial 0x1021, initial value 0), one table entry per byte value */
+const TABLE = (() => {
+  const table = new Uint16Array(256)
+  for (let i = 0; i < 256; i++) {
+    let crc = i << 8
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
+    table[i] = crc
+  }
+  return table
+})()
+
+const crc16 = (bytes: Uint8Array, from: number, to: number): number => {
+  let crc = 0
+  for (let i = from; i < to; i++) crc = ((crc << 8) & 0xffff) ^ TABLE[((crc >> 8) ^ bytes[i]!) & 0xff]!
+  return crc
+}
+
 /**
- * The hash slot of a key, as Redis Cluster computes it (CRC16 of the key, or of its `{hash tag}`).
+ * The hash slot of a key, as the Redis Cluster specification defines it: CRC16 of the key's UTF-8 bytes modulo
+ * 16384; when the key holds a `{` followed by a `}` with at least one byte between them, only the bytes between the
+ * first `{` and the first `}` after it are hashed (the hash tag).
+ *
+ * Not ioredis' `cluster-key-slot`: it disagrees with Redis on a key whose first hash tag is empty and that holds a
+ * later one (`x{}{y}`: Redis answers CLUSTER KEYSLOT 14166, cluster-key-slot 15133; test/topologies/clients.test.ts
+ * compares both with a real cluster).
  * @internal
  */
-export const keySlot = (key: string): number => calculateSlot(key)
+export const keySlot = (key: string): number => {
+  const bytes = Buffer.from(key, "utf8")
+  const open = bytes.indexOf(0x7b)
+  if (open >= 0) {
+    const close = bytes.indexOf(0x7d, open + 1)
+    if (close > open + 1) return crc16(bytes, open + 1, close) % SLOT_COUNT
+  }
+  return crc16(bytes, 0, bytes.length) % SLOT_COUNT
+}
 
 /** @internal */
 export const isCluster = (client: Redis | Cluster): client is Cluster => (client as Cluster).isCluster === true

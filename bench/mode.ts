@@ -59,7 +59,13 @@ const bypassed = (store: Store): DistributedCacheService => {
     counters.hits++
     return { value: v, backend: "redis", degraded: false, near: false, stale: false }
   }
-  const written = (value: void): Cached<void> => ({ value, backend: "redis", degraded: false, near: false, stale: false })
+  const written = (value: void): Cached<void> => ({
+    value,
+    backend: "redis",
+    degraded: false,
+    near: false,
+    stale: false
+  })
   const identity = <A>(a: A) => a
   const onFailure = {
     get: unavailable("get"),

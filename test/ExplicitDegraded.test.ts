@@ -23,7 +23,8 @@ import { type RedisServer, redisServer } from "./support/RedisServer.js"
 const degradedLayer = (url: string) =>
   explicitDegraded({ cooldown: Duration.millis(COOLDOWN_MS) }).pipe(Layer.provide(clientLayer(url)))
 
-const fromRedis = (n: number) => Option.some({ value: { n }, backend: "redis", degraded: false, near: false, stale: false })
+const fromRedis = (n: number) =>
+  Option.some({ value: { n }, backend: "redis", degraded: false, near: false, stale: false })
 const fromFallback = (n: number) =>
   Option.some({ value: { n }, backend: "local_degraded", degraded: true, near: false, stale: false })
 

@@ -139,17 +139,35 @@ describe("memory store", () => {
   it.effect("LocalOnly: the low-level API counts hits and misses and deletes by prefix", () =>
     Effect.gen(function* () {
       const cache = yield* DistributedCache
-      expect(yield* cache.get("p:a")).toEqual({ value: undefined, backend: "local", degraded: false, near: false, stale: false })
+      expect(yield* cache.get("p:a")).toEqual({
+        value: undefined,
+        backend: "local",
+        degraded: false,
+        near: false,
+        stale: false
+      })
       yield* cache.set("p:a", "1", undefined)
       yield* cache.set("p:b", "2", 1_000)
       yield* cache.set("q:a", "3", undefined)
-      expect(yield* cache.get("p:a")).toEqual({ value: "1", backend: "local", degraded: false, near: false, stale: false })
+      expect(yield* cache.get("p:a")).toEqual({
+        value: "1",
+        backend: "local",
+        degraded: false,
+        near: false,
+        stale: false
+      })
       expect(yield* cache.stats).toMatchObject({ mode: "LocalOnly", hits: 1, misses: 1, hitRate: 0.5 })
       expect(yield* cache.invalidate("p:a")).toBe(true)
       expect(yield* cache.invalidate("p:a")).toBe(false)
       expect(yield* cache.clear("p:")).toBe(1)
       expect((yield* cache.get("q:a")).value).toBe("3")
-      expect(yield* cache.claim("n", 1_000)).toEqual({ value: true, backend: "local", degraded: false, near: false, stale: false })
+      expect(yield* cache.claim("n", 1_000)).toEqual({
+        value: true,
+        backend: "local",
+        degraded: false,
+        near: false,
+        stale: false
+      })
       expect((yield* cache.claim("n", 1_000)).value).toBe(false)
       yield* TestClock.adjust("1 second")
       expect((yield* cache.claim("n", 1_000)).value).toBe(true)

@@ -151,7 +151,9 @@ describe("StrictDistributed: Redis fails at runtime", () => {
           redis.resume()
           const [value, recoveredMs] = yield* eventually(run(Items.get("a")), 5_000)
           expect(recoveredMs).toBeLessThan(COOLDOWN_MS + SLACK_MS)
-          expect(value).toEqual(Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false, stale: false }))
+          expect(value).toEqual(
+            Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false, stale: false })
+          )
           // one transition down (20 failures and a failed probe), one back
           expect(eventKinds(logs)).toEqual(["BACKEND_UNAVAILABLE_AT_RUNTIME", "BACKEND_RECOVERED"])
           const stats = yield* run(Effect.flatMap(DistributedCache, (c) => c.stats))

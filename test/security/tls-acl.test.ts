@@ -197,7 +197,9 @@ const degradedStartsDegraded = (client: Layer.Layer<RedisClient, unknown>, obser
       describeValue(observed, set)
       describeValue(observed, got)
       expect(got).toEqual(
-        Exit.succeed(Option.some({ value: { n: 1 }, backend: "local_degraded", degraded: true, near: false, stale: false }))
+        Exit.succeed(
+          Option.some({ value: { n: 1 }, backend: "local_degraded", degraded: true, near: false, stale: false })
+        )
       )
       expect(observed.events.slice(before).map((e) => e.event)).toEqual(["BACKEND_UNAVAILABLE_AT_STARTUP"])
     })
@@ -254,7 +256,9 @@ describe("TLS", () => {
           Effect.gen(function* () {
             const context = yield* Layer.build(degraded(client))
             const got = yield* Effect.provide(Effect.zipRight(Items.set("d", { n: 1 }), Items.get("d")), context)
-            expect(got).toEqual(Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false, stale: false }))
+            expect(got).toEqual(
+              Option.some({ value: { n: 1 }, backend: "redis", degraded: false, near: false, stale: false })
+            )
           })
         )
       )

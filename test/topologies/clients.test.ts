@@ -166,7 +166,9 @@ describe("startup probe, per mode", () => {
             })
           )
         )
-        expect(result).toEqual(Option.some({ value: 1, backend: "local_degraded", degraded: true, near: false, stale: false }))
+        expect(result).toEqual(
+          Option.some({ value: 1, backend: "local_degraded", degraded: true, near: false, stale: false })
+        )
         expect(events).toEqual(["BACKEND_UNAVAILABLE_AT_STARTUP"])
       })
     )
@@ -250,7 +252,9 @@ describe("cluster client against a real cluster", () => {
           yield* Effect.sleep("100 millis")
           value = yield* Effect.exit(run(Items.get("p")))
         }
-        expect(value).toEqual(Exit.succeed(Option.some({ value: 1, backend: "redis", degraded: false, near: false, stale: false })))
+        expect(value).toEqual(
+          Exit.succeed(Option.some({ value: 1, backend: "redis", degraded: false, near: false, stale: false }))
+        )
       })
     )
   })

@@ -12,6 +12,9 @@ export default defineConfig({
     hookTimeout: 30_000,
     teardownTimeout: 30_000,
     watch: false,
+    // it.concurrent tests (the docs examples: each a tsx process of its own) run two at a time: five at once on a
+    // 2-core machine, beside another test file, pushed single 2.5 s runs past their 30 s timeout
+    maxConcurrency: 2,
     // one process per test file: a crashing file cannot take others down, and its redis-servers die with it
     pool: "forks",
     poolOptions: {

@@ -76,8 +76,7 @@ const expectServedDegraded = (run: <A, E>(self: Effect.Effect<A, E, DistributedC
     expect(yield* run(stats)).toMatchObject({
       mode: "ExplicitDegraded",
       backend: "local_degraded",
-      degraded: true,
-      near: false
+      degraded: true
     })
   })
 
@@ -95,7 +94,7 @@ const expectFallbackDropped = (
     yield* kill(redis)
     expect(yield* run(Items.get("outage"))).toEqual(Option.none())
     expect(yield* run(Items.get("computed"))).toEqual(Option.none())
-    expect(yield* run(stats)).toMatchObject({ backend: "local_degraded", degraded: true, near: false })
+    expect(yield* run(stats)).toMatchObject({ backend: "local_degraded", degraded: true })
   })
 
 // --- tests -----------------------------------------------------------------------------------------------------------

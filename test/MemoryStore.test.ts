@@ -92,7 +92,7 @@ describe("memory store", () => {
         expect(yield* run(Items.get("default"))).toEqual(Option.none())
         yield* TestClock.adjust(Duration.days(1000))
         expect(yield* run(Items.get("forever"))).toEqual(
-          Option.some({ value: item(3), backend, degraded: backend === "local_degraded", stale: false })
+          Option.some({ value: item(3), backend, degraded: backend === "local_degraded", near: false, stale: false })
         )
         // an expired entry is not there to delete
         yield* run(Items.set("gone", item(4), { timeToLive: "1 second" }))

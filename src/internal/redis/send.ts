@@ -43,13 +43,23 @@ export interface Sender {
 export const makeSender = (client: Redis | Cluster, commandTimeoutMillis: number): Sender => {
   const deadlines = new Deadlines(commandTimeoutMillis)
   let corked: { uncork(): void } | undefined
+  /** commands written in the corked write under way, and in the last one */
+  let batched = 0
+  let lastBatch = 0
   const uncork = () => {
     const stream = corked
     corked = undefined
+    lastBatch = batched
+    batched = 0
     stream?.uncork()
   }
   const write = (command: Command): Promise<unknown> => {
-    if (corked === undefined && !isCluster(client)) {
+    // Sequential calls (the last write carried one command, none is in flight) are written at once, without the cork,
+    // the nextTick and the uncork. Measured (Keyspace.get hit, sequential, 13 interleaved A/B runs of 40k calls on the
+    // shared 2-core machine, load 4-10): median 0.69x -> 0.81x raw ioredis default in ops/s, faster in 12 of 13 runs.
+    // Calls made while others are in flight, or after a write that carried several, are corked as below (256 in
+    // flight: still 210-235 commands per write).
+    if (corked === undefined && !isCluster(client) && (lastBatch > 1 || client.commandQueue.length > 0)) {
       const stream = client.stream
       if (stream !== undefined && stream !== null && stream.writable) {
         stream.cork()
@@ -57,6 +67,7 @@ export const makeSender = (client: Redis | Cluster, commandTimeoutMillis: number
         process.nextTick(uncork)
       }
     }
+    if (corked !== undefined) batched++
     return client.sendCommand(command) as Promise<unknown>
   }
   return {

@@ -171,5 +171,7 @@ export const versions = () => ({
   ioredis: packageVersion("ioredis"),
   "lru-cache": packageVersion("lru-cache"),
   "rate-limiter-flexible": packageVersion("rate-limiter-flexible"),
+  bentocache: packageVersion("bentocache"),
+  "@effect/experimental": packageVersion("@effect/experimental"),
   node: process.version
 })

@@ -5,7 +5,7 @@
  *
  *   npm run bench                      # full run (about 4 minutes)
  *   BENCH_QUICK=1 npm run bench        # a fast, noisier run
- *   BENCH_ONLY=local,redis npm run bench   # some sections (local, redis, ratelimit, mode, memory)
+ *   BENCH_ONLY=local,redis npm run bench   # some sections (local, redis, features, ratelimit, mode, memory)
  *   BENCH_CHART=out.svg npm run bench  # the ratio bar chart elsewhere (default docs/img/performance.svg; not for a quick run)
  *   BENCH_JSON=out.json npm run bench  # also write every figure as JSON: { commit, versions, redis,
  *                                      #   settings, results: Result[] (harness.ts), memory }
@@ -33,6 +33,7 @@ import {
   toMarkdown
 } from "./harness.js"
 import { writePerformanceChart } from "./charts.js"
+import { featureCases } from "./features.js"
 import { localCases } from "./local.js"
 import type { MemoryReport } from "./memory.js"
 import { modeCases } from "./mode.js"
@@ -44,7 +45,9 @@ const settings: Settings = QUICK
   ? { rounds: 3, sampleMillis: 50, warmupOps: 1024 }
   : { rounds: 11, sampleMillis: 200, warmupOps: 1024 }
 
-const only = new Set((process.env["BENCH_ONLY"] ?? "local,redis,ratelimit,mode,memory").split(",").map((s) => s.trim()))
+const only = new Set(
+  (process.env["BENCH_ONLY"] ?? "local,redis,features,ratelimit,mode,memory").split(",").map((s) => s.trim())
+)
 
 const log = (line: string) => process.stderr.write(line + "\n")
 
@@ -176,6 +179,8 @@ const main = async () => {
       ...settings,
       rounds: settings.rounds * 2 - 1
     })
+    // after the sections whose Redis figures are targets: its near cache's tracking prefix is checked on every write
+    await setUp("features", "Near cache, getOrCompute options and PersistedCache", () => featureCases(server.url, cpu))
     // last of the Redis sections: its claims and decisions write keys that expire within seconds, and their expiry
     // costs Redis CPU that would land in the samples of the section after it
     await setUp("ratelimit", "Rate limits and replay guard vs raw EVALSHA / SET NX PX / rate-limiter-flexible", () =>
@@ -205,7 +210,7 @@ const main = async () => {
     `# effect-failclosed benchmark`,
     "",
     `effect-failclosed ${v["effect-failclosed"]} (commit ${commit}) · effect ${v.effect} · ioredis ${v.ioredis} · ` +
-      `lru-cache ${v["lru-cache"]} · rate-limiter-flexible ${v["rate-limiter-flexible"]} · ` +
+      `lru-cache ${v["lru-cache"]} · bentocache ${v.bentocache} · rate-limiter-flexible ${v["rate-limiter-flexible"]} · ` +
       `Node ${v.node} · Redis ${redis} (loopback, no persistence)`,
     `${cpus.length} × ${cpus[0]?.model ?? "?"} · ${os.platform()} ${os.release()} · load average at start ` +
       `${load.map((l) => l.toFixed(2)).join(" ")}`,

@@ -233,6 +233,7 @@ describe("values round-trip exactly", () => {
               value: expected,
               backend,
               degraded: backend === "local_degraded",
+              near: false,
               stale: false
             })
             expect(normalised(computed.value)).toEqual(expected)

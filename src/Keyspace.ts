@@ -570,8 +570,9 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     const decoded = decodeEntry(entry.json)
     if (Either.isLeft(decoded)) return decoded.left
     const plain = isPlainValue !== undefined
+    // decodeEntry returns a deeply frozen value (in every mode)
     const cached: Cached<V> = {
-      value: plain ? deepFreeze(decoded.right) : decoded.right,
+      value: decoded.right,
       backend: "redis",
       degraded: false,
       near: true,
@@ -647,18 +648,13 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
             }
             increment(metrics.hits)
             const stored = near.endRead(storeKey, ticket, entry.value)
+            const value = decoded.right
             if (stored !== undefined && isPlainValue !== undefined) {
-              // the near entry and this caller share one frozen value
-              const value = deepFreeze(decoded.right)
+              // the near entry and this caller share one value (decodeEntry froze it)
               const near: Cached<V> = { value, backend: "redis", degraded: false, near: true, stale: false }
               stored.decoded = { cached: near, some: Effect.succeed(Option.some(near)), hit: Effect.succeed(near) }
-              return Effect.succeed(
-                Option.some({ value, backend: "redis", degraded: false, near: false, stale: false })
-              )
             }
-            return Effect.succeed(
-              Option.some({ value: decoded.right, backend: "redis", degraded: false, near: false, stale: false })
-            )
+            return Effect.succeed(Option.some({ value, backend: "redis", degraded: false, near: false, stale: false }))
           }
         })
       })

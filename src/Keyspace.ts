@@ -27,6 +27,7 @@ import {
   stampedeOf,
   unseal
 } from "./internal/getOrCompute.js"
+import { flatKeyWriter } from "./internal/flatKey.js"
 import { canonicalJson, deepFreeze, describePath, toFaithfulJson, unfaithfulReason } from "./internal/json.js"
 import { keyspaceHead } from "./internal/keyLayout.js"
 import { hashKey, partitionPrefixes } from "./internal/keys.js"
@@ -345,6 +346,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   // Schemas without transformations: a value of exactly the declared shape is its own encoding and decoding, and
   // Effect's parser is needed only for anything else (see internal/plainSchema)
   const isPlainKey = plainCheck(options.key)
+  /** one pass instead of three for the common keys (a Struct of required strings, numbers, booleans) */
+  const flatKey = flatKeyWriter(options.key)
   const isPlainValue = plainCheck(options.value)
   // JSON.parse never makes symbol keys: what it gives back needs no check for them
   const isPlainParsed = plainCheck(options.value, { symbolKeys: "ignore" })
@@ -388,6 +391,13 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
 
   /** the hash of a key, or an error reason */
   const keyHashOf = (key: K): KeyMemo | string => {
+    const flat = flatKey === undefined ? undefined : flatKey(key)
+    if (flat !== undefined) {
+      if (flat.length * 3 > maxKeyBytes && Buffer.byteLength(flat, "utf8") > maxKeyBytes) {
+        return `key is larger than ${maxKeyBytes} bytes`
+      }
+      return hashOf(flat)
+    }
     let encoded: unknown = key
     if (isPlainKey === undefined || !isPlainKey(key)) {
       const e = encodeKey(key)

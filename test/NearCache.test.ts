@@ -279,6 +279,39 @@ describe("near cache: races and bounds", () => {
     })
   )
 
+  it.scopedLive("a read whose reply arrives after the key's invalidation never fills the near cache with it", () =>
+    Effect.gen(function* () {
+      const redis = yield* redisServer()
+      const proxy = yield* tcpProxy(redis.port)
+      const a = yield* makeNode(redis.url)
+      // B's data connection answers 100 ms late; its tracking connection (opened by its first near-cache read,
+      // after this) is not delayed: the invalidation of a write made while B's read is in flight overtakes its reply
+      const b = yield* makeNode(proxy.url)
+      yield* on(b)(Plain.get("warm-up"))
+      proxy.delayRepliesOfOpenConnections(100)
+      yield* on(a)(Items.set("other", { n: 0 }))
+      yield* warm(b, "other")
+      for (let round = 1; round <= 3; round++) {
+        const key = `crossed-${round}`
+        yield* on(a)(Items.set(key, { n: 1 }))
+        // B's read of the old value is in flight (Redis answers it at once; the proxy holds the reply) ...
+        const read = yield* Effect.fork(on(b)(Items.get(key)))
+        yield* Effect.sleep("30 millis")
+        // ... when A overwrites it: the invalidation reaches B before the old value does
+        yield* on(a)(Items.set(key, { n: 2 }))
+        expect(valueOf(yield* read)).toBe(1) // the read itself answers what Redis held when it read
+        // from now on B never serves the overwritten value: not near, not otherwise
+        for (let i = 0; i < 5; i++) {
+          expect(valueOf(yield* on(b)(Items.get(key))), `round ${round}, read ${i}`).toBe(2)
+          yield* ioTurn
+        }
+        // and the near cache does serve the current value (the check above is not passed by never caching)
+        yield* warm(b, key)
+        expect(valueOf(yield* on(b)(Items.get(key)))).toBe(2)
+      }
+    })
+  )
+
   it.scopedLive("holds at most capacity entries, least recently used out first, and counts hits and evictions", () =>
     Effect.gen(function* () {
       const redis = yield* redisServer()

@@ -16,28 +16,43 @@ export interface TcpProxy {
   blackHole(): void
   /** forwards again, everything that waited first */
   forward(): void
+  /**
+   * Delays what the target sends to the connections open now by `ms` (in order; 0: no delay). Connections accepted
+   * later are not delayed: one connection of a client (its data connection) can be made slower than another. Set it
+   * once per connection: chunks delayed by different amounts may overtake each other.
+   */
+  delayRepliesOfOpenConnections(ms: number): void
   close(): Promise<void>
 }
 
 export const startTcpProxy = (targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> =>
   new Promise((resolve, reject) => {
     const sockets = new Set<net.Socket>()
+    /** the reply delay of each open connection, by its upstream socket */
+    const delays = new Map<net.Socket, { ms: number }>()
     let forwarding = true
     const server = net.createServer((client) => {
       const upstream = net.connect(targetPort, targetHost)
+      const delay = { ms: 0 }
+      delays.set(upstream, delay)
       for (const s of [client, upstream]) {
         sockets.add(s)
         s.setNoDelay(true)
         s.on("error", () => {})
         s.on("close", () => {
           sockets.delete(s)
+          delays.delete(upstream)
           client.destroy()
           upstream.destroy()
         })
         if (!forwarding) s.pause()
       }
       client.pipe(upstream)
-      upstream.pipe(client)
+      // replies: written at once, or each chunk `delay.ms` after it arrived (timers of equal delay keep their order)
+      upstream.on("data", (chunk: Buffer) => {
+        if (delay.ms === 0) client.write(chunk)
+        else setTimeout(() => client.write(chunk), delay.ms)
+      })
     })
     server.on("error", reject)
     server.listen(0, "127.0.0.1", () => {
@@ -55,6 +70,9 @@ export const startTcpProxy = (targetPort: number, targetHost = "127.0.0.1"): Pro
         forward: () => {
           forwarding = true
           for (const s of sockets) s.resume()
+        },
+        delayRepliesOfOpenConnections: (ms) => {
+          for (const delay of delays.values()) delay.ms = ms
         },
         close: () =>
           new Promise<void>((done) => {

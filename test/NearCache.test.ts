@@ -312,6 +312,34 @@ describe("near cache: races and bounds", () => {
     })
   )
 
+  it.scopedLive("an own write overtaken by another node's write is not kept near: B ends on the other value", () =>
+    Effect.gen(function* () {
+      const redis = yield* redisServer()
+      const proxy = yield* tcpProxy(redis.port)
+      const a = yield* makeNode(redis.url)
+      // as above: B's write replies come 100 ms late, the invalidations of its tracking connection at once
+      const b = yield* makeNode(proxy.url)
+      yield* on(b)(Plain.get("warm-up"))
+      proxy.delayRepliesOfOpenConnections(100)
+      yield* on(a)(Items.set("other", { n: 0 }))
+      yield* warm(b, "other")
+      for (let round = 1; round <= 3; round++) {
+        const key = `overtaken-${round}`
+        // B writes 1 (Redis applies it at once, the reply is held) and A writes 2 after it
+        const write = yield* Effect.fork(on(b)(Items.set(key, { n: 1 })))
+        yield* Effect.sleep("30 millis")
+        yield* on(a)(Items.set(key, { n: 2 }))
+        yield* write
+        for (let i = 0; i < 5; i++) {
+          expect(valueOf(yield* on(b)(Items.get(key))), `round ${round}, read ${i}`).toBe(2)
+          yield* ioTurn
+        }
+        yield* warm(b, key)
+        expect(valueOf(yield* on(b)(Items.get(key)))).toBe(2)
+      }
+    })
+  )
+
   it.scopedLive("holds at most capacity entries, least recently used out first, and counts hits and evictions", () =>
     Effect.gen(function* () {
       const redis = yield* redisServer()

@@ -105,7 +105,7 @@ export interface KeyspaceOptions<K, KI, V, VI> {
  * @category models
  */
 export interface NearCacheOptions {
-  /** entries held at most, least recently used out first */
+  /** entries held at most, least recently used out first (within capacity / 8, as LocalOnly) */
   readonly capacity: number
   /** the longest a near entry is kept (default: the keyspace's timeToLive) */
   readonly timeToLive?: Duration.DurationInput | undefined

@@ -17,6 +17,13 @@ import type { RedisServer } from "../support/RedisServer.js"
 const MAX_STALENESS_MS = 300
 const COMMAND_TIMEOUT_MS = 300
 const KEY_PREFIX = "ncx"
+/** after a master is killed, a node serves no near hit later than this */
+const OFF_BOUND_MS = MAX_STALENESS_MS + COMMAND_TIMEOUT_MS
+/**
+ * No replica is promoted before this (cluster node timeout, Sentinel down-after: 1 s each): from the bound to here,
+ * a node that serves a near hit does so without proof.
+ */
+const FAILOVER_FLOOR_MS = 1_000
 
 const Items = Keyspace.make({
   name: "near-topo",
@@ -91,7 +98,8 @@ const killUnderReads = (options: {
   /** another key (another master of a cluster): B's near hits of it stop too (the proof is every master's) */
   readonly otherKey: string | undefined
   readonly victim: RedisServer
-  readonly promoted: () => Promise<RedisServer>
+  /** resolves with the new master of `storeKey` once a replica is promoted */
+  readonly promoted: (storeKey: string) => Promise<RedisServer>
 }) =>
   Effect.gen(function* () {
     const { a, b, c, key, otherKey, victim } = options
@@ -131,7 +139,7 @@ const killUnderReads = (options: {
     // at the promotion: the overwrite behind the library's back
     const promotion = yield* Effect.fork(
       Effect.promise(async () => {
-        const master = await options.promoted()
+        const master = await options.promoted(storeKey)
         // a master just promoted may still refuse a write for a moment: try again
         let sentAt = performance.now()
         for (let attempt = 0; ; attempt++) {
@@ -155,6 +163,8 @@ const killUnderReads = (options: {
     let nearAgainAt: number | undefined
     let failedClosed = 0
     let redisReads = 0
+    let readsInWindow = 0
+    const lateNearHits: Array<string> = []
     const deadline = cut + 30_000
     for (;;) {
       const polled = promotion.unsafePoll()
@@ -168,6 +178,13 @@ const killUnderReads = (options: {
         const at = performance.now() - cut
         if (k === key) check(r, started, "B")
         else if (Either.isRight(r)) expect(valueOf(r), "B, other key").toBe(1)
+        if (at > OFF_BOUND_MS && at < FAILOVER_FLOOR_MS) {
+          readsInWindow++
+          if (isNear(r))
+            lateNearHits.push(
+              `${k === key ? "the killed master's key" : "another master's key"} at ${Math.round(at)} ms`
+            )
+        }
         if (isNear(r)) {
           if (wentOffAt === undefined) lastNearBeforeOff = at
           else if (k === key && promotedAt !== undefined) nearAgainAt ??= at
@@ -182,7 +199,10 @@ const killUnderReads = (options: {
       yield* sleep(5)
     }
     expect(wentOffAt, "B's near hits stopped").toBeDefined()
-    expect(lastNearBeforeOff, "B's last near hit after the kill").toBeLessThan(MAX_STALENESS_MS + COMMAND_TIMEOUT_MS)
+    expect(lastNearBeforeOff, "B's last near hit after the kill").toBeLessThan(OFF_BOUND_MS)
+    // from the bound until a promotion is possible at all, B read and served no near hit of any key
+    expect(readsInWindow).toBeGreaterThan(0)
+    expect(lateNearHits, "near hits after the bound, before any promotion").toEqual([])
     expect(failedClosed + redisReads).toBeGreaterThan(0)
 
     // C: its first reads since before the kill
@@ -309,7 +329,6 @@ describe("near cache on a Redis Cluster", () => {
           const otherKey = Array.from(byMaster.entries()).find(
             ([port, ks]) => port !== victimInfo.port && ks.length
           )![1][0]
-          const slot = Number(yield* Effect.promise(() => cluster.slotOf(key)))
           const figures = yield* killUnderReads({
             a,
             b,
@@ -317,7 +336,7 @@ describe("near cache on a Redis Cluster", () => {
             key,
             otherKey,
             victim,
-            promoted: () => cluster.waitForPromotion(slot, victim, 20_000)
+            promoted: async (storeKey) => cluster.waitForPromotion(await cluster.slotOf(storeKey), victim, 20_000)
           })
           console.log(`[near cluster] master killed: ${JSON.stringify(figures)}`)
         }),

@@ -98,6 +98,8 @@ const killUnderReads = (options: {
   /** another key (another master of a cluster): B's near hits of it stop too (the proof is every master's) */
   readonly otherKey: string | undefined
   readonly victim: RedisServer
+  /** SIGKILL, or SIGSTOP (a black hole: no connection closes, only the heartbeat tells) */
+  readonly fault: "kill" | "pause"
   /** resolves with the new master of `storeKey` once a replica is promoted */
   readonly promoted: (storeKey: string) => Promise<RedisServer>
 }) =>
@@ -135,7 +137,7 @@ const killUnderReads = (options: {
     }
 
     const cut = performance.now()
-    yield* Effect.promise(() => victim.kill())
+    yield* Effect.promise(() => (options.fault === "kill" ? victim.kill() : Promise.resolve(victim.pause())))
     // at the promotion: the overwrite behind the library's back
     const promotion = yield* Effect.fork(
       Effect.promise(async () => {
@@ -306,42 +308,49 @@ describe("near cache on a Redis Cluster", () => {
       60_000
     )
 
-    it.scoped(
-      "a master killed: B's near hits stop within maxStaleness + command timeout, come back after the promotion, never an overwritten value",
-      () =>
-        Effect.gen(function* () {
-          const cluster = yield* ClusterTag
-          const a = yield* clusterNode(cluster)
-          const b = yield* clusterNode(cluster)
-          const c = yield* clusterNode(cluster)
-          const keys = Array.from({ length: 24 }, (_, i) => `v${i}`)
-          for (const k of keys) yield* on(a)(Items.set(k, { n: 0 }))
-          const byMaster = yield* keysByMaster(cluster, keys)
-          const topology = yield* Effect.promise(() => cluster.topology())
-          const victimInfo = topology.find(
-            (m) =>
-              m.role === "master" &&
-              (byMaster.get(m.port)?.length ?? 0) > 0 &&
-              topology.some((r) => r.role === "replica" && r.masterId === m.id && !r.failing)
-          )!
-          const victim = cluster.serverAt(victimInfo.port)
-          const key = byMaster.get(victimInfo.port)![0]!
-          const otherKey = Array.from(byMaster.entries()).find(
-            ([port, ks]) => port !== victimInfo.port && ks.length
-          )![1][0]
-          const figures = yield* killUnderReads({
-            a,
-            b,
-            c,
-            key,
-            otherKey,
-            victim,
-            promoted: async (storeKey) => cluster.waitForPromotion(await cluster.slotOf(storeKey), victim, 20_000)
-          })
-          console.log(`[near cluster] master killed: ${JSON.stringify(figures)}`)
-        }),
-      60_000
-    )
+    for (const fault of ["kill", "pause"] as const) {
+      it.scoped(
+        `a master ${fault === "kill" ? "killed" : "paused (SIGSTOP)"}: B's near hits stop within maxStaleness + command timeout, come back after the promotion, never an overwritten value`,
+        () =>
+          Effect.gen(function* () {
+            const cluster = yield* ClusterTag
+            const a = yield* clusterNode(cluster)
+            const b = yield* clusterNode(cluster)
+            const c = yield* clusterNode(cluster)
+            const keys = Array.from({ length: 24 }, (_, i) => `${fault}${i}`)
+            for (const k of keys) yield* on(a)(Items.set(k, { n: 0 }))
+            const byMaster = yield* keysByMaster(cluster, keys)
+            // a master with a live replica (after the previous case, one shard has none)
+            const topology = yield* Effect.promise(() => cluster.topology())
+            const victimInfo = topology.find(
+              (m) =>
+                m.role === "master" &&
+                (byMaster.get(m.port)?.length ?? 0) > 0 &&
+                topology.some(
+                  (r) => r.role === "replica" && r.masterId === m.id && !r.failing && cluster.serverAt(r.port).isRunning
+                )
+            )!
+            expect(victimInfo).toBeDefined()
+            const victim = cluster.serverAt(victimInfo.port)
+            const key = byMaster.get(victimInfo.port)![0]!
+            const otherKey = Array.from(byMaster.entries()).find(
+              ([port, ks]) => port !== victimInfo.port && ks.length
+            )![1][0]
+            const figures = yield* killUnderReads({
+              a,
+              b,
+              c,
+              key,
+              otherKey,
+              victim,
+              fault,
+              promoted: async (storeKey) => cluster.waitForPromotion(await cluster.slotOf(storeKey), victim, 20_000)
+            })
+            console.log(`[near cluster] master ${fault}: ${JSON.stringify(figures)}`)
+          }),
+        60_000
+      )
+    }
   })
 })
 
@@ -368,6 +377,7 @@ describe("near cache on Sentinel", () => {
           key: "s",
           otherKey: undefined,
           victim,
+          fault: "kill",
           promoted: () => sentinel.waitForFailover(victim, 20_000)
         })
         console.log(`[near sentinel] master killed: ${JSON.stringify(figures)}`)

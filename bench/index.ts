@@ -123,7 +123,7 @@ const memoryMarkdown = (m: MemoryReport): string => {
   const first = m.rss.samples[0]!
   const last = m.rss.samples[m.rss.samples.length - 1]!
   return [
-    `LocalOnly store, ${m.entries.toLocaleString("en-US")} entries, encoded value ${m.valueBytes.toFixed(0)} bytes ` +
+    `LocalOnly store and near cache, ${m.entries.toLocaleString("en-US")} entries, encoded value ${m.valueBytes.toFixed(0)} bytes ` +
       `(heap delta / entries, after a full GC):`,
     "",
     "| store | bytes per entry | per entry / encoded value | target |",
@@ -133,6 +133,7 @@ const memoryMarkdown = (m: MemoryReport): string => {
     } |`,
     `| bare Map<string, string>, same keys and values (floor) | ${m.perEntry.map.toFixed(0)} | ${ratio(m.perEntry.map)} | |`,
     `| lru-cache, same keys and values | ${m.perEntry.lruCache.toFixed(0)} | ${ratio(m.perEntry.lruCache)} | |`,
+    `| near cache of a Redis keyspace (JSON + decoded frozen value) | ${m.perEntry.near.toFixed(0)} | ${ratio(m.perEntry.near)} | |`,
     "",
     `Process memory around ${m.rss.operations.toLocaleString("en-US")} mixed keyspace operations against Redis ` +
       `(StrictDistributed, 256 in flight; after a full GC):`,

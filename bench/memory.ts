@@ -3,7 +3,8 @@
  * heap shows in them (`index.ts` spawns this file with `--expose-gc`):
  *
  * - bytes per entry of a LocalOnly store holding 100,000 entries (heap delta / entries), next
- *   to a bare `Map<string, string>` of the same keys and values (the floor) and `lru-cache`;
+ *   to a bare `Map<string, string>` of the same keys and values (the floor) and `lru-cache`, and
+ *   of a near cache (issue 13) holding 100,000 entries read from Redis;
  * - the process's RSS and heap before and after 1,000,000 mixed keyspace operations against
  *   Redis (60 % get hit, 10 % get miss, 20 % set, 5 % getOrCompute, 5 % invalidate; 256 in
  *   flight), sampled every quarter.
@@ -15,17 +16,37 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import { LRUCache } from "lru-cache"
-import { DistributedCache, localOnly, RedisClient, strictDistributed } from "../src/index.js"
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { type Cached, DistributedCache, Keyspace, localOnly, RedisClient, strictDistributed } from "../src/index.js"
 import { canonicalJson } from "../src/internal/json.js"
 import { hashKey, keyspacePrefix, NO_TENANT_SEGMENT } from "../src/internal/keys.js"
-import { COMMAND_TIMEOUT, effectWorkers, goneId, hitId, missId, userOf, users, Users } from "./fixtures.js"
+import {
+  COMMAND_TIMEOUT,
+  effectWorkers,
+  goneId,
+  hitId,
+  missId,
+  TTL_MILLIS,
+  User,
+  userOf,
+  users,
+  Users
+} from "./fixtures.js"
 import { gc, QUICK } from "./harness.js"
 
 export interface MemoryReport {
   readonly entries: number
   /** mean bytes of one encoded value (UTF-8 JSON) */
   readonly valueBytes: number
-  readonly perEntry: { readonly localOnly: number; readonly map: number; readonly lruCache: number }
+  readonly perEntry: {
+    readonly localOnly: number
+    readonly map: number
+    readonly lruCache: number
+    /** a near-cache keyspace on Redis, every entry held near and read once (decoded) */
+    readonly near: number
+  }
   readonly rss: {
     readonly operations: number
     /** [operations done, rss bytes, heapUsed bytes] after a full GC */
@@ -73,6 +94,55 @@ const floorPerEntry = (kind: "map" | "lru"): number => {
   return (after - before) / ENTRIES
 }
 
+/**
+ * Bytes per near-cache entry: ENTRIES entries written to Redis, then read through a near-cache keyspace until every
+ * one is a near hit (the first read of a key fills its near entry, the next decodes it once and keeps the frozen
+ * value). Heap delta / entries, from after the tracking connection serves to after the last read.
+ */
+const nearPerEntry = async (url: string): Promise<number> => {
+  const settings = {
+    name: "bench-near-memory",
+    key: Schema.Struct({ id: Schema.Number }),
+    value: User,
+    timeToLive: Duration.millis(TTL_MILLIS)
+  }
+  const Stored = Keyspace.make(settings)
+  const Near = Keyspace.make({ ...settings, nearCache: { capacity: ENTRIES } })
+  const rt = ManagedRuntime.make(
+    strictDistributed().pipe(Layer.provide(RedisClient.layer({ url, commandTimeout: COMMAND_TIMEOUT })))
+  )
+  const run = (e: Effect.Effect<void, unknown, DistributedCache>) =>
+    rt.runPromise(e as Effect.Effect<void, unknown, never>)
+  await effectWorkers(256, (i) => Stored.set({ id: i }, userOf(i)), run)(ENTRIES)
+  // the tracking connection opens with the first near-cache read and serves once its heartbeat answered
+  const probe = ENTRIES + 1
+  await run(Stored.set({ id: probe }, userOf(0)))
+  for (let attempt = 0; ; attempt++) {
+    const r = await rt.runPromise(Near.get({ id: probe }) as Effect.Effect<Option.Option<Cached<unknown>>, unknown>)
+    if (Option.isSome(r) && r.value.near) break
+    if (attempt === 200) throw new Error("bench: the near cache does not serve near hits")
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  const before = heapAfterGc()
+  let near = 0
+  for (let pass = 0; pass < 5 && near < ENTRIES; pass++) {
+    near = 0
+    await effectWorkers(
+      256,
+      (i) =>
+        Effect.map(Near.get({ id: i }), (r) => {
+          if (Option.isSome(r) && r.value.near) near++
+        }),
+      run
+    )(ENTRIES)
+  }
+  if (near < ENTRIES) throw new Error(`bench: ${near} of ${ENTRIES} near-cache reads were near hits`)
+  const after = heapAfterGc()
+  await run(Stored.clear())
+  await rt.dispose()
+  return (after - before) / ENTRIES
+}
+
 const compute = Effect.succeed(users[0]!)
 
 const mixed = (i: number) => {
@@ -114,11 +184,12 @@ export const measureMemory = async (url: string): Promise<MemoryReport> => {
   const local = await localOnlyPerEntry()
   const map = floorPerEntry("map")
   const lruCache = floorPerEntry("lru")
+  const near = await nearPerEntry(url)
   const rss = await rssAfterMixed(url, QUICK ? 100_000 : 1_000_000)
   return {
     entries: ENTRIES,
     valueBytes: local.valueBytes,
-    perEntry: { localOnly: local.perEntry, map, lruCache },
+    perEntry: { localOnly: local.perEntry, map, lruCache, near },
     rss
   }
 }

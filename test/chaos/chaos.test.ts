@@ -41,6 +41,8 @@ for (const mode of modes) {
             // the run did what it says: real load, and the fault was seen
             expect(report.totals.ops).toBeGreaterThan(2_000)
             expect(report.events.runtime).toBeGreaterThanOrEqual(1)
+            // the near-cache keyspace served near hits outside the fault: its checks did not pass vacuously
+            expect(report.near.hitsOutsideFault).toBeGreaterThan(100)
           }),
         30_000
       )

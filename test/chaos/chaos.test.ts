@@ -42,7 +42,7 @@ for (const mode of modes) {
             expect(report.totals.ops).toBeGreaterThan(2_000)
             expect(report.events.runtime).toBeGreaterThanOrEqual(1)
             // the near-cache keyspace served near hits outside the fault: its checks did not pass vacuously
-            expect(report.near.hitsOutsideFault).toBeGreaterThan(100)
+            expect(report.near.hitsOutsideFault).toBeGreaterThan(0)
           }),
         30_000
       )

@@ -219,7 +219,12 @@ const W_SENT = 16
 const KEYS = 64
 const COMPUTED_KEYS = 16
 const SUBJECTS = 16
-const NEAR_KEYS = 16
+const NEAR_KEYS = 32
+/**
+ * which near-cache key a write goes to: low keys often (versions race invalidations), high keys rarely (their copies
+ * outlive a fault unless the near cache is emptied: a near cache that is not would serve what Redis lost)
+ */
+const nearWriteKey = (r: number): number => Math.min(NEAR_KEYS - 1, Math.floor(NEAR_KEYS * r * r * r))
 
 /** a near-cache write: in flight, its reply arrived (written to Redis), or its fate is unknown (failed, fell back) */
 const NW_PENDING = 1
@@ -790,7 +795,7 @@ export const runScenario = (
             )
           case "nearSet": {
             // one write per key at a time: a key's versions reach Redis in order (a key in use: another one)
-            let k = pick(NEAR_KEYS)
+            let k = nearWriteKey(random())
             for (let tries = 0; nearBusy[k] === 1 && tries < NEAR_KEYS; tries++) k = (k + 1) % NEAR_KEYS
             if (nearBusy[k] === 1 || nearWrites >= nearCapacity - 1) {
               if (nearWrites >= nearCapacity - 1) overflow = true

@@ -13,6 +13,11 @@
  * Redis by any path other than its own write, a value read from Redis that was never sent to
  * it (or was lost in a restart), and a fallback value read after the recovery that dropped it
  * are all wrong values.
+ *
+ * A near-cache keyspace takes part in the load: a second node (its own client, cache and tracking
+ * connection, in the same mode) and the first both write versioned values to it (one write per key at
+ * a time, the reply's arrival recorded) and read them through their near caches; `judgeNear` checks
+ * every read once the fault's timeline is known.
  */
 import { performance } from "node:perf_hooks"
 import { setFlagsFromString } from "node:v8"

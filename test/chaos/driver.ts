@@ -13,11 +13,16 @@
  * Redis by any path other than its own write, a value read from Redis that was never sent to
  * it (or was lost in a restart), and a fallback value read after the recovery that dropped it
  * are all wrong values.
+ *
+ * A near-cache keyspace takes part in the load: a second node (its own client, cache and tracking
+ * connection, in the same mode) and the first both write versioned values to it (one write per key at
+ * a time, the reply's arrival recorded) and read them through their near caches; `judgeNear` checks
+ * every read once the fault's timeline is known.
  */
 import { performance } from "node:perf_hooks"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
-import { Cause, Effect, Exit, Fiber, FiberRef, Layer, Logger, Option, Schema } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Fiber, FiberRef, HashSet, Layer, Logger, Option, Schema } from "effect"
 import type { Redis } from "ioredis"
 import {
   type Backend,
@@ -32,6 +37,7 @@ import {
   ReplayGuard,
   strictDistributed
 } from "effect-failclosed"
+import { attachTracking, trackingOf } from "../../src/internal/redis/tracking.js"
 import type { RedisServer } from "../support/RedisServer.js"
 import type { Fault, FaultTimeline } from "./faults.js"
 import { type LoopWatch, watchLoop } from "./stalls.js"
@@ -67,6 +73,8 @@ export interface Settings {
   readonly seed: number
   /** operations the driver records at most (preallocated, so that its bookkeeping does not grow the heap) */
   readonly capacity: number
+  /** `maxStaleness` of the near-cache keyspace */
+  readonly nearMaxStalenessMillis: number
 }
 
 /** Short timeouts, a few seconds per fault: the CI variant. */
@@ -84,14 +92,15 @@ export const ciSettings: Settings = {
   heapMarginBytes: 16 * 1024 * 1024,
   recoveryMarginMillis: 250,
   seed: 42,
-  capacity: 500_000
+  capacity: 500_000,
+  nearMaxStalenessMillis: 500
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
 // report
 // ---------------------------------------------------------------------------------------------------------------------
 
-export const OP_KINDS = ["get", "set", "getOrCompute", "rateLimit", "claim"] as const
+export const OP_KINDS = ["get", "set", "getOrCompute", "rateLimit", "claim", "nearGet", "nearSet"] as const
 export type OpKind = (typeof OP_KINDS)[number]
 export const PHASES = ["before", "during", "after"] as const
 export type Phase = (typeof PHASES)[number]
@@ -158,8 +167,31 @@ export interface Report {
     readonly unavailable: ReadonlyArray<number>
     readonly other: ReadonlyArray<number>
   }
+  readonly near: NearFigures
   /** every broken invariant, with how often it was broken and one example */
   readonly violations: ReadonlyArray<string>
+}
+
+/**
+ * What the near-cache keyspace saw. Two nodes (each its own client, cache and tracking connection, in the run's
+ * mode) read and write its keys; every value carries a version (one write per key at a time, so a key's versions
+ * increase in the order Redis applies its writes, except for a write whose fate is unknown).
+ */
+export interface NearFigures {
+  readonly reads: number
+  /** reads answered from a near cache (`near: true`) */
+  readonly hits: number
+  /** near hits of reads started before the fault or after Redis was back */
+  readonly hitsOutsideFault: number
+  readonly writes: number
+  /** writes that failed or fell back: their value may still reach Redis, later than newer writes */
+  readonly unknownFate: number
+  /** the latest a near hit returned a version after a newer write of its key had completed (undefined: never) */
+  readonly staleMaxMillis: number | undefined
+  /** how late that may be: the invalidation bound */
+  readonly boundMillis: number
+  /** reads of a version of unknown fate not judged against a newer write (it may have reached Redis after it) */
+  readonly exempt: number
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -175,6 +207,8 @@ const OUT_DEFECT = 4
 const SEEN_REDIS = 1
 const SEEN_FALLBACK = 2
 const SEEN_LOCAL = 4
+/** the operation ran on the second node */
+const SEEN_NODE_B = 8
 
 /** flags of a written value id */
 const W_ALLOCATED = 1
@@ -190,6 +224,39 @@ const W_SENT = 16
 const KEYS = 64
 const COMPUTED_KEYS = 16
 const SUBJECTS = 16
+const NEAR_KEYS = 32
+/**
+ * which near-cache key a write goes to: low keys often (versions race invalidations), high keys rarely (their copies
+ * outlive a fault unless the near cache is emptied: a near cache that is not would serve what Redis lost)
+ */
+const nearWriteKey = (r: number): number => Math.min(NEAR_KEYS - 1, Math.floor(NEAR_KEYS * r * r * r))
+
+/** a near-cache write: in flight, its reply arrived (written to Redis), or its fate is unknown (failed, fell back) */
+const NW_PENDING = 1
+const NW_DONE = 2
+const NW_UNKNOWN = 3
+/** a near-cache read: answered near, by Redis, marked degraded */
+const NR_NEAR = 1
+const NR_REDIS = 2
+const NR_DEGRADED = 4
+
+/**
+ * How long after a newer write completed a near hit may still return the older version (check 2). A near hit is
+ * served only with the answer to a PING sent at most maxStaleness before it; a PING sent after the write was applied
+ * is answered after the write's invalidation (one socket, in order; at worst both leave Redis in the same event-loop
+ * iteration). So maxStaleness after the write's reply no near hit may return the older version; the margin covers the
+ * last Redis event-loop iteration and the microtasks between reading a PONG and the invalidation after it.
+ */
+export const nearBoundMillis = (s: Settings): number => s.nearMaxStalenessMillis + NEAR_BOUND_MARGIN_MILLIS
+const NEAR_BOUND_MARGIN_MILLIS = 50
+/** a near hit less than this after Redis went down beyond maxStaleness is not judged (signal delivery, clocks) */
+const NEAR_DOWN_MARGIN_MILLIS = 20
+/**
+ * A write of unknown fate may still be applied while its command waits in a live connection (a paused or sleeping
+ * Redis applies it when it runs again; no client re-sends after a reconnect): at the latest this long after it failed
+ * or after Redis was back, whichever is later.
+ */
+const ZOMBIE_GRACE_MILLIS = 1_000
 
 class Violations {
   readonly #byKind = new Map<string, { count: number; example: string }>()
@@ -216,6 +283,17 @@ const Value = Schema.Struct({ w: Schema.Int, g: Schema.Int })
 type Value = typeof Value.Type
 
 const Entries = Keyspace.make({ name: "chaos", key: Schema.Int, value: Value, timeToLive: "1 minute" })
+/** the near-cache keyspace: `k` its key, `v` a version (global, so increasing per key too) */
+const NearValue = Schema.Struct({ k: Schema.Int, v: Schema.Int })
+type NearValue = typeof NearValue.Type
+const nearKeyspace = (maxStalenessMillis: number) =>
+  Keyspace.make({
+    name: "chaos-near",
+    key: Schema.Int,
+    value: NearValue,
+    timeToLive: "1 minute",
+    nearCache: { capacity: 256, maxStaleness: Duration.millis(maxStalenessMillis) }
+  })
 const Computed = Keyspace.make({ name: "chaos-computed", key: Schema.Int, value: Value, timeToLive: "250 millis" })
 const Limiters = (["fixed-window", "sliding-window", "token-bucket"] as const).map((algorithm) =>
   RateLimiter.make({ name: `chaos-${algorithm}`, limit: 100, window: "1 second", algorithm })
@@ -223,6 +301,12 @@ const Limiters = (["fixed-window", "sliding-window", "token-bucket"] as const).m
 const Nonces = ReplayGuard.make({ name: "chaos", window: "1 minute" })
 
 const WRITE_ID = /"w":(\d+)/
+const NEAR_ID = /"v":(\d+)/
+const idOf = (pattern: RegExp, raw: unknown): number => {
+  const text = typeof raw === "string" ? raw : Buffer.isBuffer(raw) ? raw.toString("utf8") : ""
+  const match = pattern.exec(text)
+  return match === null ? 0 : Number(match[1])
+}
 
 const gcFunction: (() => void) | undefined = (() => {
   const exposed = (globalThis as { gc?: () => void }).gc
@@ -267,7 +351,10 @@ const sequentialCommands: Record<OpKind, number> = {
   getOrCompute: 3,
   // one script per decision (EVALSHA, and EVAL after a restart emptied the script cache, in one call)
   rateLimit: 1,
-  claim: 1
+  claim: 1,
+  // a near hit makes none, a near miss one GET (the refill after an own write runs in the background)
+  nearGet: 1,
+  nearSet: 1
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -307,6 +394,29 @@ export const runScenario = (
     const events = { startup: 0, runtime: 0, recovered: 0 }
     const eventTimes: Array<{ kind: string; at: number }> = []
     const killedAt: Array<number> = []
+    /** when Redis stopped answering and when it was about to answer again (kills, pauses) */
+    const downFrom: Array<number> = []
+    const downTo: Array<number> = []
+
+    // -- the near-cache keyspace: writes by version (index), reads in order
+    const Near = nearKeyspace(s.nearMaxStalenessMillis)
+    const nearCapacity = Math.max(1_024, Math.floor(capacity / 4))
+    const nwKey = new Uint8Array(nearCapacity)
+    const nwState = new Uint8Array(nearCapacity)
+    /** when the value was handed to a connection (0: never) */
+    const nwSentAt = new Float64Array(nearCapacity)
+    /** when its reply arrived (NW_DONE) or it failed or fell back (NW_UNKNOWN) */
+    const nwSettledAt = new Float64Array(nearCapacity)
+    const nrKey = new Uint8Array(nearCapacity)
+    /** 0: a miss */
+    const nrVersion = new Int32Array(nearCapacity)
+    const nrStart = new Float64Array(nearCapacity)
+    const nrFlags = new Uint8Array(nearCapacity)
+    const nearBusy = new Uint8Array(NEAR_KEYS)
+    let nearWrites = 0
+    let nearReads = 0
+    /** the second node's security events (its breaker is its own: they are not the first node's events) */
+    const eventsB = { runtime: 0, recovered: 0, other: 0 }
 
     const allocWrite = (): Value => {
       if (writes >= capacity - 1) overflow = true
@@ -374,9 +484,10 @@ export const runScenario = (
       ...svc,
       get: (key) => note("get", svc.get(key)),
       set: (key, value, ttl) => {
-        const match = WRITE_ID.exec(value)
-        const w = match === null ? 0 : Number(match[1])
+        const w = idOf(WRITE_ID, value)
         if (w > 0) writeFlags[w] = writeFlags[w]! | W_PENDING
+        // a near-cache value: its write is done when Redis' reply arrives
+        const nv = idOf(NEAR_ID, value)
         return note("set", svc.set(key, value, ttl)).pipe(
           Effect.tap((cached) =>
             Effect.sync(() => {
@@ -384,9 +495,21 @@ export const runScenario = (
                 writeFlags[w] = writeFlags[w]! | W_FALLBACK
                 writeFallbackEpoch[w] = epoch
               }
+              if (nv > 0 && cached.backend === "redis" && nwState[nv] === NW_PENDING) {
+                nwState[nv] = NW_DONE
+                nwSettledAt[nv] = performance.now()
+              }
             })
           ),
-          Effect.ensuring(Effect.sync(() => w > 0 && (writeFlags[w] = writeFlags[w]! & ~W_PENDING)))
+          Effect.ensuring(
+            Effect.sync(() => {
+              if (w > 0) writeFlags[w] = writeFlags[w]! & ~W_PENDING
+              if (nv > 0 && nwState[nv] === NW_PENDING) {
+                nwState[nv] = NW_UNKNOWN
+                nwSettledAt[nv] = performance.now()
+              }
+            })
+          )
         )
       },
       claim: (key, ttl) => note("claim", svc.claim(key, ttl)),
@@ -395,11 +518,7 @@ export const runScenario = (
 
     // -- what Redis is sent: a value of ours is handed to ioredis only by its own write, while that write is in
     // flight; ioredis may send it later (auto-pipelining queues commands while a pipeline is in flight)
-    const writeIdOf = (raw: unknown): number => {
-      const text = typeof raw === "string" ? raw : Buffer.isBuffer(raw) ? raw.toString("utf8") : ""
-      const match = WRITE_ID.exec(text)
-      return match === null ? 0 : Number(match[1])
-    }
+    const writeIdOf = (raw: unknown): number => idOf(WRITE_ID, raw)
     const watchClient = (client: Redis) => {
       const originalSet = client.set
       const originalSend = client.sendCommand
@@ -461,6 +580,155 @@ export const runScenario = (
       }
     }
 
+    // -- when each near-cache value is handed to a connection (either node's): only by its own write, once
+    const watchNearSends = (client: Redis) => {
+      const originalSend = client.sendCommand
+      client.sendCommand = function (this: Redis, ...args: Parameters<Redis["sendCommand"]>) {
+        const command = args[0] as { name?: string; args?: ReadonlyArray<unknown> }
+        for (const arg of command.args ?? []) {
+          const v = idOf(NEAR_ID, arg)
+          if (v === 0) continue
+          if (command.name !== "set" || v > nearWrites || nwState[v] !== NW_PENDING || nwSentAt[v] !== 0) {
+            violations.add("a near-cache value was sent outside its own write", `${command.name} of version ${v}`)
+          } else nwSentAt[v] = performance.now()
+        }
+        return originalSend.apply(this, args)
+      } as Redis["sendCommand"]
+      return Effect.sync(() => {
+        client.sendCommand = originalSend
+      })
+    }
+
+    /** a near-cache read (either node): what can be checked at once; the rest is judged after the run */
+    const checkNearRead = (k: number, o: Option.Option<Cached<NearValue>>, startedAt: number): void => {
+      if (nearReads >= nearCapacity - 1) {
+        overflow = true
+        return
+      }
+      const i = nearReads++
+      nrKey[i] = k
+      nrStart[i] = startedAt
+      if (Option.isNone(o)) {
+        nrVersion[i] = 0
+        nrFlags[i] = 0
+        return
+      }
+      const c = o.value
+      checkMark("near get", c)
+      const v = c.value.v
+      nrVersion[i] = v
+      nrFlags[i] = (c.near ? NR_NEAR : 0) | (c.backend === "redis" ? NR_REDIS : 0) | (c.degraded ? NR_DEGRADED : 0)
+      // (1) never invented: a version of this key whose write had started
+      if (c.value.k !== k || v <= 0 || v > nearWrites || nwKey[v] !== k || nwState[v] === 0) {
+        violations.add("near keyspace read a value nobody wrote", `key ${k} → ${JSON.stringify(c.value)}`)
+        nrVersion[i] = 0
+        return
+      }
+      if (c.near && (c.backend !== "redis" || c.degraded)) {
+        violations.add("near hit marked as another backend", `key ${k} → ${c.backend}/${c.degraded}`)
+      }
+      if (c.backend === "redis" && nwSentAt[v] === 0) {
+        violations.add("near keyspace read from Redis a value never sent to it", `key ${k} → version ${v}`)
+      }
+    }
+
+    /**
+     * The near-cache reads judged once the timeline is known. Per read of version u of key k that started at t:
+     * (2) a near hit never returns u when a newer write of k completed more than the bound before t (a read from Redis
+     * never when one completed before t), (3) no near hit starts while Redis has been down for longer than
+     * maxStaleness, (4) no near hit returns a value sent to a Redis that was killed more than the bound before t.
+     */
+    const judgeNear = (t: Report["timeline"]): NearFigures => {
+      const bound = nearBoundMillis(s)
+      // the completed writes of each key, in version order: also the order of their replies (one write at a time)
+      const done: Array<Array<number>> = Array.from({ length: NEAR_KEYS }, () => [])
+      let unknownFate = 0
+      for (let v = 1; v <= nearWrites; v++) {
+        if (nwState[v] === NW_DONE) done[nwKey[v]!]!.push(v)
+        else if (nwState[v] === NW_UNKNOWN) unknownFate++
+      }
+      let hits = 0
+      let hitsOutsideFault = 0
+      let staleMax: number | undefined
+      let exempt = 0
+      for (let i = 0; i < nearReads; i++) {
+        const u = nrVersion[i]!
+        if (u === 0) continue
+        const started = nrStart[i]!
+        const flags = nrFlags[i]!
+        const near = (flags & NR_NEAR) !== 0
+        if (near) {
+          hits++
+          if (started < t.startedAt || started >= t.backAt) hitsOutsideFault++
+        }
+        // a degraded read answers from the node's fallback: only (1) applies
+        if ((flags & NR_REDIS) === 0) continue
+        // (2) the first completed write of the key newer than u (the one that made u stale)
+        const list = done[nrKey[i]!]!
+        let lo = 0
+        let hi = list.length
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1
+          if (list[mid]! <= u) lo = mid + 1
+          else hi = mid
+        }
+        if (lo < list.length) {
+          const newer = list[lo]!
+          const completed = nwSettledAt[newer]!
+          if (completed < started) {
+            const lag = started - completed
+            const mayLandLater =
+              nwState[u] === NW_UNKNOWN && completed <= Math.max(nwSettledAt[u]!, t.backAt) + ZOMBIE_GRACE_MILLIS
+            if (mayLandLater) exempt++
+            else if (near) {
+              staleMax = Math.max(staleMax ?? 0, lag)
+              if (lag > bound) {
+                violations.add(
+                  "near hit older than the invalidation bound allows",
+                  `key ${nrKey[i]}: version ${u} served ${lag.toFixed(0)} ms > ${bound} ms after version ${newer} was written`
+                )
+              }
+            } else {
+              violations.add(
+                "read from Redis older than a write completed before it",
+                `key ${nrKey[i]}: version ${u}, ${lag.toFixed(0)} ms after version ${newer} was written`
+              )
+            }
+          }
+        }
+        if (!near) continue
+        // (3) fail closed: no proof of coherence while Redis does not answer
+        for (let d = 0; d < downFrom.length; d++) {
+          const from = downFrom[d]! + s.nearMaxStalenessMillis + NEAR_DOWN_MARGIN_MILLIS
+          if (started > from && started < (downTo[d] ?? t.backAt)) {
+            violations.add(
+              "near hit while Redis was down for longer than maxStaleness",
+              `key ${nrKey[i]}: ${(started - downFrom[d]!).toFixed(0)} ms after Redis went down`
+            )
+          }
+        }
+        // (4) a restart empties Redis: what it held before is not served near after the bound
+        for (const killed of killedAt) {
+          if (nwSentAt[u]! < killed && killed <= started - bound) {
+            violations.add(
+              "near hit of a value lost in a restart",
+              `key ${nrKey[i]}: version ${u}, ${(started - killed).toFixed(0)} ms after the kill`
+            )
+          }
+        }
+      }
+      return {
+        reads: nearReads,
+        hits,
+        hitsOutsideFault,
+        writes: nearWrites,
+        unknownFate,
+        staleMaxMillis: staleMax,
+        boundMillis: bound,
+        exempt
+      }
+    }
+
     const random = prng(s.seed)
     const loop = watchLoop()
 
@@ -471,6 +739,35 @@ export const runScenario = (
         (restore) => restore
       )
       const cache = yield* DistributedCache
+      yield* Effect.acquireRelease(
+        Effect.sync(() => watchNearSends(redis.client as Redis)),
+        (restore) => restore
+      )
+
+      // ---- the second node: its own client and cache in the same mode, for the near-cache keyspace only; its
+      // events go to a logger of their own (its breaker sees the outage too, and must report it once)
+      const nodeB = yield* Layer.build(Layer.fresh(modeLayer(server, mode, s, wrap)))
+      const redisB = Context.get(nodeB, RedisClient)
+      yield* Effect.acquireRelease(
+        Effect.sync(() => watchNearSends(redisB.client as Redis)),
+        (restore) => restore
+      )
+      const loggersB = HashSet.make(
+        Logger.make(({ message }) => {
+          const first: unknown = Array.isArray(message) ? message[0] : message
+          if (typeof first !== "object" || first === null || !("event" in first)) return
+          const kind = (first as { event: unknown }).event
+          if (kind === "BACKEND_UNAVAILABLE_AT_RUNTIME") eventsB.runtime++
+          else if (kind === "BACKEND_RECOVERED") eventsB.recovered++
+          else eventsB.other++
+        })
+      )
+      /** runs a near-cache operation on the first node or the second */
+      const onNode = <A, E>(ctx: OpContext, effect: Effect.Effect<A, E, DistributedCache>): Effect.Effect<A, E> => {
+        if (random() < 0.5) return Effect.provideService(effect, DistributedCache, cache)
+        ctx.seen |= SEEN_NODE_B
+        return Effect.locally(Effect.provide(effect, nodeB), FiberRef.currentLoggers, loggersB)
+      }
 
       // ---- operations
       const operation = (kind: OpKind, ctx: OpContext, startedAt: number): Effect.Effect<void, unknown, never> => {
@@ -501,15 +798,41 @@ export const runScenario = (
               Effect.map((claimed) => checkMark("claim", claimed)),
               Effect.provideService(DistributedCache, cache)
             )
+          case "nearSet": {
+            // one write per key at a time: a key's versions reach Redis in order (a key in use: another one)
+            let k = nearWriteKey(random())
+            for (let tries = 0; nearBusy[k] === 1 && tries < NEAR_KEYS; tries++) k = (k + 1) % NEAR_KEYS
+            if (nearBusy[k] === 1 || nearWrites >= nearCapacity - 1) {
+              if (nearWrites >= nearCapacity - 1) overflow = true
+              return nearGet(ctx, pick(NEAR_KEYS), startedAt)
+            }
+            const v = ++nearWrites
+            nwKey[v] = k
+            nwState[v] = NW_PENDING
+            nearBusy[k] = 1
+            return onNode(ctx, Near.set(k, { k, v })).pipe(
+              Effect.ensuring(
+                Effect.sync(() => {
+                  nearBusy[k] = 0
+                })
+              )
+            )
+          }
+          case "nearGet":
+            return nearGet(ctx, pick(NEAR_KEYS), startedAt)
         }
       }
+      const nearGet = (ctx: OpContext, k: number, startedAt: number) =>
+        onNode(ctx, Near.get(k)).pipe(Effect.map((o) => checkNearRead(k, o, startedAt)))
 
       const weights: ReadonlyArray<readonly [OpKind, number]> = [
-        ["get", 0.35],
-        ["set", 0.2],
-        ["getOrCompute", 0.2],
-        ["rateLimit", 0.15],
-        ["claim", 0.1]
+        ["get", 0.28],
+        ["set", 0.16],
+        ["getOrCompute", 0.16],
+        ["rateLimit", 0.12],
+        ["claim", 0.08],
+        ["nearGet", 0.17],
+        ["nearSet", 0.03]
       ]
       const pickKind = (): OpKind => {
         let r = random()
@@ -590,7 +913,13 @@ export const runScenario = (
       const before = memory()
 
       generation++
-      const timeline = yield* Effect.promise(() => fault.run(server, { killed: (at) => killedAt.push(at) }))
+      const timeline = yield* Effect.promise(() =>
+        fault.run(server, {
+          killed: (at) => killedAt.push(at),
+          down: (at) => downFrom.push(at),
+          up: (at) => downTo.push(at)
+        })
+      )
       generation++
 
       yield* Effect.sleep(s.afterMillis)
@@ -655,12 +984,30 @@ export const runScenario = (
       if (unread.length > 0) {
         violations.add("final read not served by Redis", `${unread.length} keys, Redis up for seconds`)
       }
+      // the second node is served by Redis again too (its recovery event is logged by then): a key never written is
+      // never kept near, so its read goes to Redis
+      let servedB = false
+      while (!servedB && performance.now() < readDeadline) {
+        const ctx: OpContext = { seen: 0, epoch }
+        const read = yield* Near.get(NEAR_KEYS).pipe(
+          Effect.provide(nodeB),
+          Effect.locally(FiberRef.currentLoggers, loggersB),
+          Effect.locally(currentOp, ctx),
+          Effect.either
+        )
+        servedB = read._tag === "Right" && (ctx.seen & SEEN_REDIS) !== 0
+        if (!servedB) yield* Effect.sleep(25)
+      }
+      if (!servedB) violations.add("second node: final read not served by Redis", "Redis up for seconds")
 
+      const near = judgeNear({ ...timeline, start, end })
       return summarise({
         mode,
         fault,
         settings: s,
         timeline: { ...timeline, start, end },
+        near,
+        eventsB,
         n: ops,
         opStart,
         opEnd,
@@ -709,7 +1056,14 @@ const modeLayer = (
     mode === "StrictDistributed"
       ? strictDistributed({ cooldown: s.cooldownMillis })
       : explicitDegraded({ cooldown: s.cooldownMillis })
-  const wrapped = Layer.effect(DistributedCache, Effect.map(DistributedCache, wrap)).pipe(Layer.provide(cache))
+  // a Keyspace finds the near cache's tracking connection by the service object: the wrapper carries it over
+  const wrapped = Layer.effect(
+    DistributedCache,
+    Effect.map(DistributedCache, (svc) => {
+      const tracking = trackingOf(svc)
+      return tracking === undefined ? wrap(svc) : attachTracking(wrap(svc), tracking)
+    })
+  ).pipe(Layer.provide(cache))
   return Layer.provideMerge(wrapped, client)
 }
 
@@ -722,6 +1076,9 @@ interface Raw {
   readonly fault: Fault
   readonly settings: Settings
   readonly timeline: Report["timeline"]
+  readonly near: NearFigures
+  /** the second node's events */
+  readonly eventsB: { readonly runtime: number; readonly recovered: number; readonly other: number }
   readonly n: number
   readonly opStart: Float64Array
   readonly opEnd: Float64Array
@@ -784,6 +1141,7 @@ const summarise = (raw: Raw): Report => {
   const phaseLatencies: Array<Array<number>> = PHASES.map(() => [])
   let recoveryEnd = Infinity
   let slowUnavailable = 0
+  let slowUnavailableB = 0
   const outageMillis = t.backAt - t.startedAt
   const bucketCount = Math.max(1, Math.floor((t.end - t.start) / BUCKET_MILLIS))
   const buckets = [0, 1, 2, 3].map(() => new Uint32Array(bucketCount))
@@ -836,14 +1194,17 @@ const summarise = (raw: Raw): Report => {
       latency > s.fastMillis &&
       raw.loop.turnedWithin(start, end)
     ) {
-      slowUnavailable++
+      if ((seen & SEEN_NODE_B) === 0) slowUnavailable++
+      else slowUnavailableB++
     }
     // degraded: get/set (and everything else) never fail
     if (raw.mode === "ExplicitDegraded" && outcome !== OUT_OK) {
       v.add("ExplicitDegraded operation failed", `${kind} (outcome ${outcome})`)
     }
     // first success served by Redis after Redis is back
-    if (end >= t.backAt && outcome === OUT_OK && seen === SEEN_REDIS && end < recoveryEnd) recoveryEnd = end
+    if (end >= t.backAt && outcome === OUT_OK && (seen & ~SEEN_NODE_B) === SEEN_REDIS && end < recoveryEnd) {
+      recoveryEnd = end
+    }
   }
 
   // a call refused by the cooldown does not wait: it is synchronous (a slow one without a turn of the event loop
@@ -906,11 +1267,26 @@ const summarise = (raw: Raw): Report => {
     v.add("more runtime events than outages", `${e.runtime} events, ${t.downs} outages, ${spurious} long stall(s)`)
   }
 
-  // the cooldown works: only calls in flight when Redis went down, and probes, wait for Redis
+  // the second node's breaker: one runtime event at most per outage (or long stall), each paired with a recovery
+  const b = raw.eventsB
+  if (b.other > 0) v.add("second node: startup or unknown event", `${b.other}`)
+  if (b.recovered !== b.runtime) {
+    v.add("second node: runtime and recovery events do not pair up", `${b.runtime} runtime, ${b.recovered} recovered`)
+  }
+  if (b.runtime > t.downs + spurious) {
+    v.add("second node: more runtime events than outages", `${b.runtime} events, ${t.downs} outages`)
+  }
+
+  // the cooldown works: only calls in flight when Redis went down, and probes, wait for Redis (on each node)
   const probes = Math.ceil(outageMillis / s.cooldownMillis) + e.runtime + 1 + spurious
   const slowBound = s.fibers * Math.max(1, e.runtime) + probes
   if (slowUnavailable > slowBound) {
     v.add("calls kept waiting for an unavailable Redis", `${slowUnavailable} slow calls > ${slowBound}`)
+  }
+  const probesB = Math.ceil(outageMillis / s.cooldownMillis) + b.runtime + 1 + spurious
+  const slowBoundB = s.fibers * Math.max(1, b.runtime) + probesB
+  if (slowUnavailableB > slowBoundB) {
+    v.add("second node: calls kept waiting for an unavailable Redis", `${slowUnavailableB} slow calls > ${slowBoundB}`)
   }
 
   const during = phases[1]!.outcomes
@@ -938,6 +1314,7 @@ const summarise = (raw: Raw): Report => {
     totals: totals.outcomes,
     byKind: Object.fromEntries(OP_KINDS.map((k, i) => [k, byKind[i]!.outcomes])) as Record<OpKind, Outcomes>,
     phases: { before: phaseReport(0), during: phaseReport(1), after: phaseReport(2) },
+    near: raw.near,
     recoveryMillis,
     cooldownMaxMillis: cooldownMax,
     slowUnavailable,

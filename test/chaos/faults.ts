@@ -22,6 +22,13 @@ export interface FaultTimeline {
 export interface FaultHooks {
   /** called as soon as a killed redis-server has exited, before it is started again */
   readonly killed: (at: number) => void
+  /**
+   * Redis stopped answering (a killed process has exited, SIGSTOP was sent): recorded after the fact, so Redis was
+   * down at least from `at`
+   */
+  readonly down?: (at: number) => void
+  /** Redis is about to answer again (before the restart begins, before SIGCONT): it was down at least until `at` */
+  readonly up?: (at: number) => void
 }
 
 export interface Fault {
@@ -39,6 +46,12 @@ const kill = async (server: RedisServer, hooks: FaultHooks, killedAt: Array<numb
   const at = now()
   killedAt.push(at)
   hooks.killed(at)
+  hooks.down?.(at)
+}
+
+const restart = async (server: RedisServer, hooks: FaultHooks): Promise<void> => {
+  hooks.up?.(now())
+  await server.restart()
 }
 
 /** SIGKILL, stay down for `downMillis`, start again on the same port (empty: no persistence). */
@@ -50,7 +63,7 @@ export const killRestart = (downMillis: number): Fault => ({
     const killedAt: Array<number> = []
     await kill(server, hooks, killedAt)
     await sleep(downMillis)
-    await server.restart()
+    await restart(server, hooks)
     return { startedAt, backAt: now(), downs: 1, killedAt }
   }
 })
@@ -59,10 +72,12 @@ export const killRestart = (downMillis: number): Fault => ({
 export const pauseResume = (pausedMillis: number): Fault => ({
   name: "pause-resume",
   description: `SIGSTOP for ${pausedMillis} ms, then SIGCONT`,
-  run: async (server) => {
+  run: async (server, hooks) => {
     const startedAt = now()
     server.pause()
+    hooks.down?.(now())
     await sleep(pausedMillis)
+    hooks.up?.(now())
     server.resume()
     return { startedAt, backAt: now(), downs: 1, killedAt: [] }
   }
@@ -76,7 +91,7 @@ export const restartEmpty: Fault = {
     const startedAt = now()
     const killedAt: Array<number> = []
     await kill(server, hooks, killedAt)
-    await server.restart()
+    await restart(server, hooks)
     return { startedAt, backAt: now(), downs: 1, killedAt }
   }
 }
@@ -92,7 +107,7 @@ export const flapping = (cycles: number, downMillis: number, upMillis: number): 
     for (let i = 0; i < cycles; i++) {
       await kill(server, hooks, killedAt)
       await sleep(downMillis)
-      await server.restart()
+      await restart(server, hooks)
       backAt = now()
       if (i < cycles - 1) await sleep(upMillis)
     }

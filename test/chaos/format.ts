@@ -24,6 +24,8 @@ const COLUMNS = [
   "events rt/rec",
   "heap MiB before→after",
   "stall max",
+  "near hits",
+  "near stale max",
   "violations"
 ] as const
 
@@ -47,6 +49,8 @@ const row = (r: Report): Array<string> => {
     `${r.events.runtime}/${r.events.recovered}`,
     `${mib(r.memory.heapBefore)}→${mib(r.memory.heapAfter)}`,
     `${ms(r.stallMaxMillis)} ms`,
+    `${r.near.hits}/${r.near.reads}`,
+    r.near.staleMaxMillis === undefined ? "-" : `${ms(r.near.staleMaxMillis)} ms`,
     String(r.violations.length)
   ]
 }
@@ -68,5 +72,8 @@ export const describeReport = (r: Report): string =>
       `${r.opsPerSecond.toFixed(0)} ops/s; cooldown refusals max ${ms(r.cooldownMaxMillis)} ms; ` +
       `slow unavailable calls ${r.slowUnavailable}; stalls: longest ${ms(r.stallMaxMillis)} ms, total ` +
       `${ms(r.stallTotalMillis)} ms, ${r.longStalls} of at least half the command timeout`,
+    `near cache: ${r.near.hits} near hits of ${r.near.reads} reads (${r.near.hitsOutsideFault} outside the fault), ` +
+      `${r.near.writes} writes (${r.near.unknownFate} of unknown fate, ${r.near.exempt} reads of those not judged), ` +
+      `stale at most ${ms(r.near.staleMaxMillis)} ms (bound ${r.near.boundMillis} ms)`,
     ...r.violations.map((v) => `VIOLATION ${v}`)
   ].join("\n")

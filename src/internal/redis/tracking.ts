@@ -281,7 +281,12 @@ export class Tracking {
   }
 }
 
-const trackings = new WeakMap<DistributedCacheService, Tracking>()
+/**
+ * Where a cache service carries its tracking connections: an own enumerable symbol property, so that a service a
+ * user wraps by spreading it (`{ ...cache, get: … }`, e.g. to count or log calls) keeps its near caches. A wrapper
+ * that copies only the operations loses them, which is safe: its near-cache keyspaces read Redis every time.
+ */
+const TrackingKey: unique symbol = Symbol.for("effect-failclosed/Tracking")
 
 /**
  * The tracking connections of a Redis-mode cache, made with the cache's Layer and closed with it (opened only when a
@@ -295,13 +300,14 @@ export const makeTracking = (client: Redis | Cluster, store: Store) =>
   )
 
 /** @internal */
-export const attachTracking = (cache: DistributedCacheService, tracking: Tracking): DistributedCacheService => {
-  trackings.set(cache, tracking)
-  return cache
-}
+export const attachTracking = (cache: DistributedCacheService, tracking: Tracking): DistributedCacheService =>
+  Object.defineProperty(cache, TrackingKey, { value: tracking, enumerable: true })
 
 /**
  * The tracking connection of a cache: undefined for LocalOnly (whose near caches never serve).
  * @internal
  */
-export const trackingOf = (cache: DistributedCacheService): Tracking | undefined => trackings.get(cache)
+export const trackingOf = (cache: DistributedCacheService): Tracking | undefined => {
+  const tracking = (cache as { readonly [TrackingKey]?: unknown })[TrackingKey]
+  return tracking instanceof Tracking ? tracking : undefined
+}

@@ -12,6 +12,7 @@ import type * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -787,8 +788,36 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     })
   /** getOrCompute's read and write: a failure names getOrCompute, the operation the caller made */
   const inGetOrCompute = failedIn("getOrCompute")
-  const readFor = (cache: DistributedCacheService, storeKey: string) =>
-    Effect.mapError(cache.get(storeKey), inGetOrCompute)
+  const readFor = (cache: DistributedCacheService, storeKey: string) => {
+    const near = nearOf(cache)
+    return Effect.mapError(
+      near === undefined ? cache.get(storeKey) : readThroughNear(near, storeKey, cache.get(storeKey)),
+      inGetOrCompute
+    )
+  }
+  /**
+   * getOrCompute's Redis read of a near-cache keyspace: like `get`'s, a clean answer fills the near cache (an entry
+   * sealed with its freshness is answered by its own rules and not kept near). Decoded on its first near hit.
+   */
+  const readThroughNear = (
+    near: NearCache,
+    storeKey: string,
+    read: Effect.Effect<Cached<string | undefined>, CacheBackendUnavailable>
+  ) =>
+    Effect.suspend(() => {
+      const ticket = near.beginRead(storeKey)
+      return Effect.onExit(read, (exit) =>
+        Effect.sync(() => {
+          const entry = Exit.isSuccess(exit) && exit.value.backend === "redis" ? exit.value : undefined
+          const value = entry?.value
+          near.endRead(
+            storeKey,
+            ticket,
+            entry === undefined ? undefined : value === undefined ? null : isSealed(value) ? undefined : value
+          )
+        })
+      )
+    })
   const lookupOf = (cache: DistributedCacheService, storeKey: string) =>
     Effect.flatMap(readFor(cache, storeKey), (entry) =>
       entry.value !== undefined && isSealed(entry.value) ? sealedLookup(entry) : Effect.succeed(toLookup(entry))
@@ -809,7 +838,13 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     }
     const json = encodeEntry(value)
     if (Either.isLeft(json)) return Effect.fail(json.left)
-    return Effect.map(Effect.mapError(cache.set(storeKey, json.right, ttl), inGetOrCompute), (written) => ({
+    const near = nearOf(cache)
+    // a near-cache keyspace keeps what it stored, as `set` does (read-your-writes with no round trip)
+    const write =
+      near === undefined
+        ? cache.set(storeKey, json.right, ttl)
+        : nearWrite(near, storeKey, json.right, ttl, cache.set(storeKey, json.right, ttl), inRedis)
+    return Effect.map(Effect.mapError(write, inGetOrCompute), (written) => ({
       value,
       backend: written.backend,
       degraded: written.degraded,

@@ -154,6 +154,35 @@ describe("near cache: two nodes on one Redis", () => {
     })
   )
 
+  it.scopedLive("getOrCompute reads and fills the near cache, and another node's write reaches it", () =>
+    Effect.gen(function* () {
+      const redis = yield* redisServer()
+      const a = yield* makeNode(redis.url)
+      const b = yield* makeNode(redis.url)
+      const never = Effect.dieMessage("compute must not run: the value is cached")
+      const nearOfCached = (c: Cached<{ readonly n: number }>) => c.near
+      // a value B computed: its next getOrCompute is a near hit
+      expect((yield* on(b)(Items.getOrCompute("computed", Effect.succeed({ n: 1 })))).near).toBe(false)
+      yield* until(() => Effect.map(on(b)(Items.getOrCompute("computed", never)), nearOfCached), 3_000, "computed near")
+      // a value A wrote: B's getOrCompute reads it from Redis, then from its near cache
+      yield* on(a)(Items.set("written", { n: 5 }))
+      const first = yield* on(b)(Items.getOrCompute("written", never))
+      expect(first.value.n).toBe(5)
+      yield* until(() => Effect.map(on(b)(Items.getOrCompute("written", never)), nearOfCached), 3_000, "written near")
+      // A overwrites it: B's getOrCompute moves to the new value and never returns the old one again
+      yield* on(a)(Items.set("written", { n: 6 }))
+      yield* until(
+        () => Effect.map(on(b)(Items.getOrCompute("written", never)), (c) => c.value.n === 6),
+        2_000,
+        "the new value"
+      )
+      for (let i = 0; i < 20; i++) {
+        expect((yield* on(b)(Items.getOrCompute("written", never))).value.n).toBe(6)
+        yield* ioTurn
+      }
+    })
+  )
+
   it.scopedLive("writes by another Redis client, FLUSHALL, expiry and deletes reach B's near cache", () =>
     Effect.gen(function* () {
       const redis = yield* redisServer()

@@ -56,6 +56,34 @@ const nearOf = (o: Option.Option<Cached<{ readonly n: number }>>) => Option.isSo
 const warm = (node: Node, key: string) =>
   until(() => Effect.map(on(node)(Items.get(key)), nearOf), 3_000, `near hit of ${key}`)
 
+/**
+ * A writes directly; B's data connection goes through a proxy that holds its replies for 100 ms, while B's tracking
+ * connection (opened by its first near-cache read, after the delay is set) is not delayed: an invalidation can
+ * overtake the reply of a command B sent before it. B's near cache serves when this returns.
+ */
+const nodesWithSlowReplies = Effect.gen(function* () {
+  const redis = yield* redisServer()
+  const proxy = yield* tcpProxy(redis.port)
+  const a = yield* makeNode(redis.url)
+  const b = yield* makeNode(proxy.url)
+  yield* on(b)(Plain.get("warm-up"))
+  proxy.delayRepliesOfOpenConnections(100)
+  yield* on(a)(Items.set("other", { n: 0 }))
+  yield* warm(b, "other")
+  return { a, b }
+})
+
+/** B serves `n` for `key` from now on (near or not), and serves it near within 3 s (it is not passed by never caching) */
+const servesOnly = (b: Node, key: string, n: number, label: string) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 5; i++) {
+      expect(valueOf(yield* on(b)(Items.get(key))), `${label}, read ${i}`).toBe(n)
+      yield* ioTurn
+    }
+    yield* warm(b, key)
+    expect(valueOf(yield* on(b)(Items.get(key)))).toBe(n)
+  })
+
 /** lets the event loop read its sockets (a loop of near hits alone never waits for I/O) */
 const ioTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
@@ -310,16 +338,7 @@ describe("near cache: races and bounds", () => {
 
   it.scopedLive("a read whose reply arrives after the key's invalidation never fills the near cache with it", () =>
     Effect.gen(function* () {
-      const redis = yield* redisServer()
-      const proxy = yield* tcpProxy(redis.port)
-      const a = yield* makeNode(redis.url)
-      // B's data connection answers 100 ms late; its tracking connection (opened by its first near-cache read,
-      // after this) is not delayed: the invalidation of a write made while B's read is in flight overtakes its reply
-      const b = yield* makeNode(proxy.url)
-      yield* on(b)(Plain.get("warm-up"))
-      proxy.delayRepliesOfOpenConnections(100)
-      yield* on(a)(Items.set("other", { n: 0 }))
-      yield* warm(b, "other")
+      const { a, b } = yield* nodesWithSlowReplies
       for (let round = 1; round <= 3; round++) {
         const key = `crossed-${round}`
         yield* on(a)(Items.set(key, { n: 1 }))
@@ -329,29 +348,14 @@ describe("near cache: races and bounds", () => {
         // ... when A overwrites it: the invalidation reaches B before the old value does
         yield* on(a)(Items.set(key, { n: 2 }))
         expect(valueOf(yield* read)).toBe(1) // the read itself answers what Redis held when it read
-        // from now on B never serves the overwritten value: not near, not otherwise
-        for (let i = 0; i < 5; i++) {
-          expect(valueOf(yield* on(b)(Items.get(key))), `round ${round}, read ${i}`).toBe(2)
-          yield* ioTurn
-        }
-        // and the near cache does serve the current value (the check above is not passed by never caching)
-        yield* warm(b, key)
-        expect(valueOf(yield* on(b)(Items.get(key)))).toBe(2)
+        yield* servesOnly(b, key, 2, `round ${round}`)
       }
     })
   )
 
   it.scopedLive("an own write overtaken by another node's write is not kept near: B ends on the other value", () =>
     Effect.gen(function* () {
-      const redis = yield* redisServer()
-      const proxy = yield* tcpProxy(redis.port)
-      const a = yield* makeNode(redis.url)
-      // as above: B's write replies come 100 ms late, the invalidations of its tracking connection at once
-      const b = yield* makeNode(proxy.url)
-      yield* on(b)(Plain.get("warm-up"))
-      proxy.delayRepliesOfOpenConnections(100)
-      yield* on(a)(Items.set("other", { n: 0 }))
-      yield* warm(b, "other")
+      const { a, b } = yield* nodesWithSlowReplies
       for (let round = 1; round <= 3; round++) {
         const key = `overtaken-${round}`
         // B writes 1 (Redis applies it at once, the reply is held) and A writes 2 after it
@@ -359,12 +363,7 @@ describe("near cache: races and bounds", () => {
         yield* Effect.sleep("30 millis")
         yield* on(a)(Items.set(key, { n: 2 }))
         yield* write
-        for (let i = 0; i < 5; i++) {
-          expect(valueOf(yield* on(b)(Items.get(key))), `round ${round}, read ${i}`).toBe(2)
-          yield* ioTurn
-        }
-        yield* warm(b, key)
-        expect(valueOf(yield* on(b)(Items.get(key)))).toBe(2)
+        yield* servesOnly(b, key, 2, `round ${round}`)
       }
     })
   )

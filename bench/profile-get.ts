@@ -106,6 +106,13 @@ const main = async () => {
           run: promiseWorkers(inFlight, async (i) => parse(await client.get(rawKey(hitId(i)))))
         },
         {
+          // the same commands as the library's (its keys are 79 bytes, the raw ones 12): what the key layout costs
+          name: `raw ${inFlight === 1 ? "default" : "auto-pipelined"} ${inFlight}, library keys`,
+          inFlight,
+          raw,
+          run: promiseWorkers(inFlight, async (i) => parse(await client.get(storeKeys[hitId(i)]!)))
+        },
+        {
           name: `store ${inFlight}`,
           inFlight,
           raw,

@@ -59,10 +59,10 @@ interface Counters {
   failures: number
 }
 
-const marks = (backend: Backend) => ({ backend, degraded: backend === "local_degraded", near: false, stale: false })
+/** a result's marks, as one object literal of one shape: no spread of a marks object per call */
 const marked =
   (backend: Backend) =>
-  <A>(value: A): Cached<A> => ({ value, ...marks(backend) })
+  <A>(value: A): Cached<A> => ({ value, backend, degraded: backend === "local_degraded", near: false, stale: false })
 const fromRedis = marked("redis")
 const fromLocal = marked("local")
 const fromFallback = marked("local_degraded")

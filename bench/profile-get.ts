@@ -19,6 +19,7 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
+import type { Redis } from "ioredis"
 import { DistributedCache, type DistributedCacheService } from "../src/DistributedCache.js"
 import { Breaker } from "../src/internal/breaker.js"
 import { canonicalJson } from "../src/internal/json.js"
@@ -46,6 +47,7 @@ const OPS = Number(process.env["OPS"] ?? 60_000)
 const ONLY = process.env["ONLY"]
 const SECONDS = Number(process.env["SECONDS"] ?? 8)
 const KEY_PREFIX = "fc"
+const COUNT_WRITES = process.env["COUNT_WRITES"] === "1"
 
 interface Case {
   readonly name: string
@@ -60,6 +62,8 @@ interface Sample {
   readonly cpuMicros: number
   readonly redisMicros: number
   readonly readsPerOp: number
+  /** the library client's socket writes per op (COUNT_WRITES=1) */
+  readonly writesPerOp: number
 }
 
 const main = async () => {
@@ -76,6 +80,16 @@ const main = async () => {
         Effect.tap((r) => r.awaitReady(r.startupTimeout))
       )
     )
+    // COUNT_WRITES=1: the library client's socket writes per operation (a wrapper on its socket; off by default)
+    let writes = 0
+    const socket = (redis.client as Redis).stream
+    if (COUNT_WRITES) {
+      const write = socket.write
+      socket.write = function (this: typeof socket, ...args: Parameters<typeof write>) {
+        writes++
+        return write.apply(this, args)
+      } as typeof write
+    }
     const store = makeRedisStore(redis)
     const strict = makeStrict({
       store,
@@ -144,6 +158,7 @@ const main = async () => {
     }
     const timeOnce = async (run: Runner, ops: number): Promise<Sample> => {
       const before = await info()
+      const writesBefore = writes
       const cpu = process.cpuUsage()
       const start = process.hrtime.bigint()
       await run(ops)
@@ -155,7 +170,8 @@ const main = async () => {
         cpuMicros: (used.user + used.system) / ops,
         redisMicros: ((after.cpu - before.cpu) * 1e6) / ops,
         // the probe's own two INFO commands arrive in reads of their own
-        readsPerOp: (after.reads - before.reads - 2) / ops
+        readsPerOp: (after.reads - before.reads - 2) / ops,
+        writesPerOp: (writes - writesBefore) / ops
       }
     }
 
@@ -168,7 +184,8 @@ const main = async () => {
       while (Date.now() < deadline) samples.push(await timeOnce(c.run, OPS))
       console.log(
         `${c.name}: ${Math.round(median(samples.map((s) => s.opsPerSec)))} ops/s, ` +
-          `client ${median(samples.map((s) => s.cpuMicros)).toFixed(2)} µs/op`
+          `client ${median(samples.map((s) => s.cpuMicros)).toFixed(2)} µs/op` +
+          (COUNT_WRITES ? `, ${median(samples.map((s) => s.writesPerOp)).toFixed(4)} writes/op` : "")
       )
       return
     }

@@ -23,6 +23,9 @@ class StoreCommand extends Command {
   override setTimeout(): void {}
 }
 
+/** the options of every store command (ioredis reads them, never writes them: one object for all) */
+const UTF8 = { replyEncoding: "utf8" } as const
+
 /** what a command that missed its deadline settles with */
 export const TIMED_OUT: unique symbol = Symbol("timed out")
 
@@ -136,7 +139,7 @@ export const makeSender = (client: Redis | Cluster, commandTimeoutMillis: number
     return batch.add(command)
   }
   return {
-    command: (name, args) => write(new StoreCommand(name, args as Array<string | number>, { replyEncoding: "utf8" })),
+    command: (name, args) => write(new StoreCommand(name, args as Array<string | number>, UTF8)),
     bound: (send, done) => {
       const pending = deadlines.add(() => done(TIMED_OUT, undefined))
       const finish = (error: unknown, reply: unknown) => {

@@ -109,6 +109,8 @@ const makeService = (options: {
     counters.hits++
     return entry as Cached<string>
   }
+  // a flatMap to a succeeded Effect: `Effect.map` would add a closure and a `sync` step per call
+  const readEffect = (entry: Cached<string | null>) => Effect.succeed(read(entry))
   return {
     mode,
     keyPrefix: options.keyPrefix,
@@ -127,9 +129,9 @@ const makeService = (options: {
       }
     }),
     get: (key) =>
-      Effect.map(
+      Effect.flatMap(
         guard.run("get", key, (store) => store.get(key)),
-        read
+        readEffect
       ),
     set: (key, value, ttl) => guard.run("set", key, (store) => store.set(key, value, ttl)),
     invalidate: (key) =>

@@ -129,9 +129,12 @@ export const makeSender = (client: Redis | Cluster, commandTimeoutMillis: number
     // Sequential calls (the last batch carried one command, none is in flight) are written at once, without the
     // batch and its nextTick. Measured (Keyspace.get hit, sequential, 13 interleaved A/B runs of 40k calls on the
     // shared 2-core machine, load 4-10): median 0.69x -> 0.81x raw ioredis default in ops/s, faster in 12 of 13 runs.
-    // Calls made while others are in flight, or after a batch of several, join the tick's batch (256 in flight:
-    // about 128 commands per batch, Redis reads them in two 16 KiB reads as it does raw ioredis' auto-pipelined
-    // GETs of the same keys).
+    // Calls made while others are in flight, or after a batch of several, join the tick's batch. 256 GETs in flight
+    // (bench/profile-get.ts, COUNT_WRITES=1): 0.0065-0.0070 socket writes per GET, 140-155 commands a write; Redis
+    // reads them in 16 KiB reads, 0.008 per GET, as it reads raw ioredis' auto-pipelined GETs of the same 79-byte keys.
+    // Holding the batch longer was tried (to `setImmediate`, as ioredis' auto-pipelining does, and while earlier
+    // replies were outstanding): Redis still read 0.008 per GET and its CPU per GET was no lower, so a lone call's
+    // latency is not spent on it.
     if (batch === undefined) return client.sendCommand(command) as Promise<unknown>
     if (batch.size === 0 && batch.last <= 1 && (client as Redis).commandQueue.length === 0) {
       return client.sendCommand(command) as Promise<unknown>

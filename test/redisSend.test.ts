@@ -97,6 +97,29 @@ describe("the store's commands", () => {
     expect(await calls("get")).toBe(3)
   })
 
+  it("commands sent on the client directly in the tick of held commands keep their own replies", async () => {
+    const s = sender()
+    await client.set("cb:d", "direct")
+    // the first store command is written at once (nothing in flight); the later ones are held to the end of the tick,
+    // while the client's own commands are written at once: each reply must still reach its own caller
+    const results = await Promise.all([
+      outcome(s, "set", ["cb:h", "held"]),
+      client.get("cb:d"),
+      outcome(s, "get", ["cb:h"]),
+      client.get("cb:d"),
+      outcome(s, "get", ["cb:d"]),
+      client.get("cb:h")
+    ])
+    expect(results).toEqual([
+      { error: undefined, reply: "OK" },
+      "direct",
+      { error: undefined, reply: "held" },
+      "direct",
+      { error: undefined, reply: "direct" },
+      "held"
+    ])
+  })
+
   it("200 commands of one tick reach Redis in a few reads, not one read each", async () => {
     const s = sender()
     await client.config("RESETSTAT")

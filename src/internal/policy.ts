@@ -59,10 +59,10 @@ interface Counters {
   failures: number
 }
 
-const marks = (backend: Backend) => ({ backend, degraded: backend === "local_degraded", near: false, stale: false })
+/** a result's marks, as one object literal of one shape: no spread of a marks object per call */
 const marked =
   (backend: Backend) =>
-  <A>(value: A): Cached<A> => ({ value, ...marks(backend) })
+  <A>(value: A): Cached<A> => ({ value, backend, degraded: backend === "local_degraded", near: false, stale: false })
 const fromRedis = marked("redis")
 const fromLocal = marked("local")
 const fromFallback = marked("local_degraded")
@@ -109,6 +109,8 @@ const makeService = (options: {
     counters.hits++
     return entry as Cached<string>
   }
+  // a flatMap to a succeeded Effect: `Effect.map` would add a closure and a `sync` step per call
+  const readEffect = (entry: Cached<string | null>) => Effect.succeed(read(entry))
   return {
     mode,
     keyPrefix: options.keyPrefix,
@@ -127,9 +129,9 @@ const makeService = (options: {
       }
     }),
     get: (key) =>
-      Effect.map(
+      Effect.flatMap(
         guard.run("get", key, (store) => store.get(key)),
-        read
+        readEffect
       ),
     set: (key, value, ttl) => guard.run("set", key, (store) => store.set(key, value, ttl)),
     invalidate: (key) =>

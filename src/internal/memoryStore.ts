@@ -6,6 +6,7 @@
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { memoryRateLimit } from "./memoryRateLimit.js"
+import { OldestKeys } from "./oldestKeys.js"
 import type { Cached, RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
 import type { Store } from "./store.js"
 
@@ -41,6 +42,7 @@ export interface MemoryStore extends Store<never> {
 export const makeMemoryStore = (options: { readonly capacity: number; readonly clock: Clock.Clock }): MemoryStore => {
   const { capacity, clock } = options
   const entries = new Map<string, Entry>()
+  const oldest = new OldestKeys(entries)
   /** rate-limit state is kept apart from entries so a flood of cache sets cannot evict it */
   const limiterState = new Map<string, unknown>()
 
@@ -75,9 +77,9 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
     entries.delete(key)
     entries.set(key, { value, expiresAt, touched: ++tick, read: undefined })
     while (entries.size > capacity) {
-      const oldest = entries.keys().next()
-      if (oldest.done) break
-      entries.delete(oldest.value)
+      const key = oldest.next()
+      if (key === undefined) break
+      entries.delete(key)
     }
   }
 

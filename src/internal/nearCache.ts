@@ -23,6 +23,7 @@ import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
+import { OldestKeys } from "./oldestKeys.js"
 import type { Tracking, TrackingListener } from "./redis/tracking.js"
 
 /** @internal */
@@ -82,6 +83,7 @@ const OWN_WRITES_BOUND = 4096
 /** @internal */
 export class NearCache implements TrackingListener {
   private readonly entries = new Map<string, NearEntry>()
+  private readonly oldest = new OldestKeys(this.entries)
   private readonly inflight = new Map<string, Ticket>()
   private readonly ownWrites = new Set<string>()
   private readonly maxStaleness: number
@@ -255,9 +257,9 @@ export class NearCache implements TrackingListener {
     }
     this.entries.delete(key)
     if (this.entries.size >= this.settings.capacity) {
-      const oldest = this.entries.keys().next()
-      if (oldest.done !== true) {
-        this.entries.delete(oldest.value)
+      const oldest = this.oldest.next()
+      if (oldest !== undefined) {
+        this.entries.delete(oldest)
         this.evicted()
       }
     }

@@ -77,6 +77,9 @@ export interface Settings {
 }
 
 /** Short timeouts, a few seconds per fault: the CI variant. */
+/** how much longer than `beforeMillis` a run waits for its first near hit before the fault */
+const NEAR_WARM_UP_MILLIS = 5_000
+
 export const ciSettings: Settings = {
   fibers: 200,
   thinkMillis: 20,
@@ -414,6 +417,8 @@ export const runScenario = (
     const nearBusy = new Uint8Array(NEAR_KEYS)
     let nearWrites = 0
     let nearReads = 0
+    /** near hits so far: the fault starts only after the first one (see the run) */
+    let nearHitsSeen = 0
     /** the second node's security events (its breaker is its own: they are not the first node's events) */
     const eventsB = { runtime: 0, recovered: 0, other: 0 }
 
@@ -617,6 +622,7 @@ export const runScenario = (
       const v = c.value.v
       nrVersion[i] = v
       nrFlags[i] = (c.near ? NR_NEAR : 0) | (c.backend === "redis" ? NR_REDIS : 0) | (c.degraded ? NR_DEGRADED : 0)
+      if (c.near) nearHitsSeen++
       // (1) never invented: a version of this key whose write had started
       if (c.value.k !== k || v <= 0 || v > nearWrites || nwKey[v] !== k || nwState[v] === 0) {
         violations.add("near keyspace read a value nobody wrote", `key ${k} → ${JSON.stringify(c.value)}`)
@@ -908,6 +914,12 @@ export const runScenario = (
         Effect.forEach(Array.from({ length: s.fibers }), () => worker, { concurrency: "unbounded", discard: true })
       )
       yield* Effect.sleep(s.beforeMillis)
+      // The near cache serves once its tracking connection has answered a heartbeat: on a loaded machine that can
+      // take longer than the phase before the fault, and a run without a near hit before the fault checks nothing
+      // about it. Wait for the first one (bounded: a near cache that never serves fails the run's assertion).
+      while (nearHitsSeen === 0 && performance.now() - start < s.beforeMillis + NEAR_WARM_UP_MILLIS) {
+        yield* Effect.sleep("20 millis")
+      }
       // heap after a full GC, with the load warmed up and running (as it will be at the end)
       const before = memory()
 

@@ -6,7 +6,7 @@
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { memoryRateLimit } from "./memoryRateLimit.js"
-import { OldestKeys } from "./oldestKeys.js"
+import { LruOrder } from "./lruOrder.js"
 import type { Cached, RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
 import type { Store } from "./store.js"
 
@@ -42,20 +42,12 @@ export interface MemoryStore extends Store<never> {
 export const makeMemoryStore = (options: { readonly capacity: number; readonly clock: Clock.Clock }): MemoryStore => {
   const { capacity, clock } = options
   const entries = new Map<string, Entry>()
-  const oldest = new OldestKeys(entries)
+  /** recency: least recently used out first, within capacity / 8 (see internal/lruOrder) */
+  const order = new LruOrder(entries, capacity)
   /** rate-limit state is kept apart from entries so a flood of cache sets cannot evict it */
   const limiterState = new Map<string, unknown>()
 
   const now = () => clock.unsafeCurrentTimeMillis()
-  /**
-   * Recency: a Map keeps insertion order, so moving an entry to the end marks it most recently
-   * used. A read moves it only when more than `refreshDistance` writes or moves happened since
-   * its place was set: hot entries are not moved on every read, and eviction stays LRU within
-   * capacity / 8 (exact for capacities up to 15).
-   */
-  let tick = 0
-  const refreshDistance = capacity >> 3
-
   const sweepLimiterState = (at: number) => {
     // entries carry their own expiry; see memoryRateLimit
     for (const [k, v] of limiterState) {
@@ -75,9 +67,9 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
 
   const put = (key: string, value: string, expiresAt: number) => {
     entries.delete(key)
-    entries.set(key, { value, expiresAt, touched: ++tick, read: undefined })
+    entries.set(key, { value, expiresAt, touched: order.stamp(), read: undefined })
     while (entries.size > capacity) {
-      const key = oldest.next()
+      const key = order.oldest()
       if (key === undefined) break
       entries.delete(key)
     }
@@ -86,11 +78,7 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
   /** the live entry of `key`, its recency refreshed */
   const touch = (key: string): Entry | undefined => {
     const entry = lookup(key, now())
-    if (entry !== undefined && tick - entry.touched > refreshDistance) {
-      entries.delete(key)
-      entries.set(key, entry)
-      entry.touched = ++tick
-    }
+    if (entry !== undefined) order.used(key, entry)
     return entry
   }
 

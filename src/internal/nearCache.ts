@@ -23,7 +23,7 @@ import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
-import { OldestKeys } from "./oldestKeys.js"
+import { LruOrder } from "./lruOrder.js"
 import type { Tracking, TrackingListener } from "./redis/tracking.js"
 
 /** @internal */
@@ -66,7 +66,7 @@ export interface NearEntry {
   readonly json: string
   readonly expiresAt: number
   decoded: unknown
-  /** the recency tick of the entry's place in the LRU order (see `lookup`) */
+  /** the recency tick of the entry's place in the LRU order (internal/lruOrder) */
   touched: number
 }
 
@@ -83,13 +83,10 @@ const OWN_WRITES_BOUND = 4096
 /** @internal */
 export class NearCache implements TrackingListener {
   private readonly entries = new Map<string, NearEntry>()
-  private readonly oldest = new OldestKeys(this.entries)
   private readonly inflight = new Map<string, Ticket>()
   private readonly ownWrites = new Set<string>()
   private readonly maxStaleness: number
-  /** counts stores and moves: the recency clock of `lookup` */
-  private tick = 0
-  private readonly refreshDistance: number
+  private readonly order: LruOrder<string, NearEntry>
   /** whether the last Warning this keyspace logged said "on" (undefined before the first time it was on) */
   announced: boolean | undefined = undefined
   readonly hit: () => void
@@ -104,7 +101,7 @@ export class NearCache implements TrackingListener {
     keyspace: string
   ) {
     this.maxStaleness = settings.maxStalenessMillis
-    this.refreshDistance = settings.capacity >> 3
+    this.order = new LruOrder(this.entries, settings.capacity)
     this.hit = counterOf(NEAR_HITS, keyspace)
     this.miss = counterOf(NEAR_MISSES, keyspace)
     this.evicted = counterOf(NEAR_EVICTIONS, keyspace)
@@ -132,15 +129,8 @@ export class NearCache implements TrackingListener {
       this.evicted()
       return undefined
     }
-    // Least recently used out first, as the LocalOnly store does it: a Map keeps insertion order, and a hit moves
-    // its entry to the end only when more than capacity / 8 stores or moves happened since its place was set, so
-    // eviction is LRU within capacity / 8 (exact up to 15 entries). A move (delete + set) costs ~0.27 µs, about a
-    // fifth of a whole near hit: hot entries are not moved on every hit.
-    if (this.tick - entry.touched > this.refreshDistance) {
-      this.entries.delete(key)
-      this.entries.set(key, entry)
-      entry.touched = ++this.tick
-    }
+    // least recently used out first, as the memory store does it (see internal/lruOrder)
+    this.order.used(key, entry)
     return entry
   }
 
@@ -253,11 +243,11 @@ export class NearCache implements TrackingListener {
       json,
       expiresAt: ttlMillis === undefined ? Infinity : now + ttlMillis,
       decoded: undefined,
-      touched: ++this.tick
+      touched: this.order.stamp()
     }
     this.entries.delete(key)
     if (this.entries.size >= this.settings.capacity) {
-      const oldest = this.oldest.next()
+      const oldest = this.order.oldest()
       if (oldest !== undefined) {
         this.entries.delete(oldest)
         this.evicted()

@@ -1,13 +1,13 @@
 /**
- * OldestKeys (pure): after any sequence of sets, moves, deletes, clears and evictions, the key it returns is the
+ * LruOrder.oldest (pure): after any sequence of sets, moves, deletes, clears and evictions, the key it returns is the
  * first key of the Map in insertion order, exactly what a fresh `map.keys().next()` returns.
  */
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { OldestKeys } from "../src/internal/oldestKeys.js"
+import { LruOrder } from "../src/internal/lruOrder.js"
 import { seeded } from "./support/property.js"
 
-const params = seeded("oldest-keys")
+const params = seeded("lru-order")
 
 type Op =
   | { readonly _tag: "set"; readonly key: number }
@@ -25,19 +25,19 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ _tag: "clear" as const }) }
 )
 
-describe("OldestKeys", () => {
+describe("LruOrder", () => {
   it("returns the Map's first key after any sequence of changes", () => {
     fc.assert(
       fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
-        const map = new Map<number, number>()
-        const oldest = new OldestKeys(map)
+        const map = new Map<number, { touched: number }>()
+        const order = new LruOrder(map, 8)
         for (const o of ops) {
           switch (o._tag) {
             case "set":
-              map.set(o.key, 1)
+              map.set(o.key, { touched: 0 })
               break
             case "move":
-              if (map.delete(o.key)) map.set(o.key, 1)
+              if (map.delete(o.key)) map.set(o.key, { touched: 0 })
               break
             case "delete":
               map.delete(o.key)
@@ -47,7 +47,7 @@ describe("OldestKeys", () => {
               break
             case "evict": {
               const expected = map.keys().next()
-              const got = oldest.next()
+              const got = order.oldest()
               expect(got).toBe(expected.done === true ? undefined : expected.value)
               if (got !== undefined) map.delete(got)
             }

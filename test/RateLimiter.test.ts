@@ -186,6 +186,37 @@ describe("RateLimiter across two nodes sharing one Redis", () => {
     })
   )
 
+  it.scopedLive(
+    "fixed window: a decision in a window adds to the count the window's first decision wrote, and keeps its TTL",
+    () =>
+      Effect.gen(function* () {
+        const redis = yield* redisServer()
+        const node = on(yield* strictNode(redis.url))
+        const limiter = RateLimiter.make({ name: "fw", limit: 10, window: "1 hour", algorithm: "fixed-window" })
+        expect((yield* node(limiter.consume("gina", { cost: 2 }))).remaining).toBe(8)
+        const [key] = (yield* cli(redis, "--scan")).split("\n").filter((k) => k !== "")
+        const [seconds, micros] = (yield* cli(redis, "TIME")).split("\n").map(Number)
+        const hour = 3_600_000
+        const start = Math.floor((seconds! * 1000 + Math.floor(micros! / 1000)) / hour) * hour
+        expect(yield* cli(redis, "HGET", key!, "w")).toBe(String(start))
+        // a count of this window as any node (of this version or an earlier one, which rewrote both fields and the
+        // TTL on every decision) leaves it: 5 used, the TTL a marker that a decision must not reset
+        yield* cli(redis, "HSET", key!, "c", "5")
+        yield* cli(redis, "PEXPIRE", key!, "1234567")
+        const r = yield* node(limiter.consume("gina", { cost: 3 }))
+        expect([r.allowed, r.remaining]).toEqual([true, 2])
+        expect(yield* cli(redis, "HGET", key!, "c")).toBe("8")
+        expect(Number(yield* cli(redis, "PTTL", key!))).toBeLessThanOrEqual(1_234_567)
+        expect(Number(yield* cli(redis, "PTTL", key!))).toBeGreaterThan(1_200_000)
+        // a state of an earlier window is replaced: count from zero, TTL to this window's end
+        yield* cli(redis, "HSET", key!, "w", String(start - hour), "c", "10")
+        const fresh = yield* node(limiter.consume("gina"))
+        expect([fresh.allowed, fresh.remaining]).toEqual([true, 9])
+        expect(yield* cli(redis, "HGET", key!, "w")).toBe(String(start))
+        expect(Number(yield* cli(redis, "PTTL", key!))).toBeLessThanOrEqual(start + hour - seconds! * 1000)
+      })
+  )
+
   it.scopedLive("decisions run as EVALSHA, and survive a SCRIPT FLUSH through the NOSCRIPT fallback", () =>
     Effect.gen(function* () {
       const redis = yield* redisServer()

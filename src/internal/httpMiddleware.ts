@@ -124,7 +124,7 @@ interface Invalid {
   readonly error: string
 }
 
-const invalidOutcome = (error: string): Invalid => ({ _tag: "Invalid", error })
+const invalidAnswer = (error: string): Invalid => ({ _tag: "Invalid", error })
 
 /**
  * The 400 of an input the limiter or guard rejected: their reasons start with the input they
@@ -136,7 +136,7 @@ const rejectedBy = (
   tenant: ReturnType<typeof problemsOf>,
   cost?: ReturnType<typeof problemsOf>
 ): Invalid =>
-  invalidOutcome(
+  invalidAnswer(
     reason.startsWith("tenant")
       ? tenant.invalid(reason)
       : cost !== undefined && reason.startsWith("cost")
@@ -150,7 +150,11 @@ interface RateLimitHeaders {
   readonly headers: Record<string, string>
 }
 
-type RateLimitOutcome =
+/**
+ * The middleware's answer to one request: let it through with the rate-limit headers, 429, or 400. (The store's
+ * `RateLimitDecision` and the limiter's `RateLimitResult` come before it; this adds what HTTP needs.)
+ */
+type RateLimitAnswer =
   | { readonly _tag: "Allowed"; readonly headers: RateLimitHeaders }
   | { readonly _tag: "Denied"; readonly headers: RateLimitHeaders; readonly retryAfter: number }
   | Invalid
@@ -177,7 +181,7 @@ const makeRateLimitDecider = (limiter: RateLimiter.RateLimiter, options: RateLim
     return windowMillis
   }
 
-  const toOutcome = (result: RateLimiter.RateLimitResult): RateLimitOutcome => {
+  const toAnswer = (result: RateLimiter.RateLimitResult): RateLimitAnswer => {
     const reset = secondsOf(resetMillis(result))
     const headers: RateLimitHeaders = {
       remaining: result.remaining,
@@ -193,24 +197,24 @@ const makeRateLimitDecider = (limiter: RateLimiter.RateLimiter, options: RateLim
   const subjectProblems = problemsOf("rate limit subject", subjectOf)
   const tenantProblems = problemsOf("tenant", tenantOf)
   const costProblems = problemsOf("cost", costOf)
-  const missingSubject = Effect.succeed(invalidOutcome(subjectProblems.missing))
-  const missingTenant = Effect.succeed(invalidOutcome(tenantProblems.missing))
-  const missingCost = Effect.succeed(invalidOutcome(costProblems.missing))
+  const missingSubject = Effect.succeed(invalidAnswer(subjectProblems.missing))
+  const missingTenant = Effect.succeed(invalidAnswer(tenantProblems.missing))
+  const missingCost = Effect.succeed(invalidAnswer(costProblems.missing))
 
   const consume = (
     subject: string,
     tenant: string | undefined,
     cost: number | undefined
-  ): Effect.Effect<RateLimitOutcome, CacheBackendUnavailable, DistributedCache> =>
+  ): Effect.Effect<RateLimitAnswer, CacheBackendUnavailable, DistributedCache> =>
     limiter.consume(subject, { tenant, cost }).pipe(
-      Effect.map(toOutcome),
+      Effect.map(toAnswer),
       Effect.catchTag("RateLimitInputInvalid", (e) =>
         Effect.succeed(rejectedBy(e.reason, subjectProblems, tenantProblems, costProblems))
       )
     )
 
   // the extractors' errors and requirements are typed by the callers, from the options
-  return (request: HttpServerRequest.HttpServerRequest): Effect.Effect<RateLimitOutcome, unknown, unknown> =>
+  return (request: HttpServerRequest.HttpServerRequest): Effect.Effect<RateLimitAnswer, unknown, unknown> =>
     Effect.flatMap(extract(subjectOf, request), (subject) =>
       subject === undefined
         ? missingSubject
@@ -237,27 +241,28 @@ const appendRateLimitHeaders = (decision: RateLimitHeaders): Effect.Effect<void>
     return Effect.succeed(HttpServerResponse.setHeaders(response, decision.headers))
   })
 
-type ClaimOutcome = "Claimed" | "Replayed" | Invalid
+/** the middleware's answer to one request carrying a nonce: let it through, 409, or 400 */
+type ClaimAnswer = "Claimed" | "Replayed" | Invalid
 
 const makeClaimer = (guard: ReplayGuard.ReplayGuard, options: ReplayGuardOptions) => {
   const nonceOf = options.nonce as Extractor<string, unknown, unknown>
   const tenantOf = options.tenant as Extractor<string, unknown, unknown> | undefined
   const nonceProblems = problemsOf("nonce", nonceOf)
   const tenantProblems = problemsOf("tenant", tenantOf)
-  const missingNonce = Effect.succeed(invalidOutcome(nonceProblems.missing))
-  const missingTenant = Effect.succeed(invalidOutcome(tenantProblems.missing))
+  const missingNonce = Effect.succeed(invalidAnswer(nonceProblems.missing))
+  const missingTenant = Effect.succeed(invalidAnswer(tenantProblems.missing))
   const claim = (
     nonce: string,
     tenant: string | undefined
-  ): Effect.Effect<ClaimOutcome, CacheBackendUnavailable, DistributedCache> =>
+  ): Effect.Effect<ClaimAnswer, CacheBackendUnavailable, DistributedCache> =>
     guard.claim(nonce, { tenant }).pipe(
-      Effect.as<ClaimOutcome>("Claimed"),
+      Effect.as<ClaimAnswer>("Claimed"),
       Effect.catchTags({
-        ReplayDetected: () => Effect.succeed<ClaimOutcome>("Replayed"),
-        CacheValueInvalid: (e) => Effect.succeed<ClaimOutcome>(rejectedBy(e.reason, nonceProblems, tenantProblems))
+        ReplayDetected: () => Effect.succeed<ClaimAnswer>("Replayed"),
+        CacheValueInvalid: (e) => Effect.succeed<ClaimAnswer>(rejectedBy(e.reason, nonceProblems, tenantProblems))
       })
     )
-  return (request: HttpServerRequest.HttpServerRequest): Effect.Effect<ClaimOutcome, unknown, unknown> =>
+  return (request: HttpServerRequest.HttpServerRequest): Effect.Effect<ClaimAnswer, unknown, unknown> =>
     Effect.flatMap(extract(nonceOf, request), (nonce) =>
       nonce === undefined
         ? missingNonce

@@ -208,9 +208,14 @@ describe("the packed tarball", () => {
     expect(files).toContain("src/index.ts")
     expect(files).toContain("README.md")
     expect(files).toContain("package.json")
+    // the Effect-free core ships inside the tarball (bundleDependencies): one package to install, one version
+    expect(files).toContain("node_modules/@effect-failclosed/core/dist/index.js")
+    expect(files).toContain("node_modules/@effect-failclosed/core/dist/index.d.ts")
+    expect(files).toContain("node_modules/@effect-failclosed/core/package.json")
     const unexpected = files.filter(
       (f) =>
         !/^(dist|src)\//.test(f) &&
+        !/^node_modules\/@effect-failclosed\/core\/(dist\/.+|src\/.+\.ts|package\.json)$/.test(f) &&
         !/^docs\/[^/]+\.md$/.test(f) &&
         !/^docs\/(?!api\/)(.+\/)?[^/]+\.(svg|png)$/.test(f) &&
         !/^examples\/[^/]+\.ts$/.test(f) &&
@@ -290,7 +295,8 @@ describe("the packed tarball", () => {
       expect(Object.keys(manifest.exports[sub])).toEqual(["source", "types", "import"])
       expect(manifest.exports[sub].import).toBe(`./dist/${sub.slice(2)}.js`)
     }
-    expect(manifest.dependencies).toEqual({ ioredis: expect.any(String) })
+    expect(manifest.dependencies).toEqual({ "@effect-failclosed/core": manifest.version, ioredis: expect.any(String) })
+    expect(manifest.bundleDependencies).toEqual(["@effect-failclosed/core"])
     expect(manifest.dependencies.effect).toBeUndefined()
   })
 

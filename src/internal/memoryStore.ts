@@ -6,7 +6,7 @@
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { memoryRateLimit } from "./memoryRateLimit.js"
-import { LruOrder } from "./lruOrder.js"
+import { LruOrder } from "@effect-failclosed/core"
 import type { Cached, RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
 import type { Store } from "./store.js"
 

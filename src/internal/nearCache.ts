@@ -23,7 +23,7 @@ import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
-import { LruOrder } from "./lruOrder.js"
+import { LruOrder } from "@effect-failclosed/core"
 import type { Tracking, TrackingListener } from "./redis/tracking.js"
 
 /** @internal */

@@ -4,7 +4,7 @@
  */
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { LruOrder } from "../src/internal/lruOrder.js"
+import { LruOrder } from "../src/lruOrder.js"
 import { seeded } from "./support/property.js"
 
 const params = seeded("lru-order")

@@ -219,7 +219,7 @@ describe("the packed tarball", () => {
         !/^docs\/[^/]+\.md$/.test(f) &&
         !/^docs\/(?!api\/)(.+\/)?[^/]+\.(svg|png)$/.test(f) &&
         !/^examples\/[^/]+\.ts$/.test(f) &&
-        !["README.md", "package.json", "LICENSE"].includes(f)
+        !["README.md", "CHANGELOG.md", "package.json", "LICENSE"].includes(f)
     )
     expect(unexpected).toEqual([])
     expect(files.filter((f) => f.endsWith(".test.ts"))).toEqual([])
@@ -232,7 +232,7 @@ describe("the packed tarball", () => {
   })
 
   it("resolves every relative link of the README and of the shipped guides to a file in the tarball", () => {
-    const shipped = files.filter((f) => f === "README.md" || /^docs\/[^/]+\.md$/.test(f))
+    const shipped = files.filter((f) => f === "README.md" || f === "CHANGELOG.md" || /^docs\/[^/]+\.md$/.test(f))
     expect(shipped).toContain("docs/operations.md")
     let checked = 0
     for (const doc of shipped) {

@@ -302,6 +302,28 @@ describe("the packed tarball", () => {
     expect(manifest.dependencies.effect).toBeUndefined()
   })
 
+  it("is ESM only, as the README's Install section says: a CommonJS project's require fails, its import() of the README runs", async () => {
+    const readme = readFileSync(join(root, "README.md"), "utf8")
+    const install = readme.slice(readme.indexOf("## Install"), readme.indexOf("## Try it"))
+    expect(install).toContain("ERR_PACKAGE_PATH_NOT_EXPORTED")
+    expect(install).toContain('"type": "module"')
+    const block = /```js\n(\/\/ main\.cjs\n[\s\S]*?)```/.exec(install)?.[1]
+    expect(block).toBeDefined()
+    // a CommonJS project beside the consumer (npm init -y writes "type": "commonjs")
+    const cjs = join(project, "cjs")
+    mkdirSync(cjs, { recursive: true })
+    writeFileSync(join(cjs, "package.json"), JSON.stringify({ name: "cjs-consumer", type: "commonjs" }))
+    writeFileSync(join(cjs, "main.cjs"), block!)
+    writeFileSync(join(cjs, "require.cjs"), `require("effect-failclosed")`)
+    const required = await exec("node", [join(cjs, "require.cjs")], { cwd: cjs, env: ENV }).then(
+      () => undefined,
+      (e: { stderr: string }) => e.stderr
+    )
+    expect(required).toContain("ERR_PACKAGE_PATH_NOT_EXPORTED")
+    const { stdout } = await exec("node", [join(cjs, "main.cjs")], { cwd: cjs, env: ENV })
+    expect(stdout.trim()).toBe("LocalOnly")
+  })
+
   it("shares one copy of effect with its consumer", () => {
     const nested = join(project, "node_modules", "effect-failclosed", "node_modules")
     expect(existsSync(join(nested, "effect"))).toBe(false)

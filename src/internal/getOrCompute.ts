@@ -2,11 +2,9 @@
  * `getOrCompute` under pressure (docs/stampedes.md): one computation per key across every node (`lock`), stale values
  * served only when the caller asked for them (`staleWhileRevalidate`, `staleIfError`) and marked `stale`.
  *
- * Freshness lives in the entry: an entry written with a stale window is sealed in a small envelope,
- * `~1:<writtenAt>:<freshUntil>:<json>` (epoch milliseconds of the writer's clock), and kept in the store for its time
- * to live plus the longest stale window. `~` cannot start JSON, so a reader tells the two kinds apart by one
- * character and plain entries are read exactly as before. A reader that did not ask for stale values treats a sealed
- * entry past `freshUntil` as a miss.
+ * Freshness lives in the entry: an entry written with a stale window is sealed in a small envelope (the core's
+ * `envelope.ts`: `~1:<writtenAt>:<freshUntil>:<json>`), and kept in the store for its time to live plus the longest
+ * stale window. A reader that did not ask for stale values treats a sealed entry past `freshUntil` as a miss.
  */
 import * as crypto from "node:crypto"
 import type * as Cause from "effect/Cause"
@@ -19,41 +17,13 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
-import { LOCK_SUFFIX } from "@effect-failclosed/core"
+import { type Envelope, isSealed, LOCK_SUFFIX, seal, unseal } from "@effect-failclosed/core"
 import type { Backend, Cached, CacheModeName, DistributedCacheService } from "../DistributedCache.js"
 import type { CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "../errors.js"
 import { failedIn, increment, perMode } from "./observability.js"
 import { durationMillis } from "./options.js"
 
-// --- the envelope ----------------------------------------------------------------------------------------------------
-
-const MARK = 126 // "~"
-const HEAD = "~1:"
-
-/** true when a stored entry is sealed in an envelope (see the module doc) @internal */
-export const isSealed = (raw: string): boolean => raw.charCodeAt(0) === MARK
-
-/** @internal */
-export interface Envelope {
-  readonly writtenAt: number
-  readonly freshUntil: number
-  readonly json: string
-}
-
-/** the envelope of a sealed entry, or undefined when it is not one (a corrupt entry) @internal */
-export const unseal = (raw: string): Envelope | undefined => {
-  if (!raw.startsWith(HEAD)) return undefined
-  const a = raw.indexOf(":", HEAD.length)
-  const b = a < 0 ? -1 : raw.indexOf(":", a + 1)
-  if (b < 0) return undefined
-  const writtenAt = Number(raw.slice(HEAD.length, a))
-  const freshUntil = Number(raw.slice(a + 1, b))
-  if (!Number.isSafeInteger(writtenAt) || !Number.isSafeInteger(freshUntil)) return undefined
-  return { writtenAt, freshUntil, json: raw.slice(b + 1) }
-}
-
-const seal = (json: string, writtenAt: number, ttlMillis: number): string =>
-  `${HEAD}${writtenAt}:${writtenAt + ttlMillis}:${json}`
+// --- the envelope (core/src/envelope.ts) ----------------------------------------------------------------------
 
 /** the age of a sealed entry at `now`: never negative, whatever the skew between the writer's clock and ours */
 const ageAt = (envelope: Envelope, now: number): Duration.Duration =>

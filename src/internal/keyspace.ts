@@ -12,17 +12,20 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type { Cached, DistributedCache, DistributedCacheService } from "../DistributedCache.js"
 import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "../errors.js"
-import { freshOf, isSealed, makeStampede, perCache, readAt, singleFlight, stampedeOf, unseal } from "./getOrCompute.js"
+import { freshOf, makeStampede, perCache, readAt, singleFlight, stampedeOf } from "./getOrCompute.js"
 import { flatKeyWriter } from "./flatKey.js"
 import {
   canonicalJson,
   deepFreeze,
   describePath,
+  exceedsBytes,
+  faithfulJson,
   FeatureKeys,
+  isSealed,
   keyspaceHead,
   tenantProblem,
-  toFaithfulJson,
-  unfaithfulReason
+  unfaithfulReason,
+  unseal
 } from "@effect-failclosed/core"
 import { failedIn, feature, increment, keyspaceMetrics, perMode } from "./observability.js"
 import { durationMillis, optionChecks, ttlMillisOf } from "./options.js"
@@ -99,10 +102,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       if (unfaithful !== undefined) return { reason: `key: ${unfaithful}` }
       canonical = canonicalJson(encoded)
     }
-    // a UTF-16 code unit is at most 3 bytes of UTF-8: most keys need no byte count
-    if (canonical.length * 3 > maxKeyBytes && Buffer.byteLength(canonical, "utf8") > maxKeyBytes) {
-      return { reason: `key is larger than ${maxKeyBytes} bytes` }
-    }
+    if (exceedsBytes(canonical, maxKeyBytes)) return { reason: `key is larger than ${maxKeyBytes} bytes` }
     return canonical
   }
 
@@ -131,14 +131,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       }
       encoded = e.right
     }
-    if (encoded === undefined) return Either.left(invalidValue("undefined is not representable in JSON"))
-    const json = toFaithfulJson(encoded)
-    if (json._tag === "err") return Either.left(invalidValue(json.reason))
-    // a UTF-16 code unit is at most 3 bytes of UTF-8: most values need no byte count
-    if (json.json.length * 3 > maxValueBytes && Buffer.byteLength(json.json, "utf8") > maxValueBytes) {
-      return Either.left(invalidValue(`encoded value is larger than ${maxValueBytes} bytes`))
-    }
-    return Either.right(json.json)
+    const json = faithfulJson(encoded, maxValueBytes)
+    return typeof json === "string" ? Either.right(json) : Either.left(invalidValue(json.reason))
   }
 
   const decodeEntry = (raw: string): Either.Either<V, CacheEntryInvalid> => {

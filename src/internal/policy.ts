@@ -13,8 +13,7 @@ import * as Effect from "effect/Effect"
 import type { Backend, Cached, CacheStats, DistributedCacheService } from "../DistributedCache.js"
 import type { CacheModeName } from "../DistributedCache.js"
 import { CacheBackendUnavailable } from "../errors.js"
-import { type Breaker, CLOSED, OPEN } from "./breaker.js"
-import type { MemoryStore } from "./memoryStore.js"
+import { type Breaker, CLOSED, type MemoryStore, OPEN, type StoreFailure } from "@effect-failclosed/core"
 import {
   classify,
   emitSecurityEvent,
@@ -27,7 +26,7 @@ import {
   stateGauges,
   traceStore
 } from "./observability.js"
-import type { Store, StoreFailure } from "./store.js"
+import { memoryEffects, type Store } from "./store.js"
 
 /** the operations an ExplicitDegraded cache serves node-locally while Redis is unavailable */
 const FALLS_BACK: ReadonlySet<Operation> = new Set<Operation>([
@@ -174,13 +173,14 @@ const traced = <A, E>(
 export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   // memory operations are not timed: two clock reads would cost more than the operation
+  const effects = memoryEffects(memory)
   const guard: Guard = {
     mode: "LocalOnly",
-    run: (operation, _key, use) => traced("LocalOnly", "local", operation, () => Effect.map(use(memory), fromLocal))
+    run: (operation, _key, use) => traced("LocalOnly", "local", operation, () => Effect.map(use(effects), fromLocal))
   }
   const service = makeService({ guard, keyPrefix, counters, backend: () => "local", localEntries: memory.size })
   localReaders.set(service, (key) => {
-    const entry = memory.unsafeRead(key)
+    const entry = memory.read(key)
     if (entry === undefined) counters.misses++
     else counters.hits++
     return entry
@@ -229,6 +229,7 @@ const redisGuard = (options: {
   readonly counters: Counters
 }): { readonly guard: Guard; readonly domains: Domains } => {
   const { counters, fallback, mode, store } = options
+  const fallbackEffects = fallback === undefined ? undefined : memoryEffects(fallback)
   const domains = new Domains(options.breaker)
   const domainOf = store.domainOf
   const metricsOf = operationMetrics(mode)
@@ -239,7 +240,7 @@ const redisGuard = (options: {
   // Redis answered again, not even during a later outage.
   const transition = () => {
     gauges(domains.anyOpen)
-    fallback?.unsafeReset()
+    fallback?.reset()
   }
   const failure = (operation: string, kind: FailureReason, reason: string) =>
     classify(new CacheBackendUnavailable({ mode, operation, reason }), kind)
@@ -272,7 +273,9 @@ const redisGuard = (options: {
   ): Effect.Effect<Cached<A>, CacheBackendUnavailable> => {
     const metrics = metricsOf(operation)
     const orElse: (error: CacheBackendUnavailable) => Effect.Effect<Cached<A>, CacheBackendUnavailable> =
-      fallback !== undefined && FALLS_BACK.has(operation) ? () => Effect.map(use(fallback), fromFallback) : Effect.fail
+      fallbackEffects !== undefined && FALLS_BACK.has(operation)
+        ? () => Effect.map(use(fallbackEffects), fromFallback)
+        : Effect.fail
     let breaker = domains.whole
     let admission = breaker.admit()
     const domain = domainOf === undefined ? "" : key === undefined ? EVERY_DOMAIN : domainOf(key)

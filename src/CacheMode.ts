@@ -16,8 +16,8 @@ import { CacheBackendUnavailable } from "./errors.js"
 import { Breaker, DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN, makeMemoryStore } from "@effect-failclosed/core"
 import { emitSecurityEvent } from "./internal/observability.js"
 import { makeDegraded, makeLocal, makeStrict } from "./internal/policy.js"
+import { makeTracking } from "./internal/redis/tracking.js"
 import { redisEffects, redisStoreOf } from "./internal/store.js"
-import { attachTracking, makeTracking } from "./internal/redis/tracking.js"
 import { optionChecks } from "./internal/options.js"
 import { RedisClient, type RedisClientService } from "./RedisClient.js"
 
@@ -150,7 +150,7 @@ const redisModeSettings = (options: StrictDistributedOptions) => {
       Effect.catchAll((reason) => Effect.succeed(reason))
     )
     // near caches: the invalidation connection, opened when a near-cache keyspace first uses this cache
-    const tracking = yield* makeTracking(redis.client, store)
+    const tracking = yield* makeTracking(redis.client)
     return { redis, clock, store, breaker, startupFailure, tracking }
   })
   return { keyPrefix, connect }
@@ -195,7 +195,7 @@ export const strictDistributed = (
           reason: startupFailure
         })
       }
-      return attachTracking(makeStrict({ store, breaker, keyPrefix }), tracking)
+      return makeStrict({ store, breaker, keyPrefix, tracking })
     })
   )
 }
@@ -235,15 +235,13 @@ export const explicitDegraded = (
           detail: `Redis at ${redis.description} is unavailable (${startupFailure}); serving node-local, marked degraded`
         })
       }
-      return attachTracking(
-        makeDegraded({
-          store,
-          fallback: makeMemoryStore({ capacity, now: () => clock.unsafeCurrentTimeMillis() }),
-          breaker,
-          keyPrefix
-        }),
+      return makeDegraded({
+        store,
+        fallback: makeMemoryStore({ capacity, now: () => clock.unsafeCurrentTimeMillis() }),
+        breaker,
+        keyPrefix,
         tracking
-      )
+      })
     })
   )
 }

@@ -67,11 +67,12 @@ export const exceedsBytes = (text: string, maxBytes: number): boolean =>
   text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text, "utf8") > maxBytes)
 
 /**
- * A value refused before anything was written, with the reason (which never holds the value).
+ * A text that cannot be an entry, with why (a failure is data, never a throw): a value refused before anything was
+ * written, or a stored entry that does not decode. The reason never holds the value.
  * @internal
  */
-export class Refused {
-  readonly _tag = "Refused"
+export class Invalid {
+  readonly _tag = "Invalid"
   constructor(readonly reason: string) {}
 }
 
@@ -80,10 +81,10 @@ export class Refused {
  * `JSON.parse` of the result gives back an equal value.
  * @internal
  */
-export const faithfulJson = (encoded: unknown, maxBytes: number): string | Refused => {
-  if (encoded === undefined) return new Refused("undefined is not representable in JSON")
+export const faithfulJson = (encoded: unknown, maxBytes: number): string | Invalid => {
+  if (encoded === undefined) return new Invalid("undefined is not representable in JSON")
   const unfaithful = unfaithfulReason(encoded)
-  if (unfaithful !== undefined) return new Refused(unfaithful)
+  if (unfaithful !== undefined) return new Invalid(unfaithful)
   const json = JSON.stringify(encoded)
-  return exceedsBytes(json, maxBytes) ? new Refused(`encoded value is larger than ${maxBytes} bytes`) : json
+  return exceedsBytes(json, maxBytes) ? new Invalid(`encoded value is larger than ${maxBytes} bytes`) : json
 }

@@ -6,7 +6,7 @@
  */
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { exceedsBytes, faithfulJson, isSealed, Refused, seal, unseal } from "../src/index.js"
+import { exceedsBytes, faithfulJson, isSealed, Invalid, seal, unseal } from "../src/index.js"
 import { seeded } from "./support/property.js"
 
 const params = seeded("envelope")
@@ -66,9 +66,9 @@ describe("the size check", () => {
 
   it("refuses a value over the limit with a reason, and takes one at the limit", () => {
     expect(faithfulJson("ab", 4)).toBe('"ab"')
-    expect(faithfulJson("abc", 4)).toEqual(new Refused("encoded value is larger than 4 bytes"))
+    expect(faithfulJson("abc", 4)).toEqual(new Invalid("encoded value is larger than 4 bytes"))
     expect(faithfulJson("é", 4)).toBe('"é"')
-    expect(faithfulJson("éé", 4)).toBeInstanceOf(Refused)
-    expect(faithfulJson(undefined, 4)).toEqual(new Refused("undefined is not representable in JSON"))
+    expect(faithfulJson("éé", 4)).toBeInstanceOf(Invalid)
+    expect(faithfulJson(undefined, 4)).toEqual(new Invalid("undefined is not representable in JSON"))
   })
 })

@@ -7,7 +7,7 @@
  */
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { canonicalJson, describePath, faithfulJson, Refused, unfaithfulReason } from "../src/index.js"
+import { canonicalJson, describePath, faithfulJson, Invalid, unfaithfulReason } from "../src/index.js"
 import { hostileText, seeded } from "./support/property.js"
 
 const params = seeded("faithful-json")
@@ -125,9 +125,9 @@ describe("faithful JSON", () => {
     class Tagged extends Array<number> {}
     const withToJson = Object.assign([1, 2], { toJSON: () => "x" })
     expect(faithfulJson(withToJson, Infinity)).toEqual(
-      new Refused("an array with its own toJSON or of a subclass at $ is not plain JSON")
+      new Invalid("an array with its own toJSON or of a subclass at $ is not plain JSON")
     )
-    expect(faithfulJson({ a: [Tagged.from([1])] }, Infinity)).toBeInstanceOf(Refused)
+    expect(faithfulJson({ a: [Tagged.from([1])] }, Infinity)).toBeInstanceOf(Invalid)
     expect(faithfulJson({ a: [[1], []] }, Infinity)).toBe('{"a":[[1],[]]}')
   })
 })

@@ -7,13 +7,15 @@
  * - StrictDistributed admits it through the breaker of the key's failure domain, runs it on Redis, and turns an
  *   unavailable Redis into `CacheBackendUnavailable` (with one event per transition);
  * - ExplicitDegraded does the same, but serves the operations that may fall back (get, set, claim, rateLimit and
- *   the locks) from a node-local memory store while Redis is unavailable, marked `local_degraded`.
+ *   the locks: `FALLS_BACK`) from a node-local memory store while Redis is unavailable, marked `local_degraded`.
  */
 import * as Effect from "effect/Effect"
-import type { Backend, Cached, CacheStats, DistributedCacheService } from "../DistributedCache.js"
+import type { Backend, Cached, CacheGet, CacheStats, DistributedCacheService } from "../DistributedCache.js"
 import type { CacheModeName } from "../DistributedCache.js"
 import { CacheBackendUnavailable } from "../errors.js"
 import { type Breaker, CLOSED, type MemoryStore, OPEN, type StoreFailure } from "@effect-failclosed/core"
+import { makeCached } from "./cached.js"
+import { NearCache, type RefillRead } from "./nearCache.js"
 import {
   classify,
   emitSecurityEvent,
@@ -26,17 +28,37 @@ import {
   stateGauges,
   traceStore
 } from "./observability.js"
+import type { Tracking } from "./redis/tracking.js"
 import { memoryEffects, type Store } from "./store.js"
 
-/** the operations an ExplicitDegraded cache serves node-locally while Redis is unavailable */
-const FALLS_BACK: ReadonlySet<Operation> = new Set<Operation>([
-  "get",
-  "set",
-  "claim",
-  "rateLimit",
-  "acquireLock",
-  "releaseLock"
+/**
+ * The operations an ExplicitDegraded cache serves node-locally while Redis is unavailable, with how its runtime event
+ * names them (every one of them: a reader of the event learns what went node-local).
+ */
+const FALLS_BACK: ReadonlyMap<Operation, string> = new Map<Operation, string>([
+  ["get", "get"],
+  ["set", "set"],
+  ["rateLimit", "rate-limit decisions"],
+  ["claim", "replay claims"],
+  ["acquireLock", "getOrCompute locks"],
+  ["releaseLock", "getOrCompute locks"]
 ])
+
+/** what the ExplicitDegraded runtime event says is served node-locally @internal */
+export const NODE_LOCAL_OPERATIONS = [...new Set(FALLS_BACK.values())].join(", ")
+
+/**
+ * A store failure's reason in this library's words, for a security event (the driver's own text, which may quote
+ * ioredis internals, stays in the error and in a Debug log): `timeout`, a Redis reply code, `connection refused`
+ * or `connection lost`.
+ * @internal
+ */
+export const outageOf = (reason: string): string => {
+  if (reason === "timeout") return reason
+  const reply = /^([A-Z]{4,})\b/.exec(reason)
+  if (reply !== null) return `Redis replied ${reply[1]}`
+  return /ECONNREFUSED/.test(reason) ? "connection refused" : "connection lost"
+}
 
 /**
  * What a mode does around one store operation: `use` is the operation, written once against any store (the guard
@@ -58,10 +80,11 @@ interface Counters {
   failures: number
 }
 
-/** a result's marks, as one object literal of one shape: no spread of a marks object per call */
+/** a result's marks (internal/cached): no spread of a marks object per call */
 const marked =
   (backend: Backend) =>
-  <A>(value: A): Cached<A> => ({ value, backend, degraded: backend === "local_degraded", near: false, stale: false })
+  <A>(value: A): Cached<A> =>
+    makeCached(value, backend, false, false, undefined)
 const fromRedis = marked("redis")
 const fromLocal = marked("local")
 const fromFallback = marked("local_degraded")
@@ -72,22 +95,6 @@ const MISS: Record<Backend, Cached<undefined>> = {
 }
 const valueOf = <A>(cached: Cached<A>): A => cached.value
 
-/**
- * The synchronous reads of LocalOnly caches: a feature that finds one for its cache reads memory without an Effect
- * per step (see `MemoryStore.unsafeRead`). The cache's counters are kept as by `get`.
- */
-const localReaders = new WeakMap<DistributedCacheService, (key: string) => Cached<string> | undefined>()
-
-/**
- * The synchronous read of a LocalOnly cache, or undefined for every other cache.
- * @internal
- */
-export const localReaderOf = (
-  cache: DistributedCacheService
-): ((key: string) => Cached<string> | undefined) | undefined =>
-  // a Redis mode's cache (the common case on a hot path) is told apart without a WeakMap lookup
-  cache.mode === "LocalOnly" ? localReaders.get(cache) : undefined
-
 /** The `DistributedCache` service of a guard: every operation, listed once for the three modes. */
 const makeService = (options: {
   readonly guard: Guard
@@ -97,8 +104,12 @@ const makeService = (options: {
   readonly backend: () => Backend
   /** entries held node-locally */
   readonly localEntries: () => number
+  /** LocalOnly: the memory store, read synchronously by `get.local` */
+  readonly memory?: MemoryStore | undefined
+  /** the Redis modes: the invalidation connections of the near caches, and their background refill */
+  readonly near?: { readonly tracking: Tracking; readonly refill: RefillRead } | undefined
 }): DistributedCacheService => {
-  const { counters, guard } = options
+  const { counters, guard, memory, near } = options
   const mode = guard.mode
   const read = (entry: Cached<string | null>): Cached<string | undefined> => {
     if (entry.value === null) {
@@ -110,6 +121,22 @@ const makeService = (options: {
   }
   // a flatMap to a succeeded Effect: `Effect.map` would add a closure and a `sync` step per call
   const readEffect = (entry: Cached<string | null>) => Effect.succeed(read(entry))
+  const getEffect = (key: string) =>
+    Effect.flatMap(
+      guard.run("get", key, (store) => store.get(key)),
+      readEffect
+    )
+  const get: CacheGet =
+    memory === undefined
+      ? getEffect
+      : Object.assign(getEffect, {
+          local: (key: string): Cached<string> | undefined => {
+            const entry = memory.read(key)
+            if (entry === undefined) counters.misses++
+            else counters.hits++
+            return entry
+          }
+        })
   return {
     mode,
     keyPrefix: options.keyPrefix,
@@ -127,11 +154,7 @@ const makeService = (options: {
         localEntries: options.localEntries()
       }
     }),
-    get: (key) =>
-      Effect.flatMap(
-        guard.run("get", key, (store) => store.get(key)),
-        readEffect
-      ),
+    get,
     set: (key, value, ttl) => guard.run("set", key, (store) => store.set(key, value, ttl)),
     invalidate: (key) =>
       Effect.map(
@@ -151,7 +174,8 @@ const makeService = (options: {
     claim: (key, ttl) => guard.run("claim", key, (store) => store.claim(key, ttl)),
     rateLimit: (request) => guard.run("rateLimit", request.key, (store) => store.rateLimit(request)),
     acquireLock: (key, token, ttl) => guard.run("acquireLock", key, (store) => store.acquireLock(key, token, ttl)),
-    releaseLock: (key, token) => guard.run("releaseLock", key, (store) => store.releaseLock(key, token))
+    releaseLock: (key, token) => guard.run("releaseLock", key, (store) => store.releaseLock(key, token)),
+    nearCache: near === undefined ? undefined : (settings) => new NearCache(near.tracking, settings, near.refill)
   }
 }
 
@@ -178,14 +202,7 @@ export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCa
     mode: "LocalOnly",
     run: (operation, _key, use) => traced("LocalOnly", "local", operation, () => Effect.map(use(effects), fromLocal))
   }
-  const service = makeService({ guard, keyPrefix, counters, backend: () => "local", localEntries: memory.size })
-  localReaders.set(service, (key) => {
-    const entry = memory.read(key)
-    if (entry === undefined) counters.misses++
-    else counters.hits++
-    return entry
-  })
-  return service
+  return makeService({ guard, keyPrefix, counters, backend: () => "local", localEntries: memory.size, memory })
 }
 
 const COOLDOWN_REASON = "cooldown after a failure; Redis is not contacted until it ends"
@@ -227,7 +244,7 @@ const redisGuard = (options: {
   readonly breaker: Breaker
   readonly fallback: MemoryStore | undefined
   readonly counters: Counters
-}): { readonly guard: Guard; readonly domains: Domains } => {
+}): { readonly guard: Guard; readonly domains: Domains; readonly refill: RefillRead } => {
   const { counters, fallback, mode, store } = options
   const fallbackEffects = fallback === undefined ? undefined : memoryEffects(fallback)
   const domains = new Domains(options.breaker)
@@ -251,14 +268,18 @@ const redisGuard = (options: {
       detail: `${redisOf(label)} answered a probe after the cooldown`
     })
   const wentDown = (reason: string, label: string) =>
-    emitSecurityEvent({
-      event: "BACKEND_UNAVAILABLE_AT_RUNTIME",
-      mode,
-      detail:
-        fallback !== undefined
-          ? `${redisOf(label)} is unavailable (${reason}); get/set are served node-locally and marked degraded until it answers`
-          : `${redisOf(label)} is unavailable (${reason}); operations fail with CacheBackendUnavailable until it answers`
-    })
+    Effect.zipRight(
+      emitSecurityEvent({
+        event: "BACKEND_UNAVAILABLE_AT_RUNTIME",
+        mode,
+        detail:
+          fallback !== undefined
+            ? `${redisOf(label)} is unavailable (${outageOf(reason)}); ${NODE_LOCAL_OPERATIONS} are served node-locally and marked degraded until it answers; invalidate, clear and count fail with CacheBackendUnavailable`
+            : `${redisOf(label)} is unavailable (${outageOf(reason)}); operations fail with CacheBackendUnavailable until it answers`
+      }),
+      // the driver's own words, for debugging (scrubbed of secrets by the store)
+      Effect.logDebug(`effect-failclosed: ${redisOf(label)} became unavailable: ${reason}`)
+    )
   /** true when this probe closed the breaker (the transition has then been handled) */
   const probeSucceeded = (breaker: Breaker): boolean => {
     if (!breaker.probeSucceeded()) return false
@@ -319,8 +340,21 @@ const redisGuard = (options: {
     return isProbe ? Effect.onInterrupt(round, () => Effect.sync(() => breaker.probeAbandoned())) : round
   }
 
+  /**
+   * A near cache's background read of a key after its own write's invalidation: admitted only while the breaker of
+   * the key's domain is closed (never while Redis is held unavailable, never as the probe), and its failure is left
+   * to the foreground operations to find: a background read has no caller to fail and no application Logger to
+   * send an event to. Never served from the fallback.
+   */
+  const refill: RefillRead = (key) => {
+    const domain = domainOf === undefined ? "" : domainOf(key)
+    if (domains.whole.isOpen || (domain !== "" && domains.of(domain).isOpen)) return Effect.succeed(undefined)
+    return Effect.orElseSucceed(store.get(key), () => undefined)
+  }
+
   return {
     domains,
+    refill,
     guard: {
       mode,
       run: (operation, key, use) => traced(mode, "redis", operation, () => attempt(operation, key, use))
@@ -333,10 +367,18 @@ export const makeStrict = (options: {
   readonly store: Store
   readonly breaker: Breaker
   readonly keyPrefix: string
+  readonly tracking?: Tracking | undefined
 }): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
-  const { guard } = redisGuard({ ...options, mode: "StrictDistributed", fallback: undefined, counters })
-  return makeService({ guard, keyPrefix: options.keyPrefix, counters, backend: () => "redis", localEntries: () => 0 })
+  const { guard, refill } = redisGuard({ ...options, mode: "StrictDistributed", fallback: undefined, counters })
+  return makeService({
+    guard,
+    keyPrefix: options.keyPrefix,
+    counters,
+    backend: () => "redis",
+    localEntries: () => 0,
+    near: options.tracking === undefined ? undefined : { tracking: options.tracking, refill }
+  })
 }
 
 /** @internal */
@@ -345,14 +387,16 @@ export const makeDegraded = (options: {
   readonly fallback: MemoryStore
   readonly breaker: Breaker
   readonly keyPrefix: string
+  readonly tracking?: Tracking | undefined
 }): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
-  const { domains, guard } = redisGuard({ ...options, mode: "ExplicitDegraded", counters })
+  const { domains, guard, refill } = redisGuard({ ...options, mode: "ExplicitDegraded", counters })
   return makeService({
     guard,
     keyPrefix: options.keyPrefix,
     counters,
     backend: () => (domains.anyOpen ? "local_degraded" : "redis"),
-    localEntries: options.fallback.size
+    localEntries: options.fallback.size,
+    near: options.tracking === undefined ? undefined : { tracking: options.tracking, refill }
   })
 }

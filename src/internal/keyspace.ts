@@ -21,7 +21,7 @@ import { failedIn, feature, increment, keyspaceMetrics, perMode } from "./observ
 import { durationMillis, optionChecks, ttlMillisOf } from "./options.js"
 import { plainCheck } from "./plainSchema.js"
 import { localReaderOf } from "./policy.js"
-import { NearCache, type NearCacheSettings, type NearEntry } from "./nearCache.js"
+import { announceNear, NearCache, type NearCacheSettings, type NearEntry } from "./nearCache.js"
 import { trackingOf } from "./redis/tracking.js"
 import type { GetOrComputeOptions, Keyspace, KeyspaceOptions, NearCacheOptions, SetOptions } from "../Keyspace.js"
 
@@ -298,22 +298,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     return read
   }
 
-  /** the one Warning when this keyspace's near cache was switched off by lost coherence, and the one when it is back */
-  const announce = (near: NearCache): Effect.Effect<void> | undefined => {
-    const on = near.tracking.on
-    if (near.announced === on) return undefined
-    const before = near.announced
-    near.announced = on
-    if (before === undefined) {
-      if (!on) near.announced = undefined
-      return undefined
-    }
-    return on
-      ? Effect.logWarning(`effect-failclosed: the near cache of keyspace "${name}" serves again (coherence proven)`)
-      : Effect.logWarning(
-          `effect-failclosed: the near cache of keyspace "${name}" is switched off and emptied (${near.tracking.reason}); reads go to Redis`
-        )
-  }
+  /** the near cache's events (paused, emptied, serves again), at most one per second: see internal/nearCache */
+  const announce = (near: NearCache): Effect.Effect<void> | undefined => announceNear(near, name)
   const announced = <A, E>(near: NearCache, effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
     const log = announce(near)
     return log === undefined ? effect : Effect.zipRight(log, effect)

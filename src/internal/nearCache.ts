@@ -1,7 +1,8 @@
 /**
  * The near cache of one keyspace on one Redis-mode cache: a bounded LRU of encoded entries in front of Redis, kept
  * coherent by the cache's tracking connection (`redis/tracking.ts`) and served only while that connection proves
- * that it receives every invalidation.
+ * that it receives every invalidation. A proof that is only late (a stall, a paused Redis) pauses the near hits and
+ * keeps the entries; a lost one (a closed or replaced connection, a restart, new masters) empties them.
  *
  * The races, and how each is closed (a conservative eviction is always allowed, a missed one never):
  *
@@ -23,7 +24,7 @@ import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
-import { LruOrder } from "@effect-failclosed/core"
+import { LruOrder, nearEventMessage, NearEvents, type NearEvent, type NearState } from "@effect-failclosed/core"
 import type { Tracking, TrackingListener } from "./redis/tracking.js"
 
 /** @internal */
@@ -44,9 +45,31 @@ export const NEAR_EVICTIONS = MetricKey.counter("effect_failclosed_near_eviction
 /** @internal */
 export const NEAR_FLUSHES = MetricKey.counter("effect_failclosed_near_flushes", {
   description:
-    "Near caches emptied at once: a flush, or the proof of coherence lapsed or came back (connection, restart, heartbeat)",
+    "Near caches emptied at once: a flush, or coherence was lost (connection closed or replaced, tracking re-enabled, restart, failover, new masters)",
   incremental: true
 })
+
+/**
+ * The Logger event of a near-cache event: one Warning, annotated with the state and the transitions folded into it.
+ * @internal
+ */
+export const logNearEvent = (keyspace: string, event: NearEvent): Effect.Effect<void> =>
+  Effect.annotateLogs(Effect.logWarning(nearEventMessage(keyspace, event)), {
+    keyspace,
+    nearCache: event.state,
+    flaps: event.flaps
+  })
+
+/**
+ * The log of this keyspace's near-cache events due now (undefined: none; the read path runs it before the read). At
+ * most one per second per keyspace: a flapping proof logs one line with the count of its flaps, not one per flap.
+ * @internal
+ */
+export const announceNear = (near: NearCache, keyspace: string): Effect.Effect<void> | undefined => {
+  if (!near.events.pending) return undefined
+  const event = near.events.take()
+  return event === undefined ? undefined : logNearEvent(keyspace, event)
+}
 
 const counterOf = (key: MetricKey.MetricKey.Counter<number>, keyspace: string) => {
   const metric = Metric.fromMetricKey(MetricKey.taggedWithLabels(key, [MetricLabel.make("keyspace", keyspace)]))
@@ -87,8 +110,8 @@ export class NearCache implements TrackingListener {
   private readonly ownWrites = new Set<string>()
   private readonly maxStaleness: number
   private readonly order: LruOrder<string, NearEntry>
-  /** whether the last Warning this keyspace logged said "on" (undefined before the first time it was on) */
-  announced: boolean | undefined = undefined
+  /** the transitions of the proof, reported at most once a second (the read path logs them) */
+  readonly events = new NearEvents(() => performance.now())
   readonly hit: () => void
   readonly miss: () => void
   private readonly evicted: () => void
@@ -113,13 +136,15 @@ export class NearCache implements TrackingListener {
     return this.entries.size
   }
 
-  /** the live entry of `key` while coherence is proven, else undefined (a lapsed proof empties the cache first) */
+  /**
+   * The live entry of `key` while coherence is proven, else undefined. A lapsed proof pauses near hits (the entries
+   * are kept, a heartbeat goes out now): a loss of coherence empties the cache through `flushed`, never a lapse.
+   */
   lookup(key: string): NearEntry | undefined {
     if (this.entries.size === 0) return undefined
     const now = performance.now()
     if (!this.tracking.proven(this.maxStaleness, now)) {
-      this.tracking.lapsed()
-      this.flushed()
+      this.tracking.lapsed(now)
       return undefined
     }
     const entry = this.entries.get(key)
@@ -208,6 +233,10 @@ export class NearCache implements TrackingListener {
   invalidated(key: string): void {
     this.evict(key)
     if (this.ownWrites.delete(key)) this.refill(key)
+  }
+
+  changed(state: NearState, reason: string): void {
+    this.events.note(state, reason)
   }
 
   flushed(): void {

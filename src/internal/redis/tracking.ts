@@ -19,12 +19,21 @@
  *   transition.
  *
  * Proof of coherence (`proven`): the set of masters is known, and every connection of it is proven (tracking on,
- * ready, a PING sent at most `maxStaleness` ago answered). Anything else (a master's connection closed, reconnecting,
- * paused, partitioned, late; the slot map changed or incomplete) is no proof, and every transition bumps
- * `generation` and flushes every near cache: a read that started in one generation never fills a near cache in the
- * next. A key whose slot moved to a master not yet in the set (a MOVED reply updates the client's slot map before
- * its "refresh" event) can be read and stored for at most one heartbeat interval (`maxStaleness / 3`) before the
- * tick sees the new master and flushes: the `maxStaleness` bound holds.
+ * ready, a PING sent at most `maxStaleness` ago answered). Anything else is no proof, and no near hit is served. Two
+ * kinds of lapse (see docs/near-cache.md, "A stall pauses, a loss empties"):
+ *
+ * - a pause: every connection is the incarnation it was, only a PONG is late (this process' event loop stalled,
+ *   Redis paused, a partition that TCP outlives). Nothing was lost: every invalidation Redis produced meanwhile waits
+ *   in its socket, ahead of the PONG of any PING sent after the lapse, and is applied before that PONG is read. The
+ *   near caches keep their entries and serve again when that PONG arrives.
+ * - a loss: a connection closed (Redis dropped the client, restarted, the network closed it) or was replaced,
+ *   tracking was (re-)enabled on a new incarnation (its `run_id` tells a restart or failover from a reconnect), the
+ *   slot map's masters changed or are unknown, a flush. Invalidations may be missing: `generation` is bumped (a read
+ *   that started before never fills a near cache after) and every near cache is emptied.
+ *
+ * A key whose slot moved to a master not yet in the set (a MOVED reply updates the client's slot map before its
+ * "refresh" event) can be read and stored for at most one heartbeat interval (`maxStaleness / 3`) before the tick
+ * sees the new master and empties the near caches: the `maxStaleness` bound holds.
  */
 import * as Effect from "effect/Effect"
 import { type Cluster, Redis, type RedisOptions } from "ioredis"
@@ -32,13 +41,16 @@ import type { DistributedCacheService } from "../../DistributedCache.js"
 import type { Store } from "../store.js"
 import { isCluster, SLOT_COUNT } from "./cluster.js"
 import { TrackingConnection, type TrackingConnectionOwner } from "./trackingConnection.js"
+import type { NearState } from "@effect-failclosed/core"
 
 /** what a near cache hears from its tracking connections */
 export interface TrackingListener {
   /** keys of this listener's prefix changed (written, deleted, expired, evicted) */
   readonly invalidated: (key: string) => void
-  /** every entry is to be dropped: a flush, or the proof of coherence lapsed or came back */
+  /** every entry is to be dropped: a flush, or coherence was lost */
   readonly flushed: () => void
+  /** the proof moved to `state` (on: near hits served; paused: kept, not served; off: lost and emptied) */
+  readonly changed: (state: NearState, reason: string) => void
 }
 
 /** the options of a tracking connection, over the data client's own */
@@ -83,7 +95,7 @@ const addressOf = (master: string): { host: string; port: number } => {
 
 /** @internal */
 export class Tracking {
-  /** bumped at every transition (connection lost, tracking enabled, proof lapsed, masters changed, flush) */
+  /** bumped at every loss of coherence (connection lost, tracking enabled, masters changed, flush), not at a pause */
   generation = 0
   private readonly listeners = new Map<string, TrackingListener>()
   private connections: Array<TrackingConnection> = []
@@ -93,26 +105,31 @@ export class Tracking {
   private timer: ReturnType<typeof setInterval> | undefined
   private heartbeatMillis = Infinity
   private maxStalenessMillis = Infinity
-  private wasProven = false
+  private state: NearState = "off"
   private closed = false
-  /** why the near caches went off last (for the one Warning log of each keyspace) */
-  reason = "not started"
+  /** the `run_id` each master's connection last saw ("" for the single node or the Sentinel master) */
+  private readonly runIds = new Map<string, string>()
   private readonly owner: TrackingConnectionOwner = {
     prefixes: () => Array.from(this.listeners.keys()),
-    enabled: () => {
+    enabled: (connection, runId) => {
       // a new incarnation of one connection: nothing read before is known to be current
-      this.generation++
-      for (const listener of this.listeners.values()) listener.flushed()
+      const before = this.runIds.get(connection.address)
+      if (runId !== undefined) this.runIds.set(connection.address, runId)
+      this.lose(
+        before === undefined
+          ? "tracking enabled on a new invalidation connection"
+          : runId !== undefined && runId !== before
+            ? "Redis restarted or failed over (its run_id changed)"
+            : "tracking re-enabled on a new invalidation connection"
+      )
     },
-    lost: (_, reason) => this.transition(false, reason),
+    lost: (_, reason) => this.lose(reason),
     ended: (connection) => this.replaceLater(connection),
     answered: () => {
-      if (!this.wasProven && this.proven(this.maxStalenessMillis)) this.transition(true, "")
+      if (this.state !== "on" && this.proven(this.maxStalenessMillis)) this.moveTo("on", "")
     },
     invalidation: (message) => this.onInvalidation(message),
-    refused: () => {
-      this.reason = "CLIENT TRACKING could not be enabled"
-    }
+    refused: () => this.moveTo("off", "CLIENT TRACKING could not be enabled")
   }
   private readonly onClusterEvent = () => this.followMasters()
 
@@ -150,14 +167,16 @@ export class Tracking {
     return true
   }
 
-  /** a near cache found the proof lapsed before its timer did: every near cache is emptied now */
-  lapsed(): void {
-    if (this.wasProven) this.transition(false, `no heartbeat answered within ${this.maxStalenessMillis} ms`)
-  }
-
-  /** whether the near caches were last switched on (see `reason` when not) */
-  get on(): boolean {
-    return this.wasProven
+  /**
+   * A near cache found the proof lapsed (before the heartbeat timer did, e.g. right after a stall): near hits pause,
+   * entries are kept, and a PING goes out now on each connection whose proof lapsed (unless one that can bring it back
+   * is on its way), so the proof is back one round trip after the stall instead of at the next tick.
+   */
+  lapsed(now: number): void {
+    for (const connection of this.connections) {
+      if (!connection.proven(this.maxStalenessMillis, now)) connection.heartbeatIfLapsed(this.maxStalenessMillis, now)
+    }
+    if (this.state === "on") this.moveTo("paused", this.lateReason())
   }
 
   close(): void {
@@ -166,14 +185,25 @@ export class Tracking {
     this.timer = undefined
     this.unwatch()
     this.dropAll()
-    this.transition(false, "closed")
+    this.lose("closed")
   }
 
-  private transition(on: boolean, reason: string): void {
-    this.wasProven = on
-    if (!on) this.reason = reason
+  private lateReason(): string {
+    return `no heartbeat answered within ${this.maxStalenessMillis} ms`
+  }
+
+  /** coherence was lost: reads in flight may not fill, every near cache is emptied */
+  private lose(reason: string): void {
     this.generation++
     for (const listener of this.listeners.values()) listener.flushed()
+    this.moveTo("off", reason)
+  }
+
+  private moveTo(state: NearState, reason: string): void {
+    // an emptying while off is reported too (NearEvents counts it), a repeated pause is not
+    if (state === this.state && state !== "off") return
+    this.state = state
+    for (const listener of this.listeners.values()) listener.changed(state, reason)
   }
 
   private dropAll(): void {
@@ -185,7 +215,7 @@ export class Tracking {
   private reopen(): void {
     if (this.connections.length > 0) {
       this.dropAll()
-      this.transition(false, "a near-cache keyspace was added")
+      this.lose("a near-cache keyspace was added: tracking is re-enabled with every prefix")
     }
     const client = this.client
     if (client === undefined) return
@@ -241,7 +271,7 @@ export class Tracking {
     if (masters === undefined) {
       // keep the connections: the slot map may come back with the same masters
       this.masters = undefined
-      this.transition(false, "the cluster slot map does not cover every slot")
+      this.lose("the cluster slot map does not cover every slot")
       return
     }
     const kept: Array<TrackingConnection> = []
@@ -254,20 +284,20 @@ export class Tracking {
     }
     this.connections = kept
     this.masters = signature
-    this.transition(false, "the cluster's masters changed")
+    this.lose("the cluster's masters changed")
   }
 
   private tick(): void {
     for (const connection of this.connections) connection.heartbeat()
     this.followMasters()
-    if (this.wasProven && !this.proven(this.maxStalenessMillis)) {
-      this.transition(false, `no heartbeat answered within ${this.maxStalenessMillis} ms`)
-    }
+    // a late heartbeat is a pause: the entries are kept (see the module comment)
+    if (this.state === "on" && !this.proven(this.maxStalenessMillis)) this.moveTo("paused", this.lateReason())
   }
 
   private onInvalidation(message: unknown): void {
     if (!Array.isArray(message)) {
-      // a flush: no key list (of one master: every near cache goes, the keys of the others with it)
+      // a flush: no key list (of one master: every near cache goes, the keys of the others with it). Not a lapse of
+      // the proof: the listeners are emptied without a state change
       this.generation++
       for (const listener of this.listeners.values()) listener.flushed()
       return

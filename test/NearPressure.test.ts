@@ -287,3 +287,54 @@ describe("near cache: a loss empties it", () => {
     })
   )
 })
+
+describe("near cache: the own-write rule and its cost", () => {
+  it.scopedLive(
+    "after its own write a node's reads are near hits again within one round trip plus 10 ms (its invalidation, then the refill)",
+    () =>
+      Effect.gen(function* () {
+        const redis = yield* redisServer()
+        const raw = yield* rawClient(redis.url)
+        const a = yield* makeNode(redis.url)
+        yield* on(a)(Items.set("probe", { n: 0 }))
+        yield* warm(a, "probe")
+        const ioTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+        const gaps: Array<number> = []
+        const rtts: Array<number> = []
+        let notNear = 0
+        for (let i = 1; i <= 200; i++) {
+          const sent = performance.now()
+          yield* Effect.promise(() => raw.ping())
+          rtts.push(performance.now() - sent)
+          yield* on(a)(Items.set("own", { n: i }))
+          const written = performance.now()
+          // reads for 30 ms: every one answers i; the last one that was not a near hit ends the gap
+          let lastMiss = written
+          while (performance.now() - written < 30) {
+            const r = yield* on(a)(Items.get("own"))
+            expect(valueOf(r)).toBe(i)
+            if (!nearOf(r)) {
+              lastMiss = performance.now()
+              notNear++
+            }
+            yield* ioTurn
+          }
+          gaps.push(lastMiss - written)
+        }
+        gaps.sort((x, y) => x - y)
+        rtts.sort((x, y) => x - y)
+        const p = (xs: ReadonlyArray<number>, q: number) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))]!
+        // eslint-disable-next-line no-console
+        console.log(
+          `own write -> reads near for good after: p50 ${p(gaps, 0.5).toFixed(2)} ms, p99 ${p(gaps, 0.99).toFixed(2)} ms, ` +
+            `max ${gaps.at(-1)!.toFixed(2)} ms (round trip p50 ${p(rtts, 0.5).toFixed(2)} ms, p99 ${p(rtts, 0.99).toFixed(2)} ms); ` +
+            `reads in the 30 ms after a write that were not near: ${notNear}`
+        )
+        // the rule is kept: the own invalidation evicts the written value (some reads go to Redis) ...
+        expect(notNear).toBeGreaterThan(0)
+        // ... and the refill brings it back within a round trip plus 10 ms
+        expect(p(gaps, 0.5)).toBeLessThan(p(rtts, 0.5) + 10)
+        expect(p(gaps, 0.9)).toBeLessThan(p(rtts, 0.9) + 10)
+      })
+  )
+})

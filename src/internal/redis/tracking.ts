@@ -126,7 +126,14 @@ export class Tracking {
     lost: (_, reason) => this.lose(reason),
     ended: (connection) => this.replaceLater(connection),
     answered: () => {
-      if (this.state !== "on" && this.proven(this.maxStalenessMillis)) this.moveTo("on", "")
+      if (this.state === "on" || !this.proven(this.maxStalenessMillis)) return
+      const client = this.client
+      // back from a pause on a cluster: a master paused meanwhile may have been failed over while its connection
+      // stayed open. The slot map is asked again now (not at the next periodic refresh); new masters empty the near
+      // caches. Until it answers, a kept entry is what that master itself would answer (every write it executed was
+      // invalidated in order): no older than a read the data client would send it
+      if (this.state === "paused" && client !== undefined && isCluster(client)) client.refreshSlotsCache()
+      this.moveTo("on", "")
     },
     invalidation: (message) => this.onInvalidation(message),
     refused: () => this.moveTo("off", "CLIENT TRACKING could not be enabled")

@@ -120,7 +120,13 @@ export interface LoadReport {
     /** process 0's near hits in the second after the stall, over its reads */
     readonly nearRatioNextSecond: number
   }
-  readonly saturation: { readonly from: number; readonly to: number; readonly benchmarkOps: number }
+  readonly saturation: {
+    readonly from: number
+    readonly to: number
+    readonly benchmarkOps: number
+    /** redis-server's CPU during the saturation, in cores (1: one core busy all the time) */
+    readonly redisCpuShare: number
+  }
 }
 
 const here = fileURLToPath(new URL(".", import.meta.url))
@@ -132,6 +138,12 @@ const distribution = (xs: Array<number>): Distribution => {
   xs.sort((a, b) => a - b)
   const at = (q: number) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))]!
   return { count: xs.length, p50: at(0.5), p99: at(0.99), max: xs[xs.length - 1]! }
+}
+
+/** seconds of CPU redis-server has used */
+const redisCpu = async (redis: Redis): Promise<number> => {
+  const info = await redis.info("cpu")
+  return Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0) + Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0)
 }
 
 const getCalls = async (redis: Redis): Promise<number> =>
@@ -183,8 +195,12 @@ const startWorker = (bundle: string, settings: WorkerSettings) => {
   }
 }
 
-/** pipelined SETs of keys outside the keyspace from `connections` clients until killed; resolves with the ops done */
-const saturate = (port: number, connections: number) => {
+/**
+ * Writers saturating Redis until killed: pipelined SETs from `connections` clients, of random keys under the load
+ * keyspace's prefix (keys no process reads): each is an invalidation message to every process' tracking connection
+ * too, so Redis' CPU and the invalidation path are both loaded.
+ */
+const saturate = (port: number, connections: number, prefix: string) => {
   const child = spawn(
     "redis-benchmark",
     [
@@ -192,8 +208,6 @@ const saturate = (port: number, connections: number) => {
       "127.0.0.1",
       "-p",
       String(port),
-      "-t",
-      "set",
       "-n",
       "100000000",
       "-c",
@@ -202,12 +216,9 @@ const saturate = (port: number, connections: number) => {
       "32",
       "-r",
       "100000",
-      "-d",
-      "64",
-      "-q",
-      "--csv"
-    ],
-    { stdio: ["ignore", "ignore", "ignore"] }
+      "-q"
+    ].concat(["SET", `${prefix}saturate:__rand_int__`, "x".repeat(64)]),
+    { stdio: process.env["LOAD_DEBUG"] === undefined ? "ignore" : "inherit" }
   )
   return { stop: () => child.kill("SIGKILL") }
 }
@@ -267,11 +278,14 @@ export const runLoad = async (s: LoadSettings, log: (line: string) => void = () 
     const getsBefore = await getCalls(admin)
     await sleep(saturationFrom - now())
     const setsBefore = Number(/cmdstat_set:calls=(\d+)/.exec(await admin.info("commandstats"))?.[1] ?? 0)
-    const saturation = saturate(server.port, s.saturators)
+    const cpuBefore = await redisCpu(admin)
+    const [someKey] = await admin.keys("*")
+    const saturation = saturate(server.port, s.saturators, someKey!.slice(0, someKey!.lastIndexOf(":") + 1))
     log("load: saturating Redis with writers")
     await sleep(saturationTo - now())
     saturation.stop()
     const setsAfter = Number(/cmdstat_set:calls=(\d+)/.exec(await admin.info("commandstats"))?.[1] ?? 0)
+    const redisCpuShare = ((await redisCpu(admin)) - cpuBefore) / ((saturationTo - saturationFrom) / 1_000)
     await workers
     const redisGets = (await getCalls(admin)) - getsBefore
     const records = outs.map((out) => decodeRecords(readFileSync(out)))
@@ -287,7 +301,8 @@ export const runLoad = async (s: LoadSettings, log: (line: string) => void = () 
       saturationFrom,
       saturationTo,
       redisGets,
-      benchmarkOps: setsAfter - setsBefore
+      benchmarkOps: setsAfter - setsBefore,
+      redisCpuShare
     })
     return report
   } finally {
@@ -306,6 +321,7 @@ interface Timeline {
   readonly saturationTo: number
   readonly redisGets: number
   readonly benchmarkOps: number
+  readonly redisCpuShare: number
 }
 
 type Worker = Records & { readonly reads: number; readonly writes: number }
@@ -452,7 +468,12 @@ export const check = (s: LoadSettings, workers: ReadonlyArray<Worker>, t: Timeli
       nearRatioNext100Millis: next100 === 0 ? 0 : next100Hits / next100,
       nearRatioNextSecond: nextSecond === 0 ? 0 : nextSecondHits / nextSecond
     },
-    saturation: { from: t.saturationFrom, to: t.saturationTo, benchmarkOps: t.benchmarkOps }
+    saturation: {
+      from: t.saturationFrom,
+      to: t.saturationTo,
+      benchmarkOps: t.benchmarkOps,
+      redisCpuShare: t.redisCpuShare
+    }
   }
 }
 
@@ -476,7 +497,7 @@ export const formatReport = (r: LoadReport): string => {
       `Redis GETs ${r.total.redisGets}: ${r.commandsSaved} GETs saved`,
     `stall of process 0 (${s.stallMillis} ms): first near hit ${r.stall.nearAgainAfterMillis === undefined ? "never" : ms(r.stall.nearAgainAfterMillis)} after it ended; ` +
       `near-hit ratio in the 100 ms after that ${(r.stall.nearRatioNext100Millis * 100).toFixed(1)}%, in the second after the stall ${(r.stall.nearRatioNextSecond * 100).toFixed(1)}%`,
-    `saturation: redis-benchmark ${s.saturators} connections, ${r.saturation.benchmarkOps} SETs in ${ms(r.saturation.to - r.saturation.from)}`,
+    `saturation: redis-benchmark ${s.saturators} connections, ${r.saturation.benchmarkOps} SETs in ${ms(r.saturation.to - r.saturation.from)}, redis-server busy ${(r.saturation.redisCpuShare * 100).toFixed(0)}% of a core`,
     `checker: ${r.violationCount} violations${r.violations.length > 0 ? ":\n  " + r.violations.join("\n  ") : ""}`
   ]
   return lines.join("\n")

@@ -1,12 +1,12 @@
 /**
  * No log storms (issue 20): a flapping proof of coherence logs one event per transition with the count of the flaps
  * since the last event, at most one per second per keyspace. In memory, on the TestClock: the near cache's events
- * (core's NearEvents) read the time through a function, here the TestClock's.
+ * (core's NearEvents) read the time through a function, here the TestClock's; the read path logs each as one Warning
+ * (internal/nearCache `transition`).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Logger, TestClock } from "effect"
-import { type NearEvent, NearEvents } from "@effect-failclosed/core"
-import { logNearEvent } from "../src/internal/nearCache.js"
+import { type NearEvent, nearEventMessage, NearEvents } from "@effect-failclosed/core"
 
 /** a NearEvents on the TestClock, and what its events logged (message and annotations) */
 const setUp = Effect.gen(function* () {
@@ -22,7 +22,9 @@ const setUp = Effect.gen(function* () {
   /** what a read does: the event due now, logged */
   const read = Effect.suspend(() => {
     const event: NearEvent | undefined = events.take()
-    return event === undefined ? Effect.void : logNearEvent("profiles", event)
+    return event === undefined
+      ? Effect.void
+      : Effect.annotateLogs(Effect.logWarning(nearEventMessage("profiles", event)), "flaps", event.flaps)
   }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
   return { events, lines, read }
 })

@@ -21,7 +21,7 @@ import { failedIn, feature, increment, keyspaceMetrics, perMode } from "./observ
 import { durationMillis, optionChecks, ttlMillisOf } from "./options.js"
 import { plainCheck } from "./plainSchema.js"
 import { localReaderOf } from "./policy.js"
-import { announceNear, NearCache, type NearCacheSettings, type NearEntry } from "./nearCache.js"
+import { NearCache, type NearCacheSettings, type NearEntry } from "./nearCache.js"
 import { trackingOf } from "./redis/tracking.js"
 import type { GetOrComputeOptions, Keyspace, KeyspaceOptions, NearCacheOptions, SetOptions } from "../Keyspace.js"
 
@@ -299,7 +299,10 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   }
 
   /** the near cache's events (paused, emptied, serves again), at most one per second: see internal/nearCache */
-  const announce = (near: NearCache): Effect.Effect<void> | undefined => announceNear(near, name)
+  const announce = (near: NearCache): Effect.Effect<void> | undefined => {
+    const note = near.transition()
+    return note === undefined ? undefined : Effect.logWarning(note)
+  }
   const announced = <A, E>(near: NearCache, effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
     const log = announce(near)
     return log === undefined ? effect : Effect.zipRight(log, effect)

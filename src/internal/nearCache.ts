@@ -24,7 +24,7 @@ import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
-import { LruOrder, nearEventMessage, NearEvents, type NearEvent, type NearState } from "@effect-failclosed/core"
+import { LruOrder, nearEventMessage, NearEvents, type NearState } from "@effect-failclosed/core"
 import type { Tracking, TrackingListener } from "./redis/tracking.js"
 
 /** @internal */
@@ -48,28 +48,6 @@ export const NEAR_FLUSHES = MetricKey.counter("effect_failclosed_near_flushes", 
     "Near caches emptied at once: a flush, or coherence was lost (connection closed or replaced, tracking re-enabled, restart, failover, new masters)",
   incremental: true
 })
-
-/**
- * The Logger event of a near-cache event: one Warning, annotated with the state and the transitions folded into it.
- * @internal
- */
-export const logNearEvent = (keyspace: string, event: NearEvent): Effect.Effect<void> =>
-  Effect.annotateLogs(Effect.logWarning(nearEventMessage(keyspace, event)), {
-    keyspace,
-    nearCache: event.state,
-    flaps: event.flaps
-  })
-
-/**
- * The log of this keyspace's near-cache events due now (undefined: none; the read path runs it before the read). At
- * most one per second per keyspace: a flapping proof logs one line with the count of its flaps, not one per flap.
- * @internal
- */
-export const announceNear = (near: NearCache, keyspace: string): Effect.Effect<void> | undefined => {
-  if (!near.events.pending) return undefined
-  const event = near.events.take()
-  return event === undefined ? undefined : logNearEvent(keyspace, event)
-}
 
 const counterOf = (key: MetricKey.MetricKey.Counter<number>, keyspace: string) => {
   const metric = Metric.fromMetricKey(MetricKey.taggedWithLabels(key, [MetricLabel.make("keyspace", keyspace)]))
@@ -111,7 +89,7 @@ export class NearCache implements TrackingListener {
   private readonly maxStaleness: number
   private readonly order: LruOrder<string, NearEntry>
   /** the transitions of the proof, reported at most once a second (the read path logs them) */
-  readonly events = new NearEvents(() => performance.now())
+  private readonly events = new NearEvents(() => performance.now())
   readonly hit: () => void
   readonly miss: () => void
   private readonly evicted: () => void
@@ -121,7 +99,7 @@ export class NearCache implements TrackingListener {
     readonly tracking: Tracking,
     readonly prefix: string,
     readonly settings: NearCacheSettings,
-    keyspace: string
+    private readonly keyspace: string
   ) {
     this.maxStaleness = settings.maxStalenessMillis
     this.order = new LruOrder(this.entries, settings.capacity)
@@ -137,6 +115,16 @@ export class NearCache implements TrackingListener {
   }
 
   /**
+   * The one Warning to log now about this keyspace's proof of coherence (paused, emptied, serves again), else
+   * undefined: at most one per second, a flapping proof's transitions counted in it (core's NearEvents).
+   */
+  transition(): string | undefined {
+    if (!this.events.pending) return undefined
+    const event = this.events.take()
+    return event === undefined ? undefined : nearEventMessage(this.keyspace, event)
+  }
+
+  /**
    * The live entry of `key` while coherence is proven, else undefined. A lapsed proof pauses near hits (the entries
    * are kept, a heartbeat goes out now): a loss of coherence empties the cache through `flushed`, never a lapse.
    */
@@ -144,7 +132,7 @@ export class NearCache implements TrackingListener {
     if (this.entries.size === 0) return undefined
     const now = performance.now()
     if (!this.tracking.proven(this.maxStaleness, now)) {
-      this.tracking.lapsed(now)
+      this.tracking.lapsed(this.prefix, this.maxStaleness, now)
       return undefined
     }
     const entry = this.entries.get(key)

@@ -93,6 +93,8 @@ const addressOf = (master: string): { host: string; port: number } => {
   return { host: master.slice(0, colon), port: Number(master.slice(colon + 1)) }
 }
 
+const lateReason = (maxStalenessMillis: number): string => `no heartbeat answered within ${maxStalenessMillis} ms`
+
 /** @internal */
 export class Tracking {
   /** bumped at every loss of coherence (connection lost, tracking enabled, masters changed, flush), not at a pause */
@@ -105,7 +107,8 @@ export class Tracking {
   private timer: ReturnType<typeof setInterval> | undefined
   private heartbeatMillis = Infinity
   private maxStalenessMillis = Infinity
-  private state: NearState = "off"
+  /** each near cache's proof, by prefix: its own bound, and the state last told to it */
+  private readonly proofs = new Map<string, { readonly maxStalenessMillis: number; state: NearState }>()
   private closed = false
   /** the `run_id` each master's connection last saw ("" for the single node or the Sentinel master) */
   private readonly runIds = new Map<string, string>()
@@ -126,17 +129,23 @@ export class Tracking {
     lost: (_, reason) => this.lose(reason),
     ended: (connection) => this.replaceLater(connection),
     answered: () => {
-      if (this.state === "on" || !this.proven(this.maxStalenessMillis)) return
+      let resumed = false
+      for (const [prefix, proof] of this.proofs) {
+        if (proof.state === "on" || !this.proven(proof.maxStalenessMillis)) continue
+        if (proof.state === "paused") resumed = true
+        this.moveTo(prefix, "on", "")
+      }
       const client = this.client
       // back from a pause on a cluster: a master paused meanwhile may have been failed over while its connection
       // stayed open. The slot map is asked again now (not at the next periodic refresh); new masters empty the near
       // caches. Until it answers, a kept entry is what that master itself would answer (every write it executed was
       // invalidated in order): no older than a read the data client would send it
-      if (this.state === "paused" && client !== undefined && isCluster(client)) client.refreshSlotsCache()
-      this.moveTo("on", "")
+      if (resumed && client !== undefined && isCluster(client)) client.refreshSlotsCache()
     },
     invalidation: (message) => this.onInvalidation(message),
-    refused: () => this.moveTo("off", "CLIENT TRACKING could not be enabled")
+    refused: () => {
+      for (const prefix of this.proofs.keys()) this.moveTo(prefix, "off", "CLIENT TRACKING could not be enabled")
+    }
   }
   private readonly onClusterEvent = () => this.followMasters()
 
@@ -154,6 +163,7 @@ export class Tracking {
     if (this.closed || this.client === undefined) return
     const known = this.listeners.has(prefix)
     this.listeners.set(prefix, listener)
+    this.proofs.set(prefix, { maxStalenessMillis, state: this.proofs.get(prefix)?.state ?? "off" })
     if (maxStalenessMillis < this.maxStalenessMillis) {
       this.maxStalenessMillis = maxStalenessMillis
       this.heartbeatMillis = Math.max(10, Math.floor(maxStalenessMillis / 3))
@@ -179,11 +189,11 @@ export class Tracking {
    * entries are kept, and a PING goes out now on each connection whose proof lapsed (unless one that can bring it back
    * is on its way), so the proof is back one round trip after the stall instead of at the next tick.
    */
-  lapsed(now: number): void {
+  lapsed(prefix: string, maxStalenessMillis: number, now: number): void {
     for (const connection of this.connections) {
-      if (!connection.proven(this.maxStalenessMillis, now)) connection.heartbeatIfLapsed(this.maxStalenessMillis, now)
+      if (!connection.proven(maxStalenessMillis, now)) connection.heartbeatIfLapsed(maxStalenessMillis, now)
     }
-    if (this.state === "on") this.moveTo("paused", this.lateReason())
+    if (this.proofs.get(prefix)?.state === "on") this.moveTo(prefix, "paused", lateReason(maxStalenessMillis))
   }
 
   close(): void {
@@ -195,22 +205,19 @@ export class Tracking {
     this.lose("closed")
   }
 
-  private lateReason(): string {
-    return `no heartbeat answered within ${this.maxStalenessMillis} ms`
-  }
-
   /** coherence was lost: reads in flight may not fill, every near cache is emptied */
   private lose(reason: string): void {
     this.generation++
     for (const listener of this.listeners.values()) listener.flushed()
-    this.moveTo("off", reason)
+    for (const prefix of this.proofs.keys()) this.moveTo(prefix, "off", reason)
   }
 
-  private moveTo(state: NearState, reason: string): void {
-    // an emptying while off is reported too (NearEvents counts it), a repeated pause is not
-    if (state === this.state && state !== "off") return
-    this.state = state
-    for (const listener of this.listeners.values()) listener.changed(state, reason)
+  /** tells one near cache its proof's new state (an emptying while off is told too: NearEvents counts it) */
+  private moveTo(prefix: string, state: NearState, reason: string): void {
+    const proof = this.proofs.get(prefix)
+    if (proof === undefined || (state === proof.state && state !== "off")) return
+    proof.state = state
+    this.listeners.get(prefix)?.changed(state, reason)
   }
 
   private dropAll(): void {
@@ -298,7 +305,11 @@ export class Tracking {
     for (const connection of this.connections) connection.heartbeat()
     this.followMasters()
     // a late heartbeat is a pause: the entries are kept (see the module comment)
-    if (this.state === "on" && !this.proven(this.maxStalenessMillis)) this.moveTo("paused", this.lateReason())
+    for (const [prefix, proof] of this.proofs) {
+      if (proof.state === "on" && !this.proven(proof.maxStalenessMillis)) {
+        this.moveTo(prefix, "paused", lateReason(proof.maxStalenessMillis))
+      }
+    }
   }
 
   private onInvalidation(message: unknown): void {

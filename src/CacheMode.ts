@@ -14,12 +14,12 @@ import * as Layer from "effect/Layer"
 import { DistributedCache } from "./DistributedCache.js"
 import { CacheBackendUnavailable } from "./errors.js"
 import { Breaker } from "./internal/breaker.js"
-import { PREFIX_PATTERN } from "./internal/keys.js"
+import { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN } from "@effect-failclosed/core"
 import { makeMemoryStore } from "./internal/memoryStore.js"
 import { emitSecurityEvent } from "./internal/observability.js"
 import { makeDegraded, makeLocal, makeStrict } from "./internal/policy.js"
 import { makeRedisStore } from "./internal/redis/store.js"
-import { attachTracking, makeTracking } from "./internal/redis/tracking.js"
+import { makeTracking } from "./internal/redis/tracking.js"
 import { optionChecks } from "./internal/options.js"
 import { RedisClient, type RedisClientService } from "./RedisClient.js"
 
@@ -95,9 +95,9 @@ export interface LocalOnlyOptions {
 const check = optionChecks("cache mode")
 
 const keyPrefixOf = (prefix: string | undefined): string => {
-  const p = prefix ?? "fc"
-  if (!PREFIX_PATTERN.test(p))
-    check.invalid(`keyPrefix must match ${PREFIX_PATTERN} (got ${JSON.stringify(p.slice(0, 80))})`)
+  const p = prefix ?? DEFAULT_KEY_PREFIX
+  if (!KEY_PREFIX_PATTERN.test(p))
+    check.invalid(`keyPrefix must match ${KEY_PREFIX_PATTERN} (got ${JSON.stringify(p.slice(0, 80))})`)
   return p
 }
 
@@ -151,7 +151,7 @@ const redisModeSettings = (options: StrictDistributedOptions) => {
       Effect.catchAll((reason) => Effect.succeed(reason))
     )
     // near caches: the invalidation connection, opened when a near-cache keyspace first uses this cache
-    const tracking = yield* makeTracking(redis.client, store)
+    const tracking = yield* makeTracking(redis.client)
     return { redis, clock, store, breaker, startupFailure, tracking }
   })
   return { keyPrefix, connect }
@@ -196,7 +196,7 @@ export const strictDistributed = (
           reason: startupFailure
         })
       }
-      return attachTracking(makeStrict({ store, breaker, keyPrefix }), tracking)
+      return makeStrict({ store, breaker, keyPrefix, tracking })
     })
   )
 }
@@ -236,10 +236,7 @@ export const explicitDegraded = (
           detail: `Redis at ${redis.description} is unavailable (${startupFailure}); serving node-local, marked degraded`
         })
       }
-      return attachTracking(
-        makeDegraded({ store, fallback: makeMemoryStore({ capacity, clock }), breaker, keyPrefix }),
-        tracking
-      )
+      return makeDegraded({ store, fallback: makeMemoryStore({ capacity, clock }), breaker, keyPrefix, tracking })
     })
   )
 }

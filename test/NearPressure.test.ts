@@ -37,7 +37,7 @@ const makeNode = (url: string) =>
 
 const rawClient = (url: string) =>
   Effect.acquireRelease(
-    Effect.sync(() => new Redis(url, { maxRetriesPerRequest: 0 })),
+    Effect.sync(() => new Redis(url, { maxRetriesPerRequest: 0 }).on("error", () => {})),
     (r) => Effect.sync(() => r.disconnect())
   )
 

@@ -177,6 +177,8 @@ const startWorker = (bundle: string, settings: WorkerSettings) => {
     child.stdout.setEncoding("utf8")
     child.stdout.on("data", (chunk: string) => {
       if (chunk.includes("ready")) resolve()
+      // the workers' Warnings (near cache paused, emptied, serves again; Redis unavailable), with LOAD_DEBUG set
+      if (process.env["LOAD_DEBUG"] !== undefined) process.stderr.write(`[${settings.id}] ${chunk}`)
     })
     child.on("exit", () => reject(new Error(`load worker ${settings.id} exited before it was ready`)))
   })
@@ -289,11 +291,18 @@ export const runLoad = async (s: LoadSettings, log: (line: string) => void = () 
     await workers
     const redisGets = (await getCalls(admin)) - getsBefore
     const records = outs.map((out) => decodeRecords(readFileSync(out)))
-    records.forEach((w, id) =>
+    records.forEach((w, id) => {
+      let near = 0
+      let failed = 0
+      for (let i = 0; i < w.reads; i++) {
+        if ((w.readFlags[i]! & READ_NEAR) !== 0) near++
+        if ((w.readFlags[i]! & READ_FAILED) !== 0) failed++
+      }
       log(
-        `load: process ${id}: ${w.reads} reads, ${w.writes} writes, first read ${w.reads === 0 ? "never" : `${(w.readStart[0]! - startAt).toFixed(0)} ms`} after the start`
+        `load: process ${id}: ${w.reads} reads (${near} near, ${failed} failed), ${w.writes} writes, first read ` +
+          `${w.reads === 0 ? "never" : `${(w.readStart[0]! - startAt).toFixed(0)} ms`} after the start`
       )
-    )
+    })
     const report = check(s, records, {
       startAt,
       phaseMillis,

@@ -593,9 +593,12 @@ describe("near cache: a one-sided partition", () => {
           }
           expect(servedNearAgain).toBe(true)
           expect(logs.some((l) => l.includes("serves again"))).toBe(true)
-          // at most one Warning per second: paused and back alternate (flaps between are counted in the next one)
+          // at most one Warning per second (flaps between two are counted in the second): the first says it paused,
+          // a later one that it serves again, and about 4.5 s of partition and healing log a handful, not a storm
           const transitions = logs.filter((l) => l.includes("near cache")).map((l) => l.includes("pauses"))
-          transitions.forEach((paused, i) => expect(paused, `transition ${i}`).toBe(i % 2 === 0))
+          expect(transitions[0], "the first Warning: paused").toBe(true)
+          expect(transitions.slice(1)).toContain(false)
+          expect(transitions.length).toBeLessThanOrEqual(6)
         })
     )
   }

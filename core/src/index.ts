@@ -7,5 +7,7 @@
 export * from "./json.js"
 export * from "./keys.js"
 export * from "./lruOrder.js"
+export * from "./nearCache.js"
 export * from "./nearEvents.js"
 export * from "./readPipeline.js"
+export * from "./redis/trackingConnection.js"

@@ -2,7 +2,7 @@
  * The invalidation connections of the near caches of one Redis-mode cache (one Layer): Redis' own server-assisted
  * client-side caching (`CLIENT TRACKING`, broadcast mode) tells them about every change to a key of a near-cache
  * keyspace, and a heartbeat on each proves that it is still listening. One connection is `TrackingConnection`
- * (`trackingConnection.ts`); this module decides how many there are, where they go, and aggregates their proofs.
+ * (`@effect-failclosed/core`, `redis/trackingConnection.ts`); this module decides how many there are, where they go, and aggregates their proofs.
  *
  * Which connections, opened when the first near-cache keyspace registers its prefix:
  *
@@ -38,18 +38,13 @@
 import * as Effect from "effect/Effect"
 import { type Cluster, Redis, type RedisOptions } from "ioredis"
 import { isCluster, SLOT_COUNT } from "./cluster.js"
-import { TrackingConnection, type TrackingConnectionOwner } from "./trackingConnection.js"
-import type { NearState } from "@effect-failclosed/core"
-
-/** what a near cache hears from its tracking connections */
-export interface TrackingListener {
-  /** keys of this listener's prefix changed (written, deleted, expired, evicted) */
-  readonly invalidated: (key: string) => void
-  /** every entry is to be dropped: a flush, or coherence was lost */
-  readonly flushed: () => void
-  /** the proof moved to `state` (on: near hits served; paused: kept, not served; off: lost and emptied) */
-  readonly changed: (state: NearState, reason: string) => void
-}
+import {
+  type NearState,
+  type NearTracking,
+  TrackingConnection,
+  type TrackingConnectionOwner,
+  type TrackingListener
+} from "@effect-failclosed/core"
 
 /** the options of a tracking connection, over the data client's own */
 const TRACKING_OPTIONS: RedisOptions = {
@@ -94,7 +89,7 @@ const addressOf = (master: string): { host: string; port: number } => {
 const lateReason = (maxStalenessMillis: number): string => `no heartbeat answered within ${maxStalenessMillis} ms`
 
 /** @internal */
-export class Tracking {
+export class Tracking implements NearTracking {
   /** bumped at every loss of coherence (connection lost, tracking enabled, masters changed, flush), not at a pause */
   generation = 0
   private readonly listeners = new Map<string, TrackingListener>()

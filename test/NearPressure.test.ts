@@ -106,9 +106,13 @@ const setUp = (
     const untouched = keys(count, "k")
     for (const key of untouched) yield* on(a)(Items.set(key, { n: 0 }))
     yield* on(a)(Items.set("probe", { n: 0 }))
-    yield* warm(b, "probe")
-    for (const key of untouched) yield* warm(b, key)
-    expect(yield* nearHits(b, untouched)).toBe(count)
+    // every key near at once (a heartbeat lapsing on a loaded machine pauses near hits for a moment: warm again)
+    for (let attempt = 0; ; attempt++) {
+      yield* warm(b, "probe")
+      for (const key of untouched) yield* warm(b, key)
+      if ((yield* nearHits(b, untouched)) === count) break
+      expect(attempt, "all keys near at once").toBeLessThan(5)
+    }
     return { redis, raw, a, b, untouched, first }
   })
 

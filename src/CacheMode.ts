@@ -14,12 +14,12 @@ import * as Layer from "effect/Layer"
 import { DistributedCache } from "./DistributedCache.js"
 import { CacheBackendUnavailable } from "./errors.js"
 import { Breaker } from "./internal/breaker.js"
-import { PREFIX_PATTERN } from "./internal/keys.js"
+import { decodeSegment, PREFIX_PATTERN } from "./internal/keys.js"
 import { makeMemoryStore } from "./internal/memoryStore.js"
 import { emitSecurityEvent } from "./internal/observability.js"
-import { makeDegraded, makeLocal, makeStrict } from "./internal/policy.js"
+import { makeDegraded, makeLocal, makeStrict, type NearProofs } from "./internal/policy.js"
 import { makeRedisStore } from "./internal/redis/store.js"
-import { attachTracking, makeTracking } from "./internal/redis/tracking.js"
+import { attachTracking, makeTracking, type Tracking } from "./internal/redis/tracking.js"
 import { optionChecks } from "./internal/options.js"
 import { RedisClient, type RedisClientService } from "./RedisClient.js"
 
@@ -122,6 +122,12 @@ const replicasOf = (options: StrictDistributedOptions) => {
   }
 }
 
+/** the near caches' proofs, by keyspace name (a near cache's prefix is `<keyPrefix>:<encoded name>:`) */
+const nearProofsOf = (tracking: Tracking): NearProofs => ({
+  nearCaches: () =>
+    tracking.proofs().map(({ prefix, proven }) => ({ keyspace: decodeSegment(prefix.split(":")[1] ?? ""), proven }))
+})
+
 const startupProbe = (redis: RedisClientService, timeout: Duration.Duration) =>
   Effect.zipRight(
     redis.awaitReady(timeout),
@@ -196,7 +202,7 @@ export const strictDistributed = (
           reason: startupFailure
         })
       }
-      return attachTracking(makeStrict({ store, breaker, keyPrefix }), tracking)
+      return attachTracking(makeStrict({ store, breaker, keyPrefix, proofs: nearProofsOf(tracking) }), tracking)
     })
   )
 }
@@ -237,7 +243,13 @@ export const explicitDegraded = (
         })
       }
       return attachTracking(
-        makeDegraded({ store, fallback: makeMemoryStore({ capacity, clock }), breaker, keyPrefix }),
+        makeDegraded({
+          store,
+          fallback: makeMemoryStore({ capacity, clock }),
+          breaker,
+          keyPrefix,
+          proofs: nearProofsOf(tracking)
+        }),
         tracking
       )
     })

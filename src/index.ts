@@ -11,6 +11,7 @@
 export {
   type Backend,
   type Cached,
+  type CacheHealth,
   CacheModeName,
   type CacheStats,
   DistributedCache,
@@ -115,3 +116,8 @@ export * as KeyLayout from "./KeyLayout.js"
  * @since 0.1.0
  */
 export * as TestCache from "./TestCache.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Health from "./Health.js"

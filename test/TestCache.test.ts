@@ -33,7 +33,7 @@ describe("TestCache.Unavailable", () => {
     Effect.gen(function* () {
       const cache = yield* DistributedCache
       const calls: Record<
-        Exclude<keyof DistributedCacheService, "mode" | "keyPrefix" | "stats">,
+        Exclude<keyof DistributedCacheService, "mode" | "keyPrefix" | "stats" | "health">,
         Effect.Effect<unknown, unknown>
       > = {
         get: cache.get("k"),
@@ -55,6 +55,8 @@ describe("TestCache.Unavailable", () => {
       const stats = yield* cache.stats
       expect(stats).toMatchObject({ mode: "StrictDistributed", backend: "redis", degraded: false, hits: 0, misses: 0 })
       expect(stats.failures).toBe(Object.keys(calls).length)
+      // the health check answers as StrictDistributed's does during an outage
+      expect(yield* cache.health).toMatchObject({ mode: "StrictDistributed", reachable: false })
     }).pipe(Effect.provide(TestCache.Unavailable))
   )
 

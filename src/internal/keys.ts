@@ -22,6 +22,12 @@ export const PREFIX_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
  */
 export const encodeSegment = (s: string): string => Buffer.from(s, "utf16le").toString("base64url")
 
+/**
+ * The string a segment encodes (the inverse of {@link encodeSegment}; a malformed segment decodes to some string).
+ * @internal
+ */
+export const decodeSegment = (segment: string): string => Buffer.from(segment, "base64url").toString("utf16le")
+
 /** @internal */
 export const NO_TENANT_SEGMENT = "-"
 

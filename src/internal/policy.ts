@@ -10,7 +10,7 @@
  *   the locks: `FALLS_BACK`) from a node-local memory store while Redis is unavailable, marked `local_degraded`.
  */
 import * as Effect from "effect/Effect"
-import type { Backend, Cached, CacheStats, DistributedCacheService } from "../DistributedCache.js"
+import type { Backend, Cached, CacheHealth, CacheStats, DistributedCacheService } from "../DistributedCache.js"
 import type { CacheModeName } from "../DistributedCache.js"
 import { CacheBackendUnavailable } from "../errors.js"
 import { type Breaker, CLOSED, OPEN } from "./breaker.js"
@@ -117,6 +117,7 @@ const makeService = (options: {
   readonly backend: () => Backend
   /** entries held node-locally */
   readonly localEntries: () => number
+  readonly health: Effect.Effect<CacheHealth>
 }): DistributedCacheService => {
   const { counters, guard } = options
   const mode = guard.mode
@@ -147,6 +148,7 @@ const makeService = (options: {
         localEntries: options.localEntries()
       }
     }),
+    health: options.health,
     get: (key) =>
       Effect.flatMap(
         guard.run("get", key, (store) => store.get(key)),
@@ -197,7 +199,21 @@ export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCa
     mode: "LocalOnly",
     run: (operation, _key, use) => traced("LocalOnly", "local", operation, () => Effect.map(use(memory), fromLocal))
   }
-  const service = makeService({ guard, keyPrefix, counters, backend: () => "local", localEntries: memory.size })
+  const health = Effect.succeed<CacheHealth>({
+    mode: "LocalOnly",
+    backend: "local",
+    reachable: null,
+    breakers: [],
+    nearCaches: []
+  })
+  const service = makeService({
+    guard,
+    keyPrefix,
+    counters,
+    backend: () => "local",
+    localEntries: memory.size,
+    health
+  })
   localReaders.set(service, (key) => {
     const entry = memory.unsafeRead(key)
     if (entry === undefined) counters.misses++
@@ -230,7 +246,38 @@ class Domains {
     for (const breaker of this.byDomain.values()) if (breaker.isOpen) return true
     return false
   }
+  /** each breaker's state, for the health check: the whole store's (`all`), then each domain's that served traffic */
+  states(): Array<{ readonly domain: string; readonly open: boolean }> {
+    const states = [{ domain: "all", open: this.whole.isOpen }]
+    for (const [domain, breaker] of this.byDomain) states.push({ domain, open: breaker.isOpen })
+    return states
+  }
 }
+
+/** what a Redis mode's health check reads beside its store and breakers */
+export interface NearProofs {
+  /** each near-cache keyspace of the cache, and whether it may serve near hits now */
+  readonly nearCaches: () => CacheHealth["nearCaches"]
+}
+
+/**
+ * The health of a Redis mode: a PING sent beside the breakers (bounded by the store's command timeout; it neither
+ * waits for a cooldown nor ends one), then the breakers and near caches as they are once it answered.
+ */
+const redisHealth = (
+  mode: CacheModeName,
+  store: Store,
+  domains: Domains,
+  backend: () => Backend,
+  proofs: NearProofs | undefined
+): Effect.Effect<CacheHealth> =>
+  Effect.map(Effect.match(store.ping, { onFailure: () => false, onSuccess: () => true }), (reachable): CacheHealth => ({
+    mode,
+    backend: backend(),
+    reachable,
+    breakers: domains.states(),
+    nearCaches: proofs === undefined ? [] : proofs.nearCaches()
+  }))
 
 /** the domain of operations that need every domain (clear, count) of a store that has domains */
 const EVERY_DOMAIN = "every shard"
@@ -353,10 +400,19 @@ export const makeStrict = (options: {
   readonly store: Store
   readonly breaker: Breaker
   readonly keyPrefix: string
+  readonly proofs?: NearProofs | undefined
 }): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
-  const { guard } = redisGuard({ ...options, mode: "StrictDistributed", fallback: undefined, counters })
-  return makeService({ guard, keyPrefix: options.keyPrefix, counters, backend: () => "redis", localEntries: () => 0 })
+  const { domains, guard } = redisGuard({ ...options, mode: "StrictDistributed", fallback: undefined, counters })
+  const backend = (): Backend => "redis"
+  return makeService({
+    guard,
+    keyPrefix: options.keyPrefix,
+    counters,
+    backend,
+    localEntries: () => 0,
+    health: redisHealth("StrictDistributed", options.store, domains, backend, options.proofs)
+  })
 }
 
 /** @internal */
@@ -365,14 +421,17 @@ export const makeDegraded = (options: {
   readonly fallback: MemoryStore
   readonly breaker: Breaker
   readonly keyPrefix: string
+  readonly proofs?: NearProofs | undefined
 }): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   const { domains, guard } = redisGuard({ ...options, mode: "ExplicitDegraded", counters })
+  const backend = (): Backend => (domains.anyOpen ? "local_degraded" : "redis")
   return makeService({
     guard,
     keyPrefix: options.keyPrefix,
     counters,
-    backend: () => (domains.anyOpen ? "local_degraded" : "redis"),
-    localEntries: options.fallback.size
+    backend,
+    localEntries: options.fallback.size,
+    health: redisHealth("ExplicitDegraded", options.store, domains, backend, options.proofs)
   })
 }

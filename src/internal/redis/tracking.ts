@@ -86,6 +86,8 @@ export class Tracking {
   /** bumped at every transition (connection lost, tracking enabled, proof lapsed, masters changed, flush) */
   generation = 0
   private readonly listeners = new Map<string, TrackingListener>()
+  /** each near cache's bound (`maxStaleness`), by keyspace prefix: what the health check proves per keyspace */
+  private readonly bounds = new Map<string, number>()
   private connections: Array<TrackingConnection> = []
   /** the masters the connections follow (`host:port,…` for a cluster, "" otherwise); undefined: not known, no proof */
   private masters: string | undefined = undefined
@@ -130,6 +132,7 @@ export class Tracking {
     if (this.closed || this.client === undefined) return
     const known = this.listeners.has(prefix)
     this.listeners.set(prefix, listener)
+    this.bounds.set(prefix, maxStalenessMillis)
     if (maxStalenessMillis < this.maxStalenessMillis) {
       this.maxStalenessMillis = maxStalenessMillis
       this.heartbeatMillis = Math.max(10, Math.floor(maxStalenessMillis / 3))
@@ -148,6 +151,11 @@ export class Tracking {
       if (!connections[i]!.proven(maxStalenessMillis, now)) return false
     }
     return true
+  }
+
+  /** each near cache's keyspace prefix, and whether it may serve a near hit now (for the health check) */
+  proofs(now: number = performance.now()): Array<{ readonly prefix: string; readonly proven: boolean }> {
+    return Array.from(this.bounds, ([prefix, bound]) => ({ prefix, proven: this.proven(bound, now) }))
   }
 
   /** a near cache found the proof lapsed before its timer did: every near cache is emptied now */

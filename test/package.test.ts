@@ -206,6 +206,8 @@ describe("the packed tarball", () => {
       expect(files).toContain(f)
     }
     expect(files).toContain("src/index.ts")
+    // the operator's command (package.json "bin")
+    expect(files).toContain("dist/cli/main.js")
     expect(files).toContain("README.md")
     expect(files).toContain("package.json")
     // the Effect-free core ships inside the tarball (bundleDependencies): one package to install, one version
@@ -420,6 +422,27 @@ describe("the packed tarball", () => {
       })
       const keys = yield* Effect.promise(() => redis.command("KEYS", "*"))
       expect(keys.split("\n")).toHaveLength(2)
+
+      // the operator's command ships in the package: `npx effect-failclosed` runs node_modules/.bin/effect-failclosed
+      const cli = (...args: Array<string>) =>
+        Effect.promise(() =>
+          exec(join(project, "node_modules", ".bin", "effect-failclosed"), args, {
+            cwd: project,
+            env: { ...ENV, REDIS_URL: redis.url },
+            timeout: 20_000
+          })
+        )
+      const entryKey = (yield* cli("key", "--keyspace", "profiles", "--key", '{ "id": 1 }')).stdout.trim()
+      expect(keys.split("\n")).toContain(entryKey)
+      const pattern = (yield* cli("pattern", "--keyspace", "profiles", "--no-tenant")).stdout.trim()
+      expect(yield* Effect.promise(() => redis.command("--scan", "--pattern", pattern))).toBe(entryKey)
+      const inspected = JSON.parse((yield* cli("inspect", entryKey)).stdout)
+      expect(inspected).toMatchObject({
+        key: entryKey,
+        kind: "plain entry",
+        of: { feature: "keyspace", name: "profiles", tenant: null },
+        value: { name: "Ada" }
+      })
     })
   )
 })

@@ -14,7 +14,7 @@ import * as Layer from "effect/Layer"
 import { DistributedCache } from "./DistributedCache.js"
 import { CacheBackendUnavailable } from "./errors.js"
 import { Breaker } from "./internal/breaker.js"
-import { decodeSegment, PREFIX_PATTERN } from "./internal/keys.js"
+import { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN } from "@effect-failclosed/core"
 import { makeMemoryStore } from "./internal/memoryStore.js"
 import { emitSecurityEvent } from "./internal/observability.js"
 import { makeDegraded, makeLocal, makeStrict, type NearProofs } from "./internal/policy.js"
@@ -95,9 +95,9 @@ export interface LocalOnlyOptions {
 const check = optionChecks("cache mode")
 
 const keyPrefixOf = (prefix: string | undefined): string => {
-  const p = prefix ?? "fc"
-  if (!PREFIX_PATTERN.test(p))
-    check.invalid(`keyPrefix must match ${PREFIX_PATTERN} (got ${JSON.stringify(p.slice(0, 80))})`)
+  const p = prefix ?? DEFAULT_KEY_PREFIX
+  if (!KEY_PREFIX_PATTERN.test(p))
+    check.invalid(`keyPrefix must match ${KEY_PREFIX_PATTERN} (got ${JSON.stringify(p.slice(0, 80))})`)
   return p
 }
 
@@ -122,11 +122,8 @@ const replicasOf = (options: StrictDistributedOptions) => {
   }
 }
 
-/** the near caches' proofs, by keyspace name (a near cache's prefix is `<keyPrefix>:<encoded name>:`) */
-const nearProofsOf = (tracking: Tracking): NearProofs => ({
-  nearCaches: () =>
-    tracking.proofs().map(({ prefix, proven }) => ({ keyspace: decodeSegment(prefix.split(":")[1] ?? ""), proven }))
-})
+/** the near caches' proofs, by keyspace name */
+const nearProofsOf = (tracking: Tracking): NearProofs => ({ nearCaches: () => tracking.proofs() })
 
 const startupProbe = (redis: RedisClientService, timeout: Duration.Duration) =>
   Effect.zipRight(

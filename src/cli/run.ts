@@ -113,9 +113,7 @@ export const run = async (
       return f()
     } catch (error) {
       throw new Usage(
-        error instanceof Error
-          ? error.message.replace(/^effect-failclosed: (KeyLayout\.pattern: )?/, "")
-          : String(error)
+        error instanceof Error ? error.message.replace(/^effect-failclosed: ([A-Za-z.]+: )?/, "") : String(error)
       )
     }
   }

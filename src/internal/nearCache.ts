@@ -106,7 +106,7 @@ export class NearCache implements TrackingListener {
     this.miss = counterOf(NEAR_MISSES, keyspace)
     this.evicted = counterOf(NEAR_EVICTIONS, keyspace)
     this.flushedMetric = counterOf(NEAR_FLUSHES, keyspace)
-    tracking.register(prefix, settings.maxStalenessMillis, this)
+    tracking.register(prefix, settings.maxStalenessMillis, this, keyspace)
   }
 
   get size(): number {

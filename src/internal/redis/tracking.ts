@@ -86,8 +86,8 @@ export class Tracking {
   /** bumped at every transition (connection lost, tracking enabled, proof lapsed, masters changed, flush) */
   generation = 0
   private readonly listeners = new Map<string, TrackingListener>()
-  /** each near cache's bound (`maxStaleness`), by keyspace prefix: what the health check proves per keyspace */
-  private readonly bounds = new Map<string, number>()
+  /** each near cache's keyspace and bound (`maxStaleness`), by prefix: what the health check proves per keyspace */
+  private readonly bounds = new Map<string, { readonly keyspace: string; readonly bound: number }>()
   private connections: Array<TrackingConnection> = []
   /** the masters the connections follow (`host:port,…` for a cluster, "" otherwise); undefined: not known, no proof */
   private masters: string | undefined = undefined
@@ -128,11 +128,11 @@ export class Tracking {
    * Registers a near cache: its keyspace prefix (tracked with BCAST) and its bound. A new prefix (re)opens the
    * connections with every prefix: the near caches start empty.
    */
-  register(prefix: string, maxStalenessMillis: number, listener: TrackingListener): void {
+  register(prefix: string, maxStalenessMillis: number, listener: TrackingListener, keyspace: string): void {
     if (this.closed || this.client === undefined) return
     const known = this.listeners.has(prefix)
     this.listeners.set(prefix, listener)
-    this.bounds.set(prefix, maxStalenessMillis)
+    this.bounds.set(prefix, { keyspace, bound: maxStalenessMillis })
     if (maxStalenessMillis < this.maxStalenessMillis) {
       this.maxStalenessMillis = maxStalenessMillis
       this.heartbeatMillis = Math.max(10, Math.floor(maxStalenessMillis / 3))
@@ -153,9 +153,9 @@ export class Tracking {
     return true
   }
 
-  /** each near cache's keyspace prefix, and whether it may serve a near hit now (for the health check) */
-  proofs(now: number = performance.now()): Array<{ readonly prefix: string; readonly proven: boolean }> {
-    return Array.from(this.bounds, ([prefix, bound]) => ({ prefix, proven: this.proven(bound, now) }))
+  /** each near cache's keyspace, and whether it may serve a near hit now (for the health check) */
+  proofs(now: number = performance.now()): Array<{ readonly keyspace: string; readonly proven: boolean }> {
+    return Array.from(this.bounds.values(), ({ bound, keyspace }) => ({ keyspace, proven: this.proven(bound, now) }))
   }
 
   /** a near cache found the proof lapsed before its timer did: every near cache is emptied now */

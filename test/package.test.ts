@@ -251,6 +251,30 @@ describe("the packed tarball", () => {
     expect(files).toContain("examples/http-server.ts")
   })
 
+  it("cites repository files (tests, benchmarks, scripts) that exist, and links the repository where it does: they are not shipped", () => {
+    const shipped = files.filter((f) => f === "README.md" || /^docs\/[^/]+\.md$/.test(f))
+    const repository = "https://github.com/effect-failclosed/effect-failclosed"
+    let cited = 0
+    for (const doc of shipped) {
+      const text = readFileSync(join(root, doc), "utf8")
+      const paths = [...text.matchAll(/`((?:test|bench|scripts|core\/test)\/[^`\s]*)`/g)].map((m) => m[1]!)
+      if (paths.length === 0) continue
+      expect(text, `${doc} cites ${paths[0]} without a link to the repository`).toContain(`](${repository}`)
+      for (const path of paths) {
+        // not in the tarball: a reader follows the repository link
+        expect(files, `${doc} cites ${path}`).not.toContain(path)
+        const exists = path.includes("*")
+          ? readdirSync(join(root, posix.dirname(path))).some((f) =>
+              new RegExp(`^${posix.basename(path).replace(/[.]/g, "\\.").replace(/\*/g, ".*")}$`).test(f)
+            )
+          : existsSync(join(root, path))
+        expect(exists, `${doc} cites ${path}, which is not in the repository`).toBe(true)
+        cited++
+      }
+    }
+    expect(cited).toBeGreaterThan(10)
+  })
+
   it("maps the root and each public module to its source, declarations and ESM (sub-path exports)", () => {
     const manifest = JSON.parse(
       readFileSync(join(project, "node_modules", "effect-failclosed", "package.json"), "utf8")

@@ -17,9 +17,9 @@ import { Breaker } from "./internal/breaker.js"
 import { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN } from "@effect-failclosed/core"
 import { makeMemoryStore } from "./internal/memoryStore.js"
 import { emitSecurityEvent } from "./internal/observability.js"
-import { makeDegraded, makeLocal, makeStrict, type NearProofs } from "./internal/policy.js"
+import { makeDegraded, makeLocal, makeStrict } from "./internal/policy.js"
 import { makeRedisStore } from "./internal/redis/store.js"
-import { attachTracking, makeTracking, type Tracking } from "./internal/redis/tracking.js"
+import { makeTracking } from "./internal/redis/tracking.js"
 import { optionChecks } from "./internal/options.js"
 import { RedisClient, type RedisClientService } from "./RedisClient.js"
 
@@ -122,9 +122,6 @@ const replicasOf = (options: StrictDistributedOptions) => {
   }
 }
 
-/** the near caches' proofs, by keyspace name */
-const nearProofsOf = (tracking: Tracking): NearProofs => ({ nearCaches: () => tracking.proofs() })
-
 const startupProbe = (redis: RedisClientService, timeout: Duration.Duration) =>
   Effect.zipRight(
     redis.awaitReady(timeout),
@@ -154,7 +151,7 @@ const redisModeSettings = (options: StrictDistributedOptions) => {
       Effect.catchAll((reason) => Effect.succeed(reason))
     )
     // near caches: the invalidation connection, opened when a near-cache keyspace first uses this cache
-    const tracking = yield* makeTracking(redis.client, store)
+    const tracking = yield* makeTracking(redis.client)
     return { redis, clock, store, breaker, startupFailure, tracking }
   })
   return { keyPrefix, connect }
@@ -199,7 +196,7 @@ export const strictDistributed = (
           reason: startupFailure
         })
       }
-      return attachTracking(makeStrict({ store, breaker, keyPrefix, proofs: nearProofsOf(tracking) }), tracking)
+      return makeStrict({ store, breaker, keyPrefix, tracking })
     })
   )
 }
@@ -239,16 +236,7 @@ export const explicitDegraded = (
           detail: `Redis at ${redis.description} is unavailable (${startupFailure}); serving node-local, marked degraded`
         })
       }
-      return attachTracking(
-        makeDegraded({
-          store,
-          fallback: makeMemoryStore({ capacity, clock }),
-          breaker,
-          keyPrefix,
-          proofs: nearProofsOf(tracking)
-        }),
-        tracking
-      )
+      return makeDegraded({ store, fallback: makeMemoryStore({ capacity, clock }), breaker, keyPrefix, tracking })
     })
   )
 }

@@ -11,6 +11,7 @@
 export {
   type Backend,
   type Cached,
+  type CacheGet,
   type CacheHealth,
   CacheModeName,
   type CacheStats,
@@ -81,6 +82,7 @@ export {
   CacheBackendUnavailable,
   CacheEntryInvalid,
   CacheValueInvalid,
+  InputField,
   RateLimitExceeded,
   RateLimitInputInvalid,
   ReplayDetected

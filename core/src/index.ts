@@ -7,3 +7,4 @@
 export * from "./json.js"
 export * from "./keys.js"
 export * from "./lruOrder.js"
+export * from "./readPipeline.js"

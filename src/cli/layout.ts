@@ -10,7 +10,7 @@ import { ALGORITHM_TAG, decodeSegment, HASH_LENGTH, NO_TENANT_SEGMENT } from "@e
 export { keyspaceEntryKey, type KeyspaceEntry, type ScanTarget, scanPattern } from "@effect-failclosed/core"
 
 /** the envelope of an entry written with a stale window (`~1:<writtenAt>:<freshUntil>:<json>`) */
-export { isSealed, unseal } from "../internal/getOrCompute.js"
+export { isSealed, unseal } from "@effect-failclosed/core"
 
 /** what a key is, read from its shape */
 export type KeyKind =

@@ -14,6 +14,16 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
+import {
+  awaitReady,
+  cappedBackoff as coreCappedBackoff,
+  closeClient as coreCloseClient,
+  closeCluster as coreCloseCluster,
+  describeUrl,
+  failFastOptions as coreFailFastOptions,
+  makeSecretScrubber,
+  urlPassword
+} from "@effect-failclosed/core"
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
 import type {
   RedisClient,
@@ -24,7 +34,6 @@ import type {
   RedisSentinelOptions
 } from "../../RedisClient.js"
 import { durationMillis, optionChecks } from "../options.js"
-import { makeSecretScrubber } from "../redact.js"
 
 /** the service tag (the same key as the public class `RedisClient`) */
 const tag = Context.GenericTag<RedisClient, RedisClientService>("effect-failclosed/RedisClient")
@@ -36,16 +45,7 @@ const DEFAULT_URL = "redis://127.0.0.1:6379"
 // --- connection options ----------------------------------------------------------------------------------------------
 
 /**
- * How much later than `commandTimeout` ioredis' own per-command timer fails a command sent on `client` directly. The
- * store's commands do not have this timer: each has one deadline, the store's (`Deadlines`, judged after the replies
- * already received are read, so a stall of this process is not taken for an unavailable Redis), and its commands
- * tell ioredis not to arm a timer of its own (see `redis/send.ts`).
- */
-const DIRECT_COMMAND_GRACE_MILLIS = 2_000
-
-/**
- * The ioredis options that make a client fail fast: no offline queue, no re-send after a reconnect, no retry of a
- * failed command, a connect deadline, a capped reconnect backoff.
+ * The ioredis options that make a client fail fast (the core's, see `@effect-failclosed/core` connection.ts).
  * @internal
  */
 export const failFastOptions = (o: {
@@ -53,25 +53,15 @@ export const failFastOptions = (o: {
   readonly connectTimeout: Duration.Duration
   readonly maxReconnectDelay: Duration.Duration
   readonly enableAutoPipelining: boolean
-}): RedisOptions => ({
-  enableOfflineQueue: false,
-  autoResendUnfulfilledCommands: false,
-  maxRetriesPerRequest: 0,
-  commandTimeout: Duration.toMillis(o.commandTimeout) + DIRECT_COMMAND_GRACE_MILLIS,
-  connectTimeout: Duration.toMillis(o.connectTimeout),
-  retryStrategy: cappedBackoff(o.maxReconnectDelay),
-  // closing waits this long at most for Redis to acknowledge, then destroys the socket (a paused Redis never does)
-  disconnectTimeout: Math.min(Duration.toMillis(o.connectTimeout), 500),
-  // a failed ready check must not wait forever either
-  enableReadyCheck: true,
-  enableAutoPipelining: o.enableAutoPipelining,
-  lazyConnect: false
-})
+}): RedisOptions =>
+  coreFailFastOptions({
+    commandTimeoutMillis: Duration.toMillis(o.commandTimeout),
+    connectTimeoutMillis: Duration.toMillis(o.connectTimeout),
+    maxReconnectDelayMillis: Duration.toMillis(o.maxReconnectDelay),
+    enableAutoPipelining: o.enableAutoPipelining
+  })
 
-const cappedBackoff = (cap: Duration.Duration) => {
-  const capMillis = Duration.toMillis(cap)
-  return (times: number) => Math.min(25 * 2 ** Math.min(times, 10), capMillis)
-}
+const cappedBackoff = (cap: Duration.Duration) => coreCappedBackoff(Duration.toMillis(cap))
 
 const reveal = (u: string | Redacted.Redacted<string> | undefined): string | undefined =>
   u === undefined ? undefined : Redacted.isRedacted(u) ? Redacted.value(u) : u
@@ -158,24 +148,6 @@ const sentinelSettings = (options: RedisSentinelOptions) => {
 const describeNodes = (nodes: ReadonlyArray<{ host: string; port: number }>): string =>
   nodes.map((n) => (n.host.includes(":") ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`)).join(",")
 
-const describeUrl = (url: string): string => {
-  try {
-    const parsed = new URL(url)
-    return `${parsed.hostname}:${parsed.port || "6379"}`
-  } catch {
-    return "(unparseable url)"
-  }
-}
-
-const urlPassword = (url: string): string | undefined => {
-  try {
-    const p = new URL(url).password
-    return p === "" ? undefined : decodeURIComponent(p)
-  } catch {
-    return undefined
-  }
-}
-
 // --- what a client may print goes to Effect's Logger -------------------------------------------------------------------
 
 /** the messages ioredis writes with console.warn (a password the server does not need, a ready check it cannot run) */
@@ -253,80 +225,25 @@ const listenToSentinels = (client: Redis, onError: (error: unknown) => void): vo
 
 // --- opening and closing -----------------------------------------------------------------------------------------------
 
-const PERMANENT_STARTUP_ERROR =
-  /WRONGPASS|NOAUTH|NOPERM|certificate|self[- ]signed|unable to verify|CERT_|ERR_TLS|wrong version number/i
-
 const awaitReadyOf =
   (client: Redis | Cluster, describeError: (e: unknown) => string) =>
   (timeout: Duration.Duration): Effect.Effect<void, string> =>
     Effect.async<void, string>((resume) => {
-      if (client.status === "ready") return resume(Effect.void)
-      let lastError = "not connected"
-      const onReady = () => {
-        cleanup()
-        resume(Effect.void)
-      }
-      const onError = (e: unknown) => {
-        lastError = describeError(e)
-        // waiting cannot fix a wrong password, a missing ACL permission or an untrusted certificate
-        if (PERMANENT_STARTUP_ERROR.test(lastError)) {
-          cleanup()
-          resume(Effect.fail(lastError))
-        }
-      }
-      const timer = setTimeout(() => {
-        cleanup()
-        resume(Effect.fail(`no connection within ${Duration.format(timeout)} (${lastError})`))
-      }, Duration.toMillis(timeout))
-      const cleanup = () => {
-        clearTimeout(timer)
-        client.off("ready", onReady)
-        client.off("error", onError)
-      }
-      client.on("ready", onReady)
-      client.on("error", onError)
-      return Effect.sync(cleanup)
+      const cancel = awaitReady(
+        client,
+        describeError,
+        Duration.toMillis(timeout),
+        Duration.format(timeout),
+        (failure) => resume(failure === undefined ? Effect.void : Effect.fail(failure))
+      )
+      return Effect.sync(cancel)
     })
 
-/** waits for `end`, at most 2 seconds (a safety net: ioredis emits it once the sockets are closed) */
-const awaitEnd = (client: Redis | Cluster, done: () => void) => {
-  const finish = () => {
-    clearTimeout(timer)
-    client.off("end", finish)
-    done()
-  }
-  const timer = setTimeout(finish, 2_000)
-  client.once("end", finish)
-}
-
-/**
- * Disconnects without reconnecting and closes the socket at once (commands still in flight fail; a paused Redis
- * would never acknowledge a graceful close), then waits for ioredis to report the end, so that no socket or timer
- * outlives the scope.
- */
 const closeClient = (client: Redis): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    client.disconnect(false)
-    // "reconnecting": no socket, and disconnect cleared the reconnect timer; "wait" turns into "end" at once
-    if (client.status === "end" || client.status === "reconnecting" || client.status === "close") {
-      return resume(Effect.void)
-    }
-    awaitEnd(client, () => resume(Effect.void))
-    client.stream?.destroy()
-  })
+  Effect.async<void>((resume) => coreCloseClient(client, () => resume(Effect.void)))
 
-/**
- * Closes a cluster client and waits until every node connection is closed. A cluster that is between two attempts
- * to reach its nodes has no connection left: then there is nothing to wait for.
- */
 const closeCluster = (client: Cluster): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    const before = client.status
-    const hadNodes = client.nodes("all").length > 0
-    client.disconnect(false)
-    if (before === "end" || before === "close" || before === "wait" || !hadNodes) return resume(Effect.void)
-    awaitEnd(client, () => resume(Effect.void))
-  })
+  Effect.async<void>((resume) => coreCloseCluster(client, () => resume(Effect.void)))
 
 /**
  * ioredis ends a Sentinel client for good when its failover detector (on `+switch-master`) closes the connector while

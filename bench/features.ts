@@ -21,7 +21,7 @@ import * as Option from "effect/Option"
 import * as PrimaryKey from "effect/PrimaryKey"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import { Keyspace } from "../src/index.js"
+import { Keyspace, LocalOnly } from "../src/index.js"
 import * as FailClosedPersistence from "../src/Persistence.js"
 import { effectWorkers, hitId, KEYS, libraryLayer, rawClient, TTL_MILLIS, User, users, waitReady } from "./fixtures.js"
 import { type Case, promiseWorkers, type Runner, type ServerCpu } from "./harness.js"
@@ -106,6 +106,10 @@ export const featureCases = async (
   const lib = (f: (i: number) => Effect.Effect<unknown, unknown, unknown>): Runner =>
     effectWorkers(1, f as Op, (e) => rt.runPromise(e))
   const eff = (f: (i: number) => Effect.Effect<unknown>): Runner => effectWorkers(1, f, (e) => Effect.runPromise(e))
+  /** the same keyspace (Near) on LocalOnly: a near hit's target is ≥ 0.9× its hit */
+  const localRt = ManagedRuntime.make(LocalOnly)
+  const local = (f: (i: number) => Effect.Effect<unknown, unknown, unknown>): Runner =>
+    effectWorkers(1, f as Op, (e) => localRt.runPromise(e))
 
   const effectCache = await Effect.runPromise(
     Cache.make({ capacity: NEAR_CAPACITY, timeToLive: TTL_MILLIS, lookup: (id: number) => Effect.succeed(users[id]!) })
@@ -122,6 +126,7 @@ export const featureCases = async (
   })
   const closers: Array<() => Promise<void>> = [
     () => rt.dispose(),
+    () => localRt.dispose(),
     () => bento.disconnectAll(),
     async () => bentoRedis.disconnect()
   ]
@@ -142,6 +147,7 @@ export const featureCases = async (
     await fill((id) => Plain.set({ id }, valueOf(id)), KEYS + NEAR_MISS_KEYS)
     await fill((id) => Swr.getOrCompute({ id }, Effect.succeed(valueOf(id)), SWR), KEYS)
     await eff((i) => effectCache.get(hitId(i)))(KEYS)
+    await local((id) => Near.set({ id }, valueOf(id)))(KEYS)
     for (let id = 0; id < KEYS; id++) await bento.set({ key: `user:${id}`, value: users[id], ttl: TTL_MILLIS })
     const persisted = await persistedCache(
       FailClosedPersistence.layerResult().pipe(Layer.provide(libraryLayer(url))),
@@ -164,6 +170,11 @@ export const featureCases = async (
         name: "get (near hit)",
         library: { label: "Keyspace, nearCache", run: lib((i) => Near.get({ id: hitId(i) })) },
         baselines: [
+          {
+            label: "the same keyspace on LocalOnly, hit",
+            run: local((i) => Near.get({ id: hitId(i) })),
+            target: { ratio: 0.9 }
+          },
           { label: "effect Cache.get", run: eff((i) => effectCache.get(hitId(i))), target: { ratio: 2.0 } },
           {
             label: "bentocache L1 + L2 + bus, L1 hit",

@@ -152,6 +152,25 @@ export const effectWorkers =
       })
     )
 
+/**
+ * The Effect floor (docs/performance.md, "Method"): the same ioredis call(s) as the raw side, each wrapped in a bare
+ * `Effect.async`, run by the same fiber loop as the library's side ({@link effectWorkers}) on the default runtime. It
+ * is the least any Effect library pays for that call; the library's targets are stated against it, and the raw rows
+ * show what the floor itself costs. Never slowed down: no service, no span, no extra step.
+ */
+export const effectFloor = (inFlight: number, body: (i: number) => Promise<unknown>): Runner =>
+  effectWorkers(
+    inFlight,
+    (i) =>
+      Effect.async<unknown, unknown>((resume) => {
+        body(i).then(
+          (a) => resume(Effect.succeed(a)),
+          (e) => resume(Effect.fail(e))
+        )
+      }),
+    Effect.runPromise
+  )
+
 /** the repository's root, whether this file runs as bench/fixtures.ts or compiled to .bench/bench/fixtures.js */
 export const repoRoot = new URL(import.meta.url.includes("/.bench/") ? "../../" : "../", import.meta.url)
 

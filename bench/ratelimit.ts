@@ -21,7 +21,7 @@ import type { RateLimitAlgorithm } from "../src/DistributedCache.js"
 import { rateLimitScripts } from "../src/internal/redis/scripts.js"
 import { concurrency, effectWorkers, libraryLayer, rawClient, rawKindFor, type RawKind, waitReady } from "./fixtures.js"
 import { type Case, promiseWorkers, type ServerCpu, type Target } from "./harness.js"
-import { targetFor } from "./redis.js"
+import { redisBaselines } from "./redis.js"
 
 const SUBJECTS = 1_000
 /** far above what one subject sees per window at these rates: the allowed path is measured */
@@ -91,7 +91,12 @@ const rateLimitCase = (
       run: effectWorkers(inFlight, (i) => limiter.consume(subjects[i % SUBJECTS]!), run)
     },
     baselines: [
-      side(`raw EVALSHA, same script (ioredis ${kind})`, decide, targetFor(inFlight)),
+      ...redisBaselines(
+        inFlight,
+        `raw EVALSHA, same script (ioredis ${kind})`,
+        (i) => decide(subjects[i % SUBJECTS]!),
+        promiseWorkers(inFlight, (i) => decide(subjects[i % SUBJECTS]!))
+      ),
       ...(algorithm === "fixed-window"
         ? [side(`rate-limiter-flexible RateLimiterRedis (ioredis ${kind})`, flexible(flex[kind]), FLEXIBLE_TARGET)]
         : [])
@@ -108,6 +113,7 @@ const replayCase = (inFlight: number, run: Run, raw: Clients, serverCpu: ServerC
   const client = raw[kind]
   let libraryNonce = 0
   let rawNonce = 0
+  let floorNonce = 0
   return {
     group: `Replay guard, ${concurrency(inFlight)}`,
     name: "claim (fresh nonces)",
@@ -115,15 +121,12 @@ const replayCase = (inFlight: number, run: Run, raw: Clients, serverCpu: ServerC
       label: "ReplayGuard.claim",
       run: effectWorkers(inFlight, () => guard.claim(prefix + libraryNonce++), run)
     },
-    baselines: [
-      {
-        label: `raw SET NX PX (ioredis ${kind})`,
-        run: promiseWorkers(inFlight, () =>
-          client.set("raw:rg:" + prefix + rawNonce++, "1", "PX", NONCE_WINDOW_MILLIS, "NX")
-        ),
-        target: targetFor(inFlight)
-      }
-    ],
+    baselines: redisBaselines(
+      inFlight,
+      `raw SET NX PX (ioredis ${kind})`,
+      () => client.set("raw:rg:" + prefix + "f" + floorNonce++, "1", "PX", NONCE_WINDOW_MILLIS, "NX"),
+      promiseWorkers(inFlight, () => client.set("raw:rg:" + prefix + rawNonce++, "1", "PX", NONCE_WINDOW_MILLIS, "NX"))
+    ),
     serverCpu
   }
 }

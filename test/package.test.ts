@@ -219,7 +219,7 @@ describe("the packed tarball", () => {
         !/^docs\/[^/]+\.md$/.test(f) &&
         !/^docs\/(?!api\/)(.+\/)?[^/]+\.(svg|png)$/.test(f) &&
         !/^examples\/[^/]+\.ts$/.test(f) &&
-        !["README.md", "package.json", "LICENSE"].includes(f)
+        !["README.md", "CHANGELOG.md", "package.json", "LICENSE"].includes(f)
     )
     expect(unexpected).toEqual([])
     expect(files.filter((f) => f.endsWith(".test.ts"))).toEqual([])
@@ -232,7 +232,7 @@ describe("the packed tarball", () => {
   })
 
   it("resolves every relative link of the README and of the shipped guides to a file in the tarball", () => {
-    const shipped = files.filter((f) => f === "README.md" || /^docs\/[^/]+\.md$/.test(f))
+    const shipped = files.filter((f) => f === "README.md" || f === "CHANGELOG.md" || /^docs\/[^/]+\.md$/.test(f))
     expect(shipped).toContain("docs/operations.md")
     let checked = 0
     for (const doc of shipped) {
@@ -300,6 +300,28 @@ describe("the packed tarball", () => {
     expect(manifest.dependencies).toEqual({ "@effect-failclosed/core": manifest.version, ioredis: expect.any(String) })
     expect(manifest.bundleDependencies).toEqual(["@effect-failclosed/core"])
     expect(manifest.dependencies.effect).toBeUndefined()
+  })
+
+  it("is ESM only, as the README's Install section says: a CommonJS project's require fails, its import() of the README runs", async () => {
+    const readme = readFileSync(join(root, "README.md"), "utf8")
+    const install = readme.slice(readme.indexOf("## Install"), readme.indexOf("## Try it"))
+    expect(install).toContain("ERR_PACKAGE_PATH_NOT_EXPORTED")
+    expect(install).toContain('"type": "module"')
+    const block = /```js\n(\/\/ main\.cjs\n[\s\S]*?)```/.exec(install)?.[1]
+    expect(block).toBeDefined()
+    // a CommonJS project beside the consumer (npm init -y writes "type": "commonjs")
+    const cjs = join(project, "cjs")
+    mkdirSync(cjs, { recursive: true })
+    writeFileSync(join(cjs, "package.json"), JSON.stringify({ name: "cjs-consumer", type: "commonjs" }))
+    writeFileSync(join(cjs, "main.cjs"), block!)
+    writeFileSync(join(cjs, "require.cjs"), `require("effect-failclosed")`)
+    const required = await exec("node", [join(cjs, "require.cjs")], { cwd: cjs, env: ENV }).then(
+      () => undefined,
+      (e: { stderr: string }) => e.stderr
+    )
+    expect(required).toContain("ERR_PACKAGE_PATH_NOT_EXPORTED")
+    const { stdout } = await exec("node", [join(cjs, "main.cjs")], { cwd: cjs, env: ENV })
+    expect(stdout.trim()).toBe("LocalOnly")
   })
 
   it("shares one copy of effect with its consumer", () => {

@@ -10,7 +10,22 @@
 /**
  * @since 0.1.0
  */
-export { type Backend, type Cached, CacheModeName } from "./DistributedCache.js"
+export {
+  type Backend,
+  type Cached,
+  CacheModeName,
+  type CacheStats,
+  DistributedCache,
+  type DistributedCacheService,
+  type RateLimitAlgorithm,
+  type RateLimitDecision,
+  type RateLimitRequest
+} from "./DistributedCache.js"
+
+/**
+ * @since 0.1.0
+ */
+export { RedisClient, RedisClientConfig, type RedisClientOptions, type RedisClientService } from "./RedisClient.js"
 
 /**
  * @since 0.1.0
@@ -28,3 +43,8 @@ export {
   RateLimitInputInvalid,
   ReplayDetected
 } from "./errors.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TestCache from "./TestCache.js"

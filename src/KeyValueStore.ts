@@ -24,7 +24,7 @@
  *
  * Keys are hashed (SHA-256 of the key's JSON): key material is not stored in Redis in clear, and
  * every key, whatever its characters or length, maps to one fixed-size Redis key
- * `<keyPrefix>:~kv:<name>:<hash>`, which cannot collide with a `Keyspace` key.
+ * `<keyPrefix>:v:<name>:-:<hash>`, which cannot collide with a `Keyspace` key (see `KeyLayout`).
  *
  * @since 0.1.0
  */
@@ -38,8 +38,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { DistributedCache, type DistributedCacheService } from "./DistributedCache.js"
 import { CacheBackendUnavailable } from "./errors.js"
-import { keyValueStoreHead } from "./internal/keyLayout.js"
-import { hashKey } from "./internal/keys.js"
+import { FeatureKeys, keyValueStoreHead } from "@effect-failclosed/core"
 import { optionChecks, ttlMillisOf } from "./internal/options.js"
 
 /**
@@ -152,9 +151,11 @@ const makeService = (
   options: ReturnType<typeof validate>
 ): PlatformKeyValueStore.KeyValueStore => {
   const { maxValueBytes, ttlMillis } = options
-  const prefix = keyValueStoreHead(cache.keyPrefix, options.name)
-  // JSON.stringify escapes lone surrogates, so distinct keys hash distinct inputs
-  const storeKey = (key: string): string => prefix + hashKey(JSON.stringify(key))
+  // `<keyPrefix>:v:<name>:-:<hash of the key's JSON>`: JSON.stringify escapes lone surrogates, so distinct keys hash
+  // distinct inputs
+  const keys = new FeatureKeys((keyPrefix) => keyValueStoreHead(keyPrefix, options.name), "string")
+  const prefix = keys.head(cache.keyPrefix)
+  const storeKey = (key: string): string => keys.key(cache.keyPrefix, undefined, key)
 
   const none = Effect.succeed(Option.none<never>())
   const readString = (

@@ -30,9 +30,9 @@
  * - `PersistedCache`'s own in-memory tier (`inMemoryCapacity`, `inMemoryTTL`, 10 seconds by
  *   default) is node-local and caches failures too: see docs/effect-experimental.md.
  *
- * Keys: a store's entries live under `<keyPrefix>:~ps:<storeId>:` (the store id base64url-encoded
- * like a keyspace name), each key the SHA-256 of the entry key's JSON, so two stores never share
- * an entry and no entry key, whatever its characters, reaches another store's keys or a
+ * Keys: a store's entries live under `<keyPrefix>:p:<storeId>:` (the store id written like a
+ * keyspace name, see `KeyLayout`), each key the hash of the entry key's JSON, so two stores never
+ * share an entry and no entry key, whatever its characters, reaches another store's keys or a
  * `Keyspace`'s.
  *
  * @since 0.1.0
@@ -44,7 +44,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { DistributedCache, type DistributedCacheService } from "./DistributedCache.js"
 import { CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "./errors.js"
-import { encodeSegment, hashKey } from "./internal/keys.js"
+import { FeatureKeys, persistenceHead } from "@effect-failclosed/core"
 import { optionChecks, ttlMillisOf } from "./internal/options.js"
 
 /**
@@ -65,12 +65,9 @@ export interface PersistenceOptions {
   readonly maxValueBytes?: number | undefined
 }
 
-/** the segment after `<keyPrefix>:`: `~` is outside base64url, so no Keyspace prefix can start with it */
-const PERSISTENCE_SEGMENT = "~ps"
-
 /**
- * The prefix of every Redis key of one store: `<keyPrefix>:~ps:<storeId>:`. Stores never share a
- * key, and `clear` deletes exactly the keys under it.
+ * The prefix of every Redis key of one store: `<keyPrefix>:p:<storeId>:` (see `KeyLayout`). Stores
+ * never share a key, and `clear` deletes exactly the keys under it.
  *
  * @example
  * ```ts
@@ -83,8 +80,7 @@ const PERSISTENCE_SEGMENT = "~ps"
  * @since 0.1.0
  * @category key layout
  */
-export const storePrefix = (keyPrefix: string, storeId: string): string =>
-  `${keyPrefix}:${PERSISTENCE_SEGMENT}:${encodeSegment(storeId)}:`
+export const storePrefix = (keyPrefix: string, storeId: string): string => persistenceHead(keyPrefix, storeId)
 
 /**
  * Returns the `CacheBackendUnavailable` behind a `PersistenceError` of this module, if that is
@@ -138,9 +134,11 @@ const makeStore = (
   options: ReturnType<typeof validate>
 ): Persistence.BackingPersistenceStore => {
   const { maxValueBytes } = options
-  const prefix = storePrefix(cache.keyPrefix, storeId)
-  // JSON.stringify escapes lone surrogates, so distinct keys hash distinct inputs
-  const storeKey = (key: string): string => prefix + hashKey(JSON.stringify(key))
+  // `<keyPrefix>:p:<storeId>:-:<hash of the key's JSON>`: JSON.stringify escapes lone surrogates, so distinct keys
+  // hash distinct inputs
+  const keys = new FeatureKeys((keyPrefix) => persistenceHead(keyPrefix, storeId), "string")
+  const prefix = keys.head(cache.keyPrefix)
+  const storeKey = (key: string): string => keys.key(cache.keyPrefix, undefined, key)
 
   const none = Effect.succeed(Option.none<unknown>())
   const read =

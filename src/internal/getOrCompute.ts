@@ -19,6 +19,7 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
+import { LOCK_SUFFIX } from "@effect-failclosed/core"
 import type { Backend, Cached, CacheModeName, DistributedCacheService } from "../DistributedCache.js"
 import type { CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "../errors.js"
 import { failedIn, increment, perMode } from "./observability.js"
@@ -273,8 +274,6 @@ export interface Entries<V> {
   readonly inflightOf: (cache: DistributedCacheService) => Map<string, Deferred.Deferred<Cached<V>, unknown>>
 }
 
-/** the lock of an entry: in the entry's partition, and no entry's key (a key hash never holds `~`) */
-const LOCK_SUFFIX = "~lock"
 /** waiters poll the entry and the lock, from this interval doubling up to the next */
 const FIRST_POLL_MILLIS = 5
 const MAX_POLL_MILLIS = 100

@@ -9,8 +9,13 @@ import { Effect, Exit, Schema } from "effect"
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { CacheValueInvalid, Keyspace, LocalOnly } from "effect-failclosed"
-import { canonicalJson, describePath, toFaithfulJson, unfaithfulReason } from "../../src/internal/json.js"
-import { makeSecretScrubber } from "@effect-failclosed/core"
+import {
+  canonicalJson,
+  describePath,
+  makeSecretScrubber,
+  toFaithfulJson,
+  unfaithfulReason
+} from "@effect-failclosed/core"
 import { seeded } from "../support/property.js"
 
 const params = seeded("faithful-json")

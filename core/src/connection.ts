@@ -1,10 +1,10 @@
 /**
- * A Redis connection as both Effect lines open it: ioredis with the options that make it fail fast, a secret-free
+ * A Redis connection as both Effect lines open it (with the fail-fast options of `redis/options.ts`): a secret-free
  * description of its errors, a wait for the first connection and a close that leaves no socket or timer behind. Plain
  * callbacks: each Effect line turns them into its own Effects (`Effect.async` on 3, `Effect.callback` on 4) and
  * routes what a client would print to its own Logger.
  */
-import type { Cluster, Redis, RedisOptions } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 
 // --- secrets -----------------------------------------------------------------------------------------------------------
 
@@ -64,44 +64,6 @@ export const urlPassword = (url: string): string | undefined => {
     return undefined
   }
 }
-
-// --- fail-fast options -------------------------------------------------------------------------------------------------
-
-/**
- * How much later than `commandTimeout` ioredis' own per-command timer fails a command sent on `client` directly. The
- * store's commands do not have this timer: each has one deadline, the store's (judged after the replies already
- * received are read, so a stall of this process is not taken for an unavailable Redis).
- */
-const DIRECT_COMMAND_GRACE_MILLIS = 2_000
-
-/** a reconnect backoff that doubles from 50 ms up to `capMillis` @internal */
-export const cappedBackoff = (capMillis: number) => (times: number) =>
-  Math.min(25 * 2 ** Math.min(times, 10), capMillis)
-
-/**
- * The ioredis options that make a client fail fast: no offline queue, no re-send after a reconnect, no retry of a
- * failed command, a connect deadline, a capped reconnect backoff.
- * @internal
- */
-export const failFastOptions = (o: {
-  readonly commandTimeoutMillis: number
-  readonly connectTimeoutMillis: number
-  readonly maxReconnectDelayMillis: number
-  readonly enableAutoPipelining: boolean
-}): RedisOptions => ({
-  enableOfflineQueue: false,
-  autoResendUnfulfilledCommands: false,
-  maxRetriesPerRequest: 0,
-  commandTimeout: o.commandTimeoutMillis + DIRECT_COMMAND_GRACE_MILLIS,
-  connectTimeout: o.connectTimeoutMillis,
-  retryStrategy: cappedBackoff(o.maxReconnectDelayMillis),
-  // closing waits this long at most for Redis to acknowledge, then destroys the socket (a paused Redis never does)
-  disconnectTimeout: Math.min(o.connectTimeoutMillis, 500),
-  // a failed ready check must not wait forever either
-  enableReadyCheck: true,
-  enableAutoPipelining: o.enableAutoPipelining,
-  lazyConnect: false
-})
 
 // --- ready, close ------------------------------------------------------------------------------------------------------
 

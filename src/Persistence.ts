@@ -38,6 +38,7 @@
  * @since 0.1.0
  */
 import * as Persistence from "@effect/experimental/Persistence"
+import { Invalid, type Read, ReadPipeline } from "@effect-failclosed/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -46,6 +47,7 @@ import { DistributedCache, type DistributedCacheService } from "./DistributedCac
 import { CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "./errors.js"
 import { FeatureKeys, persistenceHead } from "@effect-failclosed/core"
 import { optionChecks, ttlMillisOf } from "./internal/options.js"
+import { readEntry } from "./internal/readThrough.js"
 
 /**
  * Options of {@link makeBacking}, {@link layerBacking} and {@link layerResult}.
@@ -124,6 +126,15 @@ const errorOf = {
   clear: backingError("clear")
 }
 
+const NOT_JSON = new Invalid("the stored entry is not JSON")
+const parseJson = (json: string): unknown => {
+  try {
+    return JSON.parse(json)
+  } catch {
+    return NOT_JSON
+  }
+}
+
 const validate = (options: PersistenceOptions | undefined) => ({
   maxValueBytes: optionChecks("Persistence").positiveInteger("maxValueBytes", options?.maxValueBytes, 1024 * 1024)
 })
@@ -140,26 +151,23 @@ const makeStore = (
   const prefix = keys.head(cache.keyPrefix)
   const storeKey = (key: string): string => keys.key(cache.keyPrefix, undefined, key)
 
+  // entries are read through the core's read pipeline (internal/readThrough): JSON decoded once, where it is read
+  const pipeline = new ReadPipeline<unknown>({ decode: parseJson, shareDecoded: false, local: cache.get.local })
   const none = Effect.succeed(Option.none<unknown>())
   const read =
     (method: "get" | "getMany") =>
-    (stored: string | undefined): Effect.Effect<Option.Option<unknown>, Persistence.PersistenceError> => {
-      if (stored === undefined) return none
-      try {
-        return Effect.succeed(Option.some(JSON.parse(stored)))
-      } catch {
-        return Effect.fail(
-          errorOf[method](new CacheEntryInvalid({ keyspace: storeId, reason: "the stored entry is not JSON" }))
-        )
-      }
+    (entry: Read<unknown, unknown>): Effect.Effect<Option.Option<unknown>, Persistence.PersistenceError> => {
+      if (entry._tag === "Found") return Effect.succeed(Option.some(entry.value))
+      if (entry.invalid === undefined) return none
+      return Effect.fail(errorOf[method](new CacheEntryInvalid({ keyspace: storeId, reason: entry.invalid.reason })))
     }
   const readGet = read("get")
   const readGetMany = read("getMany")
 
   const get = (key: string) =>
-    Effect.flatMap(Effect.mapError(cache.get(storeKey(key)), errorOf.get), (entry) => readGet(entry.value))
+    Effect.flatMap(Effect.mapError(readEntry(pipeline, cache, storeKey(key), false), errorOf.get), readGet)
   const getOne = (key: string) =>
-    Effect.flatMap(Effect.mapError(cache.get(storeKey(key)), errorOf.getMany), (entry) => readGetMany(entry.value))
+    Effect.flatMap(Effect.mapError(readEntry(pipeline, cache, storeKey(key), false), errorOf.getMany), readGetMany)
 
   const invalidValue = (method: "set" | "setMany", reason: string) =>
     Effect.fail(errorOf[method](new CacheValueInvalid({ keyspace: storeId, reason: `${reason}; nothing was written` })))

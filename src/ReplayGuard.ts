@@ -15,7 +15,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type { Backend, Cached, CacheModeName, DistributedCache, DistributedCacheService } from "./DistributedCache.js"
-import { type CacheBackendUnavailable, CacheValueInvalid, ReplayDetected } from "./errors.js"
+import { type CacheBackendUnavailable, CacheValueInvalid, type InputField, ReplayDetected } from "./errors.js"
 import { FeatureKeys, HASH_TAG_END, replayGuardHead, tenantProblem } from "@effect-failclosed/core"
 import { feature, increment, perMode, replayMetrics } from "./internal/observability.js"
 import { optionChecks } from "./internal/options.js"
@@ -156,10 +156,16 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
    */
   const keys = new FeatureKeys((keyPrefix) => replayGuardHead(keyPrefix, name), "string", HASH_TAG_END, false)
 
-  const problemOf = (nonce: string, tenant: string | undefined): string | undefined => {
-    if (typeof nonce !== "string" || nonce.length === 0) return "nonce must be a non-empty string"
-    if (nonce.length > maxNonceLength) return `nonce is longer than ${maxNonceLength} characters`
-    return tenantProblem(tenant, maxTenantLength)
+  const invalid = (field: InputField, reason: string) =>
+    Effect.fail(new CacheValueInvalid({ guard: name, reason, field }))
+  const problemOf = (
+    nonce: string,
+    tenant: string | undefined
+  ): Effect.Effect<never, CacheValueInvalid> | undefined => {
+    if (typeof nonce !== "string" || nonce.length === 0) return invalid("nonce", "nonce must be a non-empty string")
+    if (nonce.length > maxNonceLength) return invalid("nonce", `nonce is longer than ${maxNonceLength} characters`)
+    const badTenant = tenantProblem(tenant, maxTenantLength)
+    return badTenant === undefined ? undefined : invalid("tenant", badTenant)
   }
 
   // spans and metrics: tagged with the mode and this guard's name, never a nonce or a tenant
@@ -183,7 +189,7 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
     tenant: string | undefined
   ): Effect.Effect<Claimed, CacheBackendUnavailable | CacheValueInvalid | ReplayDetected> => {
     const problem = problemOf(nonce, tenant)
-    if (problem !== undefined) return Effect.fail(new CacheValueInvalid({ guard: name, reason: problem }))
+    if (problem !== undefined) return problem
     return Effect.flatMap(cache.claim(keys.key(cache.keyPrefix, tenant, nonce), windowMillis), toClaimed(cache.mode))
   }
 

@@ -3,8 +3,9 @@
  * `effect`: time and decoding come in as functions the wrapper passes, and what happened comes back as plain data.
  * The Effect packages (`effect-failclosed` for Effect 3, and the Effect 4 line) are thin wrappers over it, so nodes of
  */
+export * from "./connection.js"
 export * from "./json.js"
 export * from "./keys.js"
 export * from "./lruOrder.js"
+export * from "./readPipeline.js"
 export * from "./redis/options.js"
-export * from "./connection.js"

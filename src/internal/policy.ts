@@ -10,11 +10,13 @@
  *   the locks: `FALLS_BACK`) from a node-local memory store while Redis is unavailable, marked `local_degraded`.
  */
 import * as Effect from "effect/Effect"
-import type { Backend, Cached, CacheStats, DistributedCacheService } from "../DistributedCache.js"
+import type { Backend, Cached, CacheGet, CacheStats, DistributedCacheService } from "../DistributedCache.js"
 import type { CacheModeName } from "../DistributedCache.js"
 import { CacheBackendUnavailable } from "../errors.js"
 import { type Breaker, CLOSED, OPEN } from "./breaker.js"
+import { makeCached } from "./cached.js"
 import type { MemoryStore } from "./memoryStore.js"
+import { NearCache, type RefillRead } from "./nearCache.js"
 import {
   classify,
   emitSecurityEvent,
@@ -27,6 +29,7 @@ import {
   stateGauges,
   traceStore
 } from "./observability.js"
+import type { Tracking } from "./redis/tracking.js"
 import type { Store, StoreFailure } from "./store.js"
 
 /**
@@ -78,10 +81,11 @@ interface Counters {
   failures: number
 }
 
-/** a result's marks, as one object literal of one shape: no spread of a marks object per call */
+/** a result's marks (internal/cached): no spread of a marks object per call */
 const marked =
   (backend: Backend) =>
-  <A>(value: A): Cached<A> => ({ value, backend, degraded: backend === "local_degraded", near: false, stale: false })
+  <A>(value: A): Cached<A> =>
+    makeCached(value, backend, false, false, undefined)
 const fromRedis = marked("redis")
 const fromLocal = marked("local")
 const fromFallback = marked("local_degraded")
@@ -92,22 +96,6 @@ const MISS: Record<Backend, Cached<undefined>> = {
 }
 const valueOf = <A>(cached: Cached<A>): A => cached.value
 
-/**
- * The synchronous reads of LocalOnly caches: a feature that finds one for its cache reads memory without an Effect
- * per step (see `MemoryStore.unsafeRead`). The cache's counters are kept as by `get`.
- */
-const localReaders = new WeakMap<DistributedCacheService, (key: string) => Cached<string> | undefined>()
-
-/**
- * The synchronous read of a LocalOnly cache, or undefined for every other cache.
- * @internal
- */
-export const localReaderOf = (
-  cache: DistributedCacheService
-): ((key: string) => Cached<string> | undefined) | undefined =>
-  // a Redis mode's cache (the common case on a hot path) is told apart without a WeakMap lookup
-  cache.mode === "LocalOnly" ? localReaders.get(cache) : undefined
-
 /** The `DistributedCache` service of a guard: every operation, listed once for the three modes. */
 const makeService = (options: {
   readonly guard: Guard
@@ -117,8 +105,12 @@ const makeService = (options: {
   readonly backend: () => Backend
   /** entries held node-locally */
   readonly localEntries: () => number
+  /** LocalOnly: the memory store, read synchronously by `get.local` */
+  readonly memory?: MemoryStore | undefined
+  /** the Redis modes: the invalidation connections of the near caches, and their background refill */
+  readonly near?: { readonly tracking: Tracking; readonly refill: RefillRead } | undefined
 }): DistributedCacheService => {
-  const { counters, guard } = options
+  const { counters, guard, memory, near } = options
   const mode = guard.mode
   const read = (entry: Cached<string | null>): Cached<string | undefined> => {
     if (entry.value === null) {
@@ -130,6 +122,22 @@ const makeService = (options: {
   }
   // a flatMap to a succeeded Effect: `Effect.map` would add a closure and a `sync` step per call
   const readEffect = (entry: Cached<string | null>) => Effect.succeed(read(entry))
+  const getEffect = (key: string) =>
+    Effect.flatMap(
+      guard.run("get", key, (store) => store.get(key)),
+      readEffect
+    )
+  const get: CacheGet =
+    memory === undefined
+      ? getEffect
+      : Object.assign(getEffect, {
+          local: (key: string): Cached<string> | undefined => {
+            const entry = memory.unsafeRead(key)
+            if (entry === undefined) counters.misses++
+            else counters.hits++
+            return entry
+          }
+        })
   return {
     mode,
     keyPrefix: options.keyPrefix,
@@ -147,11 +155,7 @@ const makeService = (options: {
         localEntries: options.localEntries()
       }
     }),
-    get: (key) =>
-      Effect.flatMap(
-        guard.run("get", key, (store) => store.get(key)),
-        readEffect
-      ),
+    get,
     set: (key, value, ttl) => guard.run("set", key, (store) => store.set(key, value, ttl)),
     invalidate: (key) =>
       Effect.map(
@@ -171,7 +175,8 @@ const makeService = (options: {
     claim: (key, ttl) => guard.run("claim", key, (store) => store.claim(key, ttl)),
     rateLimit: (request) => guard.run("rateLimit", request.key, (store) => store.rateLimit(request)),
     acquireLock: (key, token, ttl) => guard.run("acquireLock", key, (store) => store.acquireLock(key, token, ttl)),
-    releaseLock: (key, token) => guard.run("releaseLock", key, (store) => store.releaseLock(key, token))
+    releaseLock: (key, token) => guard.run("releaseLock", key, (store) => store.releaseLock(key, token)),
+    nearCache: near === undefined ? undefined : (settings) => new NearCache(near.tracking, settings, near.refill)
   }
 }
 
@@ -197,14 +202,7 @@ export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCa
     mode: "LocalOnly",
     run: (operation, _key, use) => traced("LocalOnly", "local", operation, () => Effect.map(use(memory), fromLocal))
   }
-  const service = makeService({ guard, keyPrefix, counters, backend: () => "local", localEntries: memory.size })
-  localReaders.set(service, (key) => {
-    const entry = memory.unsafeRead(key)
-    if (entry === undefined) counters.misses++
-    else counters.hits++
-    return entry
-  })
-  return service
+  return makeService({ guard, keyPrefix, counters, backend: () => "local", localEntries: memory.size, memory })
 }
 
 const COOLDOWN_REASON = "cooldown after a failure; Redis is not contacted until it ends"
@@ -246,7 +244,7 @@ const redisGuard = (options: {
   readonly breaker: Breaker
   readonly fallback: MemoryStore | undefined
   readonly counters: Counters
-}): { readonly guard: Guard; readonly domains: Domains } => {
+}): { readonly guard: Guard; readonly domains: Domains; readonly refill: RefillRead } => {
   const { counters, fallback, mode, store } = options
   const domains = new Domains(options.breaker)
   const domainOf = store.domainOf
@@ -339,8 +337,21 @@ const redisGuard = (options: {
     return isProbe ? Effect.onInterrupt(round, () => Effect.sync(() => breaker.probeAbandoned())) : round
   }
 
+  /**
+   * A near cache's background read of a key after its own write's invalidation: admitted only while the breaker of
+   * the key's domain is closed (never while Redis is held unavailable, never as the probe), and its failure is left
+   * to the foreground operations to find: a background read has no caller to fail and no application Logger to
+   * send an event to. Never served from the fallback.
+   */
+  const refill: RefillRead = (key) => {
+    const domain = domainOf === undefined ? "" : domainOf(key)
+    if (domains.whole.isOpen || (domain !== "" && domains.of(domain).isOpen)) return Effect.succeed(undefined)
+    return Effect.orElseSucceed(store.get(key), () => undefined)
+  }
+
   return {
     domains,
+    refill,
     guard: {
       mode,
       run: (operation, key, use) => traced(mode, "redis", operation, () => attempt(operation, key, use))
@@ -353,10 +364,18 @@ export const makeStrict = (options: {
   readonly store: Store
   readonly breaker: Breaker
   readonly keyPrefix: string
+  readonly tracking?: Tracking | undefined
 }): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
-  const { guard } = redisGuard({ ...options, mode: "StrictDistributed", fallback: undefined, counters })
-  return makeService({ guard, keyPrefix: options.keyPrefix, counters, backend: () => "redis", localEntries: () => 0 })
+  const { guard, refill } = redisGuard({ ...options, mode: "StrictDistributed", fallback: undefined, counters })
+  return makeService({
+    guard,
+    keyPrefix: options.keyPrefix,
+    counters,
+    backend: () => "redis",
+    localEntries: () => 0,
+    near: options.tracking === undefined ? undefined : { tracking: options.tracking, refill }
+  })
 }
 
 /** @internal */
@@ -365,14 +384,16 @@ export const makeDegraded = (options: {
   readonly fallback: MemoryStore
   readonly breaker: Breaker
   readonly keyPrefix: string
+  readonly tracking?: Tracking | undefined
 }): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
-  const { domains, guard } = redisGuard({ ...options, mode: "ExplicitDegraded", counters })
+  const { domains, guard, refill } = redisGuard({ ...options, mode: "ExplicitDegraded", counters })
   return makeService({
     guard,
     keyPrefix: options.keyPrefix,
     counters,
     backend: () => (domains.anyOpen ? "local_degraded" : "redis"),
-    localEntries: options.fallback.size
+    localEntries: options.fallback.size,
+    near: options.tracking === undefined ? undefined : { tracking: options.tracking, refill }
   })
 }

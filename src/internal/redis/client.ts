@@ -16,11 +16,11 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import {
   awaitReady,
-  cappedBackoff as coreCappedBackoff,
+  cappedBackoff,
   closeClient as coreCloseClient,
   closeCluster as coreCloseCluster,
   describeUrl,
-  failFastOptions as coreFailFastOptions,
+  failFastOptions,
   makeSecretScrubber,
   urlPassword
 } from "@effect-failclosed/core"
@@ -42,26 +42,23 @@ const check = optionChecks("RedisClient")
 
 const DEFAULT_URL = "redis://127.0.0.1:6379"
 
-// --- connection options ----------------------------------------------------------------------------------------------
+// --- connection options: the fail-fast ioredis options are the core's (core/src/redis/options.ts) ----------------------
 
-/**
- * The ioredis options that make a client fail fast (the core's, see `@effect-failclosed/core` connection.ts).
- * @internal
- */
-export const failFastOptions = (o: {
+/** the core's fail-fast options from the settings' durations */
+const failFast = (o: {
   readonly commandTimeout: Duration.Duration
   readonly connectTimeout: Duration.Duration
   readonly maxReconnectDelay: Duration.Duration
   readonly enableAutoPipelining: boolean
 }): RedisOptions =>
-  coreFailFastOptions({
+  failFastOptions({
     commandTimeoutMillis: Duration.toMillis(o.commandTimeout),
     connectTimeoutMillis: Duration.toMillis(o.connectTimeout),
     maxReconnectDelayMillis: Duration.toMillis(o.maxReconnectDelay),
     enableAutoPipelining: o.enableAutoPipelining
   })
 
-const cappedBackoff = (cap: Duration.Duration) => coreCappedBackoff(Duration.toMillis(cap))
+const backoffOf = (cap: Duration.Duration) => cappedBackoff(Duration.toMillis(cap))
 
 const reveal = (u: string | Redacted.Redacted<string> | undefined): string | undefined =>
   u === undefined ? undefined : Redacted.isRedacted(u) ? Redacted.value(u) : u
@@ -252,7 +249,7 @@ const closeCluster = (client: Cluster): Effect.Effect<void> =>
  * a capped backoff.
  */
 const reviveWhenEnded = (client: Redis, maxDelay: Duration.Duration) => {
-  const backoff = cappedBackoff(maxDelay)
+  const backoff = backoffOf(maxDelay)
   let stopped = false
   let attempts = 0
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -323,7 +320,7 @@ const openSingle = (s: ReturnType<typeof singleSettings>) => {
   const password = reveal(options.password)
   const describeError = makeSecretScrubber([password, urlPassword(url), url])
   const redisOptions: RedisOptions = {
-    ...failFastOptions({ ...s, enableAutoPipelining: options.enableAutoPipelining ?? true }),
+    ...failFast({ ...s, enableAutoPipelining: options.enableAutoPipelining ?? true }),
     ...(options.username !== undefined ? { username: options.username } : {}),
     ...(password !== undefined ? { password } : {}),
     ...(options.tls !== undefined ? { tls: options.tls } : {})
@@ -347,7 +344,7 @@ const openCluster = (s: ReturnType<typeof clusterSettings>) => {
   // connection is being opened and never reconnects a lost node (it refreshes the slot map instead); the
   // cluster-level `enableOfflineQueue: false` below makes a command to a node that is not connected fail at once.
   const redisOptions: RedisOptions = {
-    ...failFastOptions({ ...s, enableAutoPipelining }),
+    ...failFast({ ...s, enableAutoPipelining }),
     ...(options.username !== undefined ? { username: options.username } : {}),
     ...(password !== undefined ? { password } : {}),
     ...(options.tls !== undefined ? { tls: options.tls } : {})
@@ -357,7 +354,7 @@ const openCluster = (s: ReturnType<typeof clusterSettings>) => {
     enableOfflineQueue: false,
     enableReadyCheck: true,
     scaleReads: "master",
-    clusterRetryStrategy: cappedBackoff(s.maxReconnectDelay),
+    clusterRetryStrategy: backoffOf(s.maxReconnectDelay),
     maxRedirections: s.maxRedirections,
     retryDelayOnFailover: s.retryDelay,
     retryDelayOnClusterDown: s.retryDelay,
@@ -384,14 +381,14 @@ const openSentinel = (s: ReturnType<typeof sentinelSettings>) => {
   const sentinelPassword = reveal(options.sentinelPassword)
   const describeError = makeSecretScrubber([password, sentinelPassword])
   const redisOptions: RedisOptions = {
-    ...failFastOptions({ ...s, enableAutoPipelining: options.enableAutoPipelining ?? true }),
+    ...failFast({ ...s, enableAutoPipelining: options.enableAutoPipelining ?? true }),
     sentinels: s.sentinels,
     name: s.name,
     role: "master",
     db: s.db,
     // never give up: a connector that returns no delay ends the client for good. Each round asks every
     // sentinel, each question bounded by connectTimeout and sentinelCommandTimeout.
-    sentinelRetryStrategy: cappedBackoff(s.maxReconnectDelay),
+    sentinelRetryStrategy: backoffOf(s.maxReconnectDelay),
     // the failover detector's subscriptions come back when a sentinel does, at most every 5 seconds
     sentinelReconnectStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 10), 5_000),
     sentinelCommandTimeout: Duration.toMillis(s.commandTimeout),

@@ -173,8 +173,8 @@ export interface DistributedCacheService {
   /** the key prefix every store key of this cache starts with (option `keyPrefix`) */
   readonly keyPrefix: string
   readonly stats: Effect.Effect<CacheStats>
-  /** reads a raw entry (counts a hit or a miss); `value` is undefined on a miss */
-  readonly get: (key: string) => Effect.Effect<Cached<string | undefined>, CacheBackendUnavailable>
+  /** reads a raw entry (counts a hit or a miss); `value` is undefined on a miss. See {@link CacheGet} */
+  readonly get: CacheGet
   /** writes a raw entry; ttlMillis a positive integer or undefined for none */
   readonly set: (
     key: string,
@@ -198,6 +198,26 @@ export interface DistributedCacheService {
   ) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
   /** releases the lock `key` if `token` still owns it; true when it did */
   readonly releaseLock: (key: string, token: string) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
+}
+
+/**
+ * The `get` of a cache: one raw read as an Effect, and on a LocalOnly cache also the synchronous read of its memory
+ * (`local`), which the core's read pipeline answers from without a round trip.
+ *
+ * @example
+ * ```ts
+ * import type { CacheGet } from "effect-failclosed-effect4"
+ *
+ * const isLocal = (get: CacheGet) => get.local !== undefined
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CacheGet {
+  (key: string): Effect.Effect<Cached<string | undefined>, CacheBackendUnavailable>
+  /** the synchronous read of node-local memory (LocalOnly only): the live entry, or undefined */
+  readonly local?: ((key: string) => Cached<string> | undefined) | undefined
 }
 
 /**

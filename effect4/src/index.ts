@@ -13,6 +13,7 @@
 export {
   type Backend,
   type Cached,
+  type CacheGet,
   CacheModeName,
   type CacheStats,
   DistributedCache,
@@ -25,7 +26,42 @@ export {
 /**
  * @since 0.1.0
  */
+export {
+  ExplicitDegraded,
+  explicitDegraded,
+  type ExplicitDegradedOptions,
+  LocalOnly,
+  localOnly,
+  type LocalOnlyOptions,
+  StrictDistributed,
+  strictDistributed,
+  type StrictDistributedOptions
+} from "./CacheMode.js"
+
+/**
+ * @since 0.1.0
+ */
 export { RedisClient, RedisClientConfig, type RedisClientOptions, type RedisClientService } from "./RedisClient.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Keyspace from "./Keyspace.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as RateLimiter from "./RateLimiter.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as RateLimiterStore from "./RateLimiterStore.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as ReplayGuard from "./ReplayGuard.js"
 
 /**
  * @since 0.1.0
@@ -39,10 +75,31 @@ export {
   CacheBackendUnavailable,
   CacheEntryInvalid,
   CacheValueInvalid,
+  InputField,
   RateLimitExceeded,
   RateLimitInputInvalid,
   ReplayDetected
 } from "./errors.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as HttpMiddleware from "./HttpMiddleware.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as KeyLayout from "./KeyLayout.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as KeyValueStore from "./KeyValueStore.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Persistence from "./Persistence.js"
 
 /**
  * @since 0.1.0

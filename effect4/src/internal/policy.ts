@@ -11,25 +11,11 @@
  *   store while Redis is unavailable, marked `local_degraded`.
  */
 import * as Effect from "effect/Effect"
+import { type Breaker, CLOSED, OPEN } from "@effect-failclosed/core"
 import type { Backend, Cached, CacheModeName, CacheStats, DistributedCacheService } from "../DistributedCache.js"
 import { CacheBackendUnavailable } from "../errors.js"
 import * as SecurityEvent from "../SecurityEvent.js"
 import type { MemoryStore, Store, StoreFailure } from "./store.js"
-
-/** the breaker of the core, as the policy uses it (admission, transitions) @internal */
-export interface Breaker {
-  readonly isOpen: boolean
-  readonly generation: number
-  sibling(): Breaker
-  admit(): 0 | 1 | 2
-  failed(admittedGeneration: number, wasProbe: boolean): boolean
-  probeSucceeded(): boolean
-  probeAbandoned(): void
-  openAtStartup(): void
-}
-
-const CLOSED = 0
-const OPEN = 1
 
 type Operation =
   "get" | "set" | "invalidate" | "clear" | "count" | "claim" | "rateLimit" | "acquireLock" | "releaseLock"
@@ -139,7 +125,16 @@ const makeService = (options: {
 export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   const guard: Guard = { mode: "LocalOnly", run: (_operation, _key, use) => Effect.map(use(memory), fromLocal) }
-  return makeService({ guard, keyPrefix, counters, backend: () => "local", localEntries: memory.size })
+  const service = makeService({ guard, keyPrefix, counters, backend: () => "local", localEntries: memory.size })
+  // the synchronous read the core's read pipeline answers LocalOnly reads from, counted as `get` counts
+  const local = (key: string): Cached<string> | undefined => {
+    const entry = memory.read(key)
+    if (entry === undefined) counters.misses++
+    else counters.hits++
+    return entry
+  }
+  const get = service.get
+  return { ...service, get: Object.assign((key: string) => get(key), { local }) }
 }
 
 const COOLDOWN_REASON = "cooldown after a failure; Redis is not contacted until it ends"

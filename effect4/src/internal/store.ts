@@ -4,7 +4,7 @@
  * `Effect.callback` and no Promise; a local answer (memory) is `Effect.sync`.
  */
 import type * as Effect from "effect/Effect"
-import type { RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
+import type { Cached, RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
 
 /**
  * A store operation could not be carried out: `unavailable` (no answer, timeout, loading, failover: trips the
@@ -43,4 +43,6 @@ export interface Store<E = StoreFailure> {
 export interface MemoryStore extends Store<never> {
   readonly reset: () => void
   readonly size: () => number
+  /** the live entry of `key` as a LocalOnly read returns it (the same object for every read of one entry) */
+  readonly read: (key: string) => Cached<string> | undefined
 }

@@ -98,6 +98,16 @@ const effectFloor = (inFlight: number, body: (i: number) => Promise<unknown>): R
   )
 
 const main = async () => {
+  // `BENCH_ONLY=local,redis npm run bench` at the root: the Effect 4 rows run only when asked for (`effect4`)
+  const only = process.env["BENCH_ONLY"]
+  if (
+    only !== undefined &&
+    !only
+      .split(",")
+      .map((s) => s.trim())
+      .includes("effect4")
+  )
+    return
   const redis = await startRedis()
   const cpu = new Redis(redis.url)
   const serverCpu = async () => {

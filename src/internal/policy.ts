@@ -52,16 +52,15 @@ const FALLS_BACK: ReadonlyMap<Operation, string> = new Map<Operation, string>([
   ["releaseLock", "getOrCompute locks"]
 ])
 
-/** what the ExplicitDegraded runtime event says is served node-locally @internal */
-export const NODE_LOCAL_OPERATIONS = [...new Set(FALLS_BACK.values())].join(", ")
+/** what the ExplicitDegraded runtime event says is served node-locally */
+const NODE_LOCAL_OPERATIONS = [...new Set(FALLS_BACK.values())].join(", ")
 
 /**
  * A store failure's reason in this library's words, for a security event (the driver's own text, which may quote
  * ioredis internals, stays in the error and in a Debug log): `timeout`, a Redis reply code, `connection refused`
  * or `connection lost`.
- * @internal
  */
-export const outageOf = (reason: string): string => {
+const outageOf = (reason: string): string => {
   if (reason === "timeout") return reason
   const reply = /^([A-Z]{4,})\b/.exec(reason)
   if (reply !== null) return `Redis replied ${reply[1]}`

@@ -20,9 +20,9 @@ import type {
 } from "../DistributedCache.js"
 import type { CacheModeName } from "../DistributedCache.js"
 import { CacheBackendUnavailable } from "../errors.js"
-import { type Breaker, CLOSED, OPEN } from "./breaker.js"
+import { type Breaker, CLOSED, type MemoryStore, OPEN, type StoreFailure } from "@effect-failclosed/core"
 import { makeCached } from "./cached.js"
-import type { MemoryStore } from "./memoryStore.js"
+import type { NearSettings } from "@effect-failclosed/core"
 import { NearCache, type RefillRead } from "./nearCache.js"
 import {
   classify,
@@ -37,7 +37,7 @@ import {
   traceStore
 } from "./observability.js"
 import type { Tracking } from "./redis/tracking.js"
-import type { Store, StoreFailure } from "./store.js"
+import { memoryEffects, type Store } from "./store.js"
 
 /**
  * The operations an ExplicitDegraded cache serves node-locally while Redis is unavailable, with how its runtime event
@@ -102,6 +102,13 @@ const MISS: Record<Backend, Cached<undefined>> = {
 }
 const valueOf = <A>(cached: Cached<A>): A => cached.value
 
+/** the near caches of a Redis mode's cache: their invalidation connections, their refill, and those made (health) */
+interface NearCaches {
+  readonly tracking: Tracking
+  readonly refill: RefillRead
+  readonly made: Array<NearSettings>
+}
+
 /** The `DistributedCache` service of a guard: every operation, listed once for the three modes. */
 const makeService = (options: {
   readonly guard: Guard
@@ -114,7 +121,7 @@ const makeService = (options: {
   /** LocalOnly: the memory store, read synchronously by `get.local` */
   readonly memory?: MemoryStore | undefined
   /** the Redis modes: the invalidation connections of the near caches, and their background refill */
-  readonly near?: { readonly tracking: Tracking; readonly refill: RefillRead } | undefined
+  readonly near?: NearCaches | undefined
   readonly health: Effect.Effect<CacheHealth>
 }): DistributedCacheService => {
   const { counters, guard, memory, near } = options
@@ -139,7 +146,7 @@ const makeService = (options: {
       ? getEffect
       : Object.assign(getEffect, {
           local: (key: string): Cached<string> | undefined => {
-            const entry = memory.unsafeRead(key)
+            const entry = memory.read(key)
             if (entry === undefined) counters.misses++
             else counters.hits++
             return entry
@@ -184,7 +191,13 @@ const makeService = (options: {
     rateLimit: (request) => guard.run("rateLimit", request.key, (store) => store.rateLimit(request)),
     acquireLock: (key, token, ttl) => guard.run("acquireLock", key, (store) => store.acquireLock(key, token, ttl)),
     releaseLock: (key, token) => guard.run("releaseLock", key, (store) => store.releaseLock(key, token)),
-    nearCache: near === undefined ? undefined : (settings) => new NearCache(near.tracking, settings, near.refill)
+    nearCache:
+      near === undefined
+        ? undefined
+        : (settings) => {
+            near.made.push(settings)
+            return new NearCache(near.tracking, settings, near.refill)
+          }
   }
 }
 
@@ -206,9 +219,10 @@ const traced = <A, E>(
 export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   // memory operations are not timed: two clock reads would cost more than the operation
+  const effects = memoryEffects(memory)
   const guard: Guard = {
     mode: "LocalOnly",
-    run: (operation, _key, use) => traced("LocalOnly", "local", operation, () => Effect.map(use(memory), fromLocal))
+    run: (operation, _key, use) => traced("LocalOnly", "local", operation, () => Effect.map(use(effects), fromLocal))
   }
   const health = Effect.succeed<CacheHealth>({
     mode: "LocalOnly",
@@ -268,14 +282,20 @@ const redisHealth = (
   store: Store,
   domains: Domains,
   backend: () => Backend,
-  tracking: Tracking | undefined
+  near: NearCaches | undefined
 ): Effect.Effect<CacheHealth> =>
   Effect.map(Effect.match(store.ping, { onFailure: () => false, onSuccess: () => true }), (reachable): CacheHealth => ({
     mode,
     backend: backend(),
     reachable,
     breakers: domains.states(),
-    nearCaches: tracking === undefined ? [] : tracking.proofs()
+    nearCaches:
+      near === undefined
+        ? []
+        : near.made.map((settings) => ({
+            keyspace: settings.keyspace,
+            proven: near.tracking.proven(settings.maxStalenessMillis)
+          }))
   }))
 
 /** the domain of operations that need every domain (clear, count) of a store that has domains */
@@ -294,6 +314,7 @@ const redisGuard = (options: {
   readonly counters: Counters
 }): { readonly guard: Guard; readonly domains: Domains; readonly refill: RefillRead } => {
   const { counters, fallback, mode, store } = options
+  const fallbackEffects = fallback === undefined ? undefined : memoryEffects(fallback)
   const domains = new Domains(options.breaker)
   const domainOf = store.domainOf
   const metricsOf = operationMetrics(mode)
@@ -304,7 +325,7 @@ const redisGuard = (options: {
   // Redis answered again, not even during a later outage.
   const transition = () => {
     gauges(domains.anyOpen)
-    fallback?.unsafeReset()
+    fallback?.reset()
   }
   const failure = (operation: string, kind: FailureReason, reason: string) =>
     classify(new CacheBackendUnavailable({ mode, operation, reason }), kind)
@@ -341,7 +362,9 @@ const redisGuard = (options: {
   ): Effect.Effect<Cached<A>, CacheBackendUnavailable> => {
     const metrics = metricsOf(operation)
     const orElse: (error: CacheBackendUnavailable) => Effect.Effect<Cached<A>, CacheBackendUnavailable> =
-      fallback !== undefined && FALLS_BACK.has(operation) ? () => Effect.map(use(fallback), fromFallback) : Effect.fail
+      fallbackEffects !== undefined && FALLS_BACK.has(operation)
+        ? () => Effect.map(use(fallbackEffects), fromFallback)
+        : Effect.fail
     let breaker = domains.whole
     let admission = breaker.admit()
     const domain = domainOf === undefined ? "" : key === undefined ? EVERY_DOMAIN : domainOf(key)
@@ -422,14 +445,16 @@ export const makeStrict = (options: {
     counters
   })
   const backend = (): Backend => "redis"
+  const near: NearCaches | undefined =
+    options.tracking === undefined ? undefined : { tracking: options.tracking, refill, made: [] }
   return makeService({
     guard,
     keyPrefix: options.keyPrefix,
     counters,
     backend,
     localEntries: () => 0,
-    near: options.tracking === undefined ? undefined : { tracking: options.tracking, refill },
-    health: redisHealth("StrictDistributed", options.store, domains, backend, options.tracking)
+    near,
+    health: redisHealth("StrictDistributed", options.store, domains, backend, near)
   })
 }
 
@@ -444,13 +469,15 @@ export const makeDegraded = (options: {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   const { domains, guard, refill } = redisGuard({ ...options, mode: "ExplicitDegraded", counters })
   const backend = (): Backend => (domains.anyOpen ? "local_degraded" : "redis")
+  const near: NearCaches | undefined =
+    options.tracking === undefined ? undefined : { tracking: options.tracking, refill, made: [] }
   return makeService({
     guard,
     keyPrefix: options.keyPrefix,
     counters,
     backend,
     localEntries: options.fallback.size,
-    near: options.tracking === undefined ? undefined : { tracking: options.tracking, refill },
-    health: redisHealth("ExplicitDegraded", options.store, domains, backend, options.tracking)
+    near,
+    health: redisHealth("ExplicitDegraded", options.store, domains, backend, near)
   })
 }

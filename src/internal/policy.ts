@@ -22,7 +22,6 @@ import type { CacheModeName } from "../DistributedCache.js"
 import { CacheBackendUnavailable } from "../errors.js"
 import { type Breaker, CLOSED, type MemoryStore, OPEN, type StoreFailure } from "@effect-failclosed/core"
 import { makeCached } from "./cached.js"
-import type { NearSettings } from "@effect-failclosed/core"
 import { NearCache, type RefillRead } from "./nearCache.js"
 import {
   classify,
@@ -52,15 +51,16 @@ const FALLS_BACK: ReadonlyMap<Operation, string> = new Map<Operation, string>([
   ["releaseLock", "getOrCompute locks"]
 ])
 
-/** what the ExplicitDegraded runtime event says is served node-locally */
-const NODE_LOCAL_OPERATIONS = [...new Set(FALLS_BACK.values())].join(", ")
+/** what the ExplicitDegraded runtime event says is served node-locally @internal */
+export const NODE_LOCAL_OPERATIONS = [...new Set(FALLS_BACK.values())].join(", ")
 
 /**
  * A store failure's reason in this library's words, for a security event (the driver's own text, which may quote
  * ioredis internals, stays in the error and in a Debug log): `timeout`, a Redis reply code, `connection refused`
  * or `connection lost`.
+ * @internal
  */
-const outageOf = (reason: string): string => {
+export const outageOf = (reason: string): string => {
   if (reason === "timeout") return reason
   const reply = /^([A-Z]{4,})\b/.exec(reason)
   if (reply !== null) return `Redis replied ${reply[1]}`
@@ -102,13 +102,6 @@ const MISS: Record<Backend, Cached<undefined>> = {
 }
 const valueOf = <A>(cached: Cached<A>): A => cached.value
 
-/** the near caches of a Redis mode's cache: their invalidation connections, their refill, and those made (health) */
-interface NearCaches {
-  readonly tracking: Tracking
-  readonly refill: RefillRead
-  readonly made: Array<NearSettings>
-}
-
 /** The `DistributedCache` service of a guard: every operation, listed once for the three modes. */
 const makeService = (options: {
   readonly guard: Guard
@@ -121,7 +114,7 @@ const makeService = (options: {
   /** LocalOnly: the memory store, read synchronously by `get.local` */
   readonly memory?: MemoryStore | undefined
   /** the Redis modes: the invalidation connections of the near caches, and their background refill */
-  readonly near?: NearCaches | undefined
+  readonly near?: { readonly tracking: Tracking; readonly refill: RefillRead } | undefined
   readonly health: Effect.Effect<CacheHealth>
 }): DistributedCacheService => {
   const { counters, guard, memory, near } = options
@@ -191,13 +184,7 @@ const makeService = (options: {
     rateLimit: (request) => guard.run("rateLimit", request.key, (store) => store.rateLimit(request)),
     acquireLock: (key, token, ttl) => guard.run("acquireLock", key, (store) => store.acquireLock(key, token, ttl)),
     releaseLock: (key, token) => guard.run("releaseLock", key, (store) => store.releaseLock(key, token)),
-    nearCache:
-      near === undefined
-        ? undefined
-        : (settings) => {
-            near.made.push(settings)
-            return new NearCache(near.tracking, settings, near.refill)
-          }
+    nearCache: near === undefined ? undefined : (settings) => new NearCache(near.tracking, settings, near.refill)
   }
 }
 
@@ -282,20 +269,14 @@ const redisHealth = (
   store: Store,
   domains: Domains,
   backend: () => Backend,
-  near: NearCaches | undefined
+  tracking: Tracking | undefined
 ): Effect.Effect<CacheHealth> =>
   Effect.map(Effect.match(store.ping, { onFailure: () => false, onSuccess: () => true }), (reachable): CacheHealth => ({
     mode,
     backend: backend(),
     reachable,
     breakers: domains.states(),
-    nearCaches:
-      near === undefined
-        ? []
-        : near.made.map((settings) => ({
-            keyspace: settings.keyspace,
-            proven: near.tracking.proven(settings.maxStalenessMillis)
-          }))
+    nearCaches: tracking === undefined ? [] : tracking.keyspaceProofs()
   }))
 
 /** the domain of operations that need every domain (clear, count) of a store that has domains */
@@ -445,16 +426,14 @@ export const makeStrict = (options: {
     counters
   })
   const backend = (): Backend => "redis"
-  const near: NearCaches | undefined =
-    options.tracking === undefined ? undefined : { tracking: options.tracking, refill, made: [] }
   return makeService({
     guard,
     keyPrefix: options.keyPrefix,
     counters,
     backend,
     localEntries: () => 0,
-    near,
-    health: redisHealth("StrictDistributed", options.store, domains, backend, near)
+    near: options.tracking === undefined ? undefined : { tracking: options.tracking, refill },
+    health: redisHealth("StrictDistributed", options.store, domains, backend, options.tracking)
   })
 }
 
@@ -469,15 +448,13 @@ export const makeDegraded = (options: {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   const { domains, guard, refill } = redisGuard({ ...options, mode: "ExplicitDegraded", counters })
   const backend = (): Backend => (domains.anyOpen ? "local_degraded" : "redis")
-  const near: NearCaches | undefined =
-    options.tracking === undefined ? undefined : { tracking: options.tracking, refill, made: [] }
   return makeService({
     guard,
     keyPrefix: options.keyPrefix,
     counters,
     backend,
     localEntries: options.fallback.size,
-    near,
-    health: redisHealth("ExplicitDegraded", options.store, domains, backend, near)
+    near: options.tracking === undefined ? undefined : { tracking: options.tracking, refill },
+    health: redisHealth("ExplicitDegraded", options.store, domains, backend, options.tracking)
   })
 }

@@ -5,3 +5,4 @@
  * both lines share one key layout, one set of scripts and one entry envelope.
  */
 export * from "./lruOrder.js"
+export * from "./batch.js"

@@ -114,6 +114,12 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
     get,
     unsafeRead,
     set,
+    getMany: (keys) => Effect.sync(() => keys.map((key) => touch(key)?.value ?? null)),
+    setMany: (batch) =>
+      Effect.sync(() => {
+        const at = now()
+        for (const [key, value, ttl] of batch) put(key, value, ttl === undefined ? Infinity : at + ttl)
+      }),
     domainOf: undefined,
     invalidate: (key) => Effect.sync(() => lookup(key, now()) !== undefined && entries.delete(key)),
     clear: (prefix) =>

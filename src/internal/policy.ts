@@ -33,6 +33,8 @@ import type { Store, StoreFailure } from "./store.js"
 const FALLS_BACK: ReadonlySet<Operation> = new Set<Operation>([
   "get",
   "set",
+  "getMany",
+  "setMany",
   "claim",
   "rateLimit",
   "acquireLock",
@@ -134,6 +136,20 @@ const makeService = (options: {
         readEffect
       ),
     set: (key, value, ttl) => guard.run("set", key, (store) => store.set(key, value, ttl)),
+    // a batch spans failure domains: it is admitted as a whole-store operation, and falls back as a whole
+    getMany: (keys) =>
+      Effect.map(
+        guard.run("getMany", keys.length === 1 ? keys[0] : undefined, (store) => store.getMany(keys)),
+        (read) => {
+          for (const value of read.value) {
+            if (value === null) counters.misses++
+            else counters.hits++
+          }
+          return read
+        }
+      ),
+    setMany: (entries) =>
+      guard.run("setMany", entries.length === 1 ? entries[0]![0] : undefined, (store) => store.setMany(entries)),
     invalidate: (key) =>
       Effect.map(
         guard.run("invalidate", key, (store) => store.invalidate(key)),

@@ -41,6 +41,12 @@ export interface Store<E = StoreFailure> {
   readonly get: (key: string) => Effect.Effect<string | null, E>
   /** ttlMillis: a positive integer, or undefined for no expiry */
   readonly set: (key: string, value: string, ttlMillis: number | undefined) => Effect.Effect<void, E>
+  /** the entries of `keys`, null for a missing one, in the order of the keys (Redis: one MGET per node) */
+  readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string | null>, E>
+  /** writes every entry `[key, value, ttlMillis]` (Redis: one pipeline per node) */
+  readonly setMany: (
+    entries: ReadonlyArray<readonly [key: string, value: string, ttlMillis: number | undefined]>
+  ) => Effect.Effect<void, E>
   /** deletes `key`: true when there was a live entry */
   readonly invalidate: (key: string) => Effect.Effect<boolean, E>
   /** deletes every key that starts with `prefix` (a partition prefix from internal/keys); returns how many */

@@ -6,6 +6,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { type Cluster, Command, type Redis } from "ioredis"
 import type { RateLimitRequest } from "../../DistributedCache.js"
+import { getMany, setMany } from "@effect-failclosed/core"
 import type { RedisClientService } from "../../RedisClient.js"
 import { escapeGlob } from "../keys.js"
 import { type Store, StoreFailure } from "../store.js"
@@ -92,6 +93,7 @@ export interface RedisStoreOptions {
 
 const asString = (reply: unknown) => reply as string | null
 const asVoid = () => undefined
+const asValues = (reply: unknown) => reply as ReadonlyArray<string | null>
 const asDeleted = (reply: unknown) => Number(reply) > 0
 const isOk = (reply: unknown) => reply === "OK"
 const isOne = (reply: unknown) => Number(reply) === 1
@@ -209,6 +211,11 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
     get: (key) => command("get", [key], asString),
     set: (key, value, ttlMillis) =>
       command("set", ttlMillis === undefined ? [key, value] : [key, value, "PX", ttlMillis], asVoid),
+    // one MGET per node (a Cluster: one script per master) instead of one GET per key: 100 keys cost Redis 0.35 µs
+    // of CPU per key instead of 13 µs (docs/tags-and-batches.md)
+    getMany: (keys) => call(() => getMany(client, keys, keySlot), asValues),
+    // one pipeline of SET PX per node: 1.1 µs of Redis CPU per key instead of 13 µs for sequential SETs
+    setMany: (entries) => call(() => setMany(client, entries, keySlot), asVoid),
     invalidate: (key) => command("unlink", [key], asDeleted),
     clear: (prefix) => {
       const pattern = escapeGlob(prefix) + "*"

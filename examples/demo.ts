@@ -1,6 +1,9 @@
 /**
  * The demo: one keyspace, three modes, against REDIS_URL (default redis://127.0.0.1:6379).
- * It works and explains itself whether or not a Redis is running:
+ * It works and explains itself whether or not a Redis is running. Every key it writes starts
+ * with its own prefix, `effect-failclosed-demo:` (the `keyPrefix` option of the modes), never
+ * the default `fc:` of an application, so it cannot touch an application's keyspaces on the
+ * same Redis:
  *
  *   npm run demo                                   # against the local Redis, if any
  *   REDIS_URL=redis://127.0.0.1:1 npm run demo     # a Redis that is not there
@@ -11,7 +14,7 @@ import {
   DistributedCache,
   explicitDegraded,
   Keyspace,
-  LocalOnly,
+  localOnly,
   RedisClient,
   SecurityEvent,
   strictDistributed
@@ -58,18 +61,21 @@ const eventLogger = Logger.make(({ message }) => {
 
 const url = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const redis = RedisClient.layer({ url, startupTimeout: "1 second" })
+/** the demo's own keys: an application on the same Redis uses the default prefix `fc` (or its own) */
+const keyPrefix = "effect-failclosed-demo"
 
 const section = (title: string, explanation: string) => Console.log(`\n== ${title}\n   ${explanation}`)
 
 const main = Effect.gen(function* () {
   yield* Console.log(`effect-failclosed demo, REDIS_URL=${url.replace(/\/\/[^@]*@/, "//<credentials>@")}`)
+  yield* Console.log(`every key it writes starts with "${keyPrefix}:" (an application's keys are left alone)`)
 
   yield* section(
     "StrictDistributed (the default)",
     "Redis or nothing: if Redis is unavailable the Layer fails with CacheBackendUnavailable."
   )
   yield* program.pipe(
-    Effect.provide(strictDistributed({ cooldown: "500 millis" }).pipe(Layer.provide(redis))),
+    Effect.provide(strictDistributed({ keyPrefix, cooldown: "500 millis" }).pipe(Layer.provide(redis))),
     Effect.catchTag("CacheBackendUnavailable", (error: CacheBackendUnavailable) =>
       Console.log(`  caught ${error._tag} (operation ${error.operation}):\n  ${error.message}`)
     )
@@ -79,10 +85,10 @@ const main = Effect.gen(function* () {
     "ExplicitDegraded (opt-in)",
     "Redis when it answers; otherwise node-local, every result marked degraded, and a security event."
   )
-  yield* program.pipe(Effect.provide(explicitDegraded().pipe(Layer.provide(redis))))
+  yield* program.pipe(Effect.provide(explicitDegraded({ keyPrefix }).pipe(Layer.provide(redis))))
 
   yield* section("LocalOnly (tests, single process)", "Never touches Redis; its Layer needs no RedisClient.")
-  yield* program.pipe(Effect.provide(LocalOnly))
+  yield* program.pipe(Effect.provide(localOnly({ keyPrefix })))
 })
 
 main.pipe(Effect.provide(Logger.replace(Logger.defaultLogger, eventLogger)), Effect.runPromise).catch((error) => {

@@ -212,16 +212,17 @@ const hops = async (): Promise<string> => {
       const hit = yield* Profiles.get({ userId: 12345 })
       armed = undefined
       if (Option.isNone(hit)) throw new Error("architecture: the Redis get missed")
-      // a near hit once the tracking connection serves
-      for (let attempt = 0; attempt < 200; attempt++) {
-        const r = yield* Near.get({ userId: 12345 })
-        if (Option.isSome(r) && r.value.near) break
+      // a near hit once the tracking connection serves; on a loaded machine the proof may lapse between two reads, so
+      // the captured stack is kept only from a read that was a near hit
+      for (let attempt = 0; attempt < 500; attempt++) {
+        delete captured["near"]
+        armed = "near"
+        const near = yield* Effect.withClock(Near.get({ userId: 12345 }), capturingClock)
+        armed = undefined
+        if (Option.isSome(near) && near.value.near && captured["near"] !== undefined) return
         yield* Effect.sleep("10 millis")
       }
-      armed = "near"
-      const near = yield* Effect.withClock(Near.get({ userId: 12345 }), capturingClock)
-      armed = undefined
-      if (Option.isNone(near) || !near.value.near) throw new Error("architecture: no near hit")
+      throw new Error("architecture: no near hit in 5 s")
     })
     const layer = strictDistributed().pipe(Layer.provideMerge(RedisClient.layer({ url: server.url })))
     try {

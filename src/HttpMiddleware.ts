@@ -45,6 +45,11 @@
  * When several `rateLimit`s apply to one request, the headers of the one with the least
  * remaining budget are sent.
  *
+ * A decision taken node-locally (the `ExplicitDegraded` fallback while Redis is unavailable:
+ * a rate limit this node alone counted, a nonce only this node has seen) is marked on the
+ * response, whatever its status, by the header {@link nodeLocalDecisionHeader}
+ * (`Node-Local-Decision: rate-limit`, `replay-guard`, or both).
+ *
  * Response bodies are small JSON objects (`{ "error": "too many requests" }`); none carries a
  * subject, a nonce, a tenant id, a limiter name, a Redis address or the reason of an outage.
  *
@@ -237,6 +242,28 @@ export interface FailClosedOptions {
 
 // ---------------------------------------------------------------------------------------------------------------------
 // extractors
+/**
+ * The response header that marks a decision served node-locally: the `ExplicitDegraded`
+ * fallback decided the request while Redis was unavailable, so the rate limit counted only this
+ * node's requests and the replay guard knew only this node's nonces. Its value lists the
+ * middleware that decided node-locally, each once: `rate-limit`, `replay-guard`, or
+ * `rate-limit, replay-guard`. It is set on whatever response leaves for the request (the app's,
+ * a 429, a 409), and never under `StrictDistributed` or `LocalOnly`, or when Redis decided.
+ *
+ * @example
+ * ```ts
+ * import * as FailClosedHttpMiddleware from "effect-failclosed/HttpMiddleware"
+ *
+ * // a client, a proxy or a log pipeline can count the answers given without the shared state
+ * const decidedNodeLocally = (response: Response) =>
+ *   response.headers.get(FailClosedHttpMiddleware.nodeLocalDecisionHeader) !== null
+ * ```
+ *
+ * @since 0.2.0
+ * @category headers
+ */
+export const nodeLocalDecisionHeader: "node-local-decision" = internal.NODE_LOCAL_HEADER
+
 // ---------------------------------------------------------------------------------------------------------------------
 
 /**

@@ -221,7 +221,8 @@ export interface Keyspace<K, V> {
   readonly name: string
   /**
    * Reads an entry. A stored entry that does not decode fails with `CacheEntryInvalid` (it is
-   * never returned). A tenant id or key that no entry can have (empty tenant, over a limit, a
+   * never returned); `getOrCompute` cannot fail with it (it recomputes), so its error handling is
+   * not `get`'s: a `catchTag("CacheEntryInvalid", …)` on `getOrCompute` does not compile. A tenant id or key that no entry can have (empty tenant, over a limit, a
    * key that does not encode) is a miss, answered without contacting Redis.
    *
    * The value read is deeply frozen in every mode (LocalOnly, Redis, the degraded fallback): the
@@ -261,7 +262,7 @@ export interface Keyspace<K, V> {
    * Returns the cached value or computes, stores and returns it. Concurrent misses for one key
    * in one process share one computation (the first caller's `compute`); a failure of
    * `compute` is returned to every waiter of this process and never cached. A corrupt entry is
-   * recomputed and overwritten. With `lock`, one computation across every node; with
+   * recomputed and overwritten, so unlike `get` it never fails with `CacheEntryInvalid`. With `lock`, one computation across every node; with
    * `staleWhileRevalidate` / `staleIfError`, an entry past its time to live may be served,
    * marked `stale` (see {@link GetOrComputeOptions} and docs/stampedes.md).
    */

@@ -174,7 +174,7 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
     return (claimed: Cached<boolean>): Effect.Effect<Claimed, ReplayDetected> => {
       if (claimed.value) return Effect.succeed({ backend: claimed.backend, degraded: claimed.degraded })
       increment(replays)
-      return Effect.fail(new ReplayDetected({ guard: name }))
+      return Effect.fail(new ReplayDetected({ guard: name, degraded: claimed.degraded }))
     }
   }
   const toClaimed = perMode(toClaimedOf)

@@ -166,7 +166,14 @@ export class RateLimitExceeded extends Schema.TaggedError<RateLimitExceeded>("ef
  */
 export class ReplayDetected extends Schema.TaggedError<ReplayDetected>("effect-failclosed/ReplayDetected")(
   "ReplayDetected",
-  { guard: Schema.String }
+  {
+    guard: Schema.String,
+    /**
+     * true when the claim was refused by the node-local fallback of `ExplicitDegraded` while Redis was unavailable
+     * (only this node's claims of the outage were seen); false or absent when Redis refused it
+     */
+    degraded: Schema.optional(Schema.Boolean)
+  }
 ) {
   /**
    * @since 0.1.0

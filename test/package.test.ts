@@ -219,7 +219,7 @@ describe("the packed tarball", () => {
         !/^docs\/[^/]+\.md$/.test(f) &&
         !/^docs\/(?!api\/)(.+\/)?[^/]+\.(svg|png)$/.test(f) &&
         !/^examples\/[^/]+\.ts$/.test(f) &&
-        !["README.md", "package.json", "LICENSE"].includes(f)
+        !["README.md", "CHANGELOG.md", "package.json", "LICENSE"].includes(f)
     )
     expect(unexpected).toEqual([])
     expect(files.filter((f) => f.endsWith(".test.ts"))).toEqual([])
@@ -232,7 +232,7 @@ describe("the packed tarball", () => {
   })
 
   it("resolves every relative link of the README and of the shipped guides to a file in the tarball", () => {
-    const shipped = files.filter((f) => f === "README.md" || /^docs\/[^/]+\.md$/.test(f))
+    const shipped = files.filter((f) => f === "README.md" || f === "CHANGELOG.md" || /^docs\/[^/]+\.md$/.test(f))
     expect(shipped).toContain("docs/operations.md")
     let checked = 0
     for (const doc of shipped) {
@@ -261,11 +261,13 @@ describe("the packed tarball", () => {
       expect(manifest.exports[`./${m}`], m).toEqual({
         source: `./src/${m}.ts`,
         types: `./dist/${m}.d.ts`,
-        import: `./dist/${m}.js`
+        // the entry checks the installed effect first (scripts/entryGuards.mjs), then loads dist/${m}.js
+        import: `./dist/guard/${m}.js`
       })
       expect(files).toContain(`src/${m}.ts`)
       expect(files).toContain(`dist/${m}.d.ts`)
       expect(files).toContain(`dist/${m}.js`)
+      expect(files).toContain(`dist/guard/${m}.js`)
     }
     expect(manifest.repository).toEqual({
       type: "git",
@@ -283,7 +285,7 @@ describe("the packed tarball", () => {
     expect(manifest.sideEffects).toBe(false)
     expect(Object.keys(manifest.exports["."])).toEqual(["source", "types", "import"])
     expect(manifest.exports["."].types).toBe("./dist/index.d.ts")
-    expect(manifest.exports["."].import).toBe("./dist/index.js")
+    expect(manifest.exports["."].import).toBe("./dist/guard/index.js")
     expect(Object.keys(manifest.peerDependencies).sort()).toEqual([
       "@effect/experimental",
       "@effect/platform",
@@ -293,11 +295,33 @@ describe("the packed tarball", () => {
     expect(manifest.peerDependenciesMeta).toEqual({ "@effect/experimental": { optional: true } })
     for (const sub of ["./Persistence", "./RateLimiterStore"]) {
       expect(Object.keys(manifest.exports[sub])).toEqual(["source", "types", "import"])
-      expect(manifest.exports[sub].import).toBe(`./dist/${sub.slice(2)}.js`)
+      expect(manifest.exports[sub].import).toBe(`./dist/guard/${sub.slice(2)}.js`)
     }
     expect(manifest.dependencies).toEqual({ "@effect-failclosed/core": manifest.version, ioredis: expect.any(String) })
     expect(manifest.bundleDependencies).toEqual(["@effect-failclosed/core"])
     expect(manifest.dependencies.effect).toBeUndefined()
+  })
+
+  it("is ESM only, as the README's Install section says: a CommonJS project's require fails, its import() of the README runs", async () => {
+    const readme = readFileSync(join(root, "README.md"), "utf8")
+    const install = readme.slice(readme.indexOf("## Install"), readme.indexOf("## Try it"))
+    expect(install).toContain("ERR_PACKAGE_PATH_NOT_EXPORTED")
+    expect(install).toContain('"type": "module"')
+    const block = /```js\n(\/\/ main\.cjs\n[\s\S]*?)```/.exec(install)?.[1]
+    expect(block).toBeDefined()
+    // a CommonJS project beside the consumer (npm init -y writes "type": "commonjs")
+    const cjs = join(project, "cjs")
+    mkdirSync(cjs, { recursive: true })
+    writeFileSync(join(cjs, "package.json"), JSON.stringify({ name: "cjs-consumer", type: "commonjs" }))
+    writeFileSync(join(cjs, "main.cjs"), block!)
+    writeFileSync(join(cjs, "require.cjs"), `require("effect-failclosed")`)
+    const required = await exec("node", [join(cjs, "require.cjs")], { cwd: cjs, env: ENV }).then(
+      () => undefined,
+      (e: { stderr: string }) => e.stderr
+    )
+    expect(required).toContain("ERR_PACKAGE_PATH_NOT_EXPORTED")
+    const { stdout } = await exec("node", [join(cjs, "main.cjs")], { cwd: cjs, env: ENV })
+    expect(stdout.trim()).toBe("LocalOnly")
   })
 
   it("shares one copy of effect with its consumer", () => {
@@ -314,8 +338,8 @@ describe("the packed tarball", () => {
     const { stdout } = await exec("node", [join(project, "out", "main.js"), "local"], { cwd: project, env: ENV })
     const result = JSON.parse(stdout)
     expect(result).toEqual({
-      resolved: expect.stringMatching(/\/node_modules\/effect-failclosed\/dist\/index\.js$/),
-      resolvedSubpath: expect.stringMatching(/\/node_modules\/effect-failclosed\/dist\/KeyValueStore\.js$/),
+      resolved: expect.stringMatching(/\/node_modules\/effect-failclosed\/dist\/guard\/index\.js$/),
+      resolvedSubpath: expect.stringMatching(/\/node_modules\/effect-failclosed\/dist\/guard\/KeyValueStore\.js$/),
       name: "Ada",
       backend: "local",
       greeting: "hello",
@@ -352,8 +376,8 @@ describe("the packed tarball", () => {
       env: ENV
     })
     expect(JSON.parse(stdout)).toEqual({
-      persistence: expect.stringMatching(/\/node_modules\/effect-failclosed\/dist\/Persistence\.js$/),
-      rateLimiterStore: expect.stringMatching(/\/node_modules\/effect-failclosed\/dist\/RateLimiterStore\.js$/),
+      persistence: expect.stringMatching(/\/node_modules\/effect-failclosed\/dist\/guard\/Persistence\.js$/),
+      rateLimiterStore: expect.stringMatching(/\/node_modules\/effect-failclosed\/dist\/guard\/RateLimiterStore\.js$/),
       name: "user 1",
       lookups: 1,
       remaining: 4
@@ -398,4 +422,59 @@ describe("the packed tarball", () => {
       expect(keys.split("\n")).toHaveLength(2)
     })
   )
+})
+
+describe("the packed tarball in a project on Effect 4", () => {
+  /** the Effect 4 line's own node (Node 24) and effect 4, from the effect4/ workspace member: nothing is downloaded */
+  const effect4 = join(root, "effect4", "node_modules")
+  const node24 = join(effect4, ".bin", "node")
+
+  /** imports each entry point in a project at `at` and returns what each import did */
+  const probe = async (at: string) => {
+    writeFileSync(
+      join(at, "probe.mjs"),
+      `const out = {}
+for (const spec of ["effect-failclosed", "effect-failclosed/Keyspace", "effect-failclosed/HttpMiddleware"]) {
+  out[spec] = await import(spec).then(() => "loaded", (e) => e.message)
+}
+console.log(JSON.stringify(out))`
+    )
+    const { stdout } = await exec(node24, [join(at, "probe.mjs")], { cwd: at, env: ENV })
+    return JSON.parse(stdout) as Record<string, string>
+  }
+
+  /** a fresh project that installs the tarball as a user would, past the peer range (`--legacy-peer-deps`) */
+  const install = async (at: string, packages: ReadonlyArray<string>) => {
+    mkdirSync(at, { recursive: true })
+    writeFileSync(join(at, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }))
+    await exec(
+      "npm",
+      ["install", "--offline", "--ignore-scripts", "--no-package-lock", "--legacy-peer-deps", tarball, ...packages],
+      { cwd: at, env: ENV }
+    )
+  }
+
+  it("fails at import with an error naming the Effect 4 package, not a missing module", async () => {
+    const at = join(dir, "consumer-effect4")
+    await install(at, [join(effect4, "effect"), nm("ioredis")])
+    const version = JSON.parse(readFileSync(join(at, "node_modules", "effect", "package.json"), "utf8")).version
+    expect(version).toMatch(/^4\./)
+    const results = await probe(at)
+    expect(Object.keys(results)).toHaveLength(3)
+    for (const [spec, message] of Object.entries(results)) {
+      expect(message, spec).toContain(`effect-failclosed is the Effect 3 line, and this project has effect ${version}`)
+      expect(message, spec).toContain("npm install effect-failclosed-effect4")
+      expect(message, spec).not.toMatch(/Cannot find|ERR_/)
+    }
+  })
+
+  it("fails at import with an error naming effect 3 when no effect is installed at all", async () => {
+    const at = join(dir, "consumer-no-effect")
+    await install(at, [nm("ioredis")])
+    expect(existsSync(join(at, "node_modules", "effect"))).toBe(false)
+    for (const [spec, message] of Object.entries(await probe(at))) {
+      expect(message, spec).toContain(`needs effect 3 (a peer dependency), and no "effect" package is installed`)
+      expect(message, spec).toContain("effect-failclosed-effect4")
+    }
+  })
 })

@@ -119,6 +119,17 @@ describe("operation types", () => {
     expectTypeOf<Cached<User>["age"]>().toEqualTypeOf<Duration.Duration | undefined>()
   })
 
+  it("get can fail with CacheEntryInvalid, getOrCompute cannot (it recomputes): catching it there is a type error", () => {
+    expectTypeOf<Effect.Effect.Error<ReturnType<typeof Users.get>>>().toEqualTypeOf<
+      CacheBackendUnavailable | CacheEntryInvalid
+    >()
+    const computed = Users.getOrCompute({ id: 1 }, Effect.succeed({ name: "Ada" }))
+    expectTypeOf<Effect.Effect.Error<typeof computed>>().toEqualTypeOf<CacheBackendUnavailable | CacheValueInvalid>()
+    // @ts-expect-error TS2769: getOrCompute's error channel has no CacheEntryInvalid to catch
+    const copied = computed.pipe(Effect.catchTag("CacheEntryInvalid", () => Effect.succeed(undefined)))
+    expect(Effect.isEffect(copied)).toBe(true)
+  })
+
   it('Effect.catchTag("CacheBackendUnavailable", …) removes the error from the type', () => {
     const get = Users.get({ id: 1 }).pipe(
       Effect.catchTag("CacheBackendUnavailable", () => Effect.succeed(Option.none<Cached<User>>()))

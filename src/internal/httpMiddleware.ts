@@ -41,6 +41,27 @@ const HEADER_REMAINING = "ratelimit-remaining"
 const HEADER_RESET = "ratelimit-reset"
 const HEADER_RETRY_AFTER = "retry-after"
 
+/** @internal the header of a response whose request was decided node-locally (documented in `HttpMiddleware.ts`) */
+export const NODE_LOCAL_HEADER = "node-local-decision" as const
+
+/**
+ * Marks whatever response leaves the server for this request (also an error response rendered later) as decided
+ * node-locally by `what` (`rate-limit`, `replay-guard`): one list item per middleware, each named once.
+ */
+const markNodeLocal = (what: string): Effect.Effect<void> =>
+  HttpApp.appendPreResponseHandler((_request, response) => {
+    const existing = response.headers[NODE_LOCAL_HEADER]
+    if (existing === undefined) return Effect.succeed(HttpServerResponse.setHeader(response, NODE_LOCAL_HEADER, what))
+    if (existing.split(",").some((item) => item.trim() === what)) return Effect.succeed(response)
+    return Effect.succeed(HttpServerResponse.setHeader(response, NODE_LOCAL_HEADER, `${existing}, ${what}`))
+  })
+const markRateLimit = markNodeLocal("rate-limit")
+const markReplayGuard = markNodeLocal("replay-guard")
+
+/** `self`, preceded by `mark` when the decision was node-local */
+const markedIf = <A, E, R>(degraded: boolean, mark: Effect.Effect<void>, self: Effect.Effect<A, E, R>) =>
+  degraded ? Effect.zipRight(mark, self) : self
+
 /** whole seconds, rounded up, at least 1 */
 const secondsOf = (millis: number): number => Math.max(1, Math.ceil(millis / 1000))
 
@@ -155,8 +176,13 @@ interface RateLimitHeaders {
  * `RateLimitDecision` and the limiter's `RateLimitResult` come before it; this adds what HTTP needs.)
  */
 type RateLimitAnswer =
-  | { readonly _tag: "Allowed"; readonly headers: RateLimitHeaders }
-  | { readonly _tag: "Denied"; readonly headers: RateLimitHeaders; readonly retryAfter: number }
+  | { readonly _tag: "Allowed"; readonly headers: RateLimitHeaders; readonly degraded: boolean }
+  | {
+      readonly _tag: "Denied"
+      readonly headers: RateLimitHeaders
+      readonly retryAfter: number
+      readonly degraded: boolean
+    }
   | Invalid
 
 const makeRateLimitDecider = (limiter: RateLimiter.RateLimiter, options: RateLimitOptions) => {
@@ -191,7 +217,10 @@ const makeRateLimitDecider = (limiter: RateLimiter.RateLimiter, options: RateLim
         [HEADER_RESET]: String(reset)
       }
     }
-    return result.allowed ? { _tag: "Allowed", headers } : { _tag: "Denied", headers, retryAfter: reset }
+    const degraded = result.degraded
+    return result.allowed
+      ? { _tag: "Allowed", headers, degraded }
+      : { _tag: "Denied", headers, retryAfter: reset, degraded }
   }
 
   const subjectProblems = problemsOf("rate limit subject", subjectOf)
@@ -242,7 +271,18 @@ const appendRateLimitHeaders = (decision: RateLimitHeaders): Effect.Effect<void>
   })
 
 /** the middleware's answer to one request carrying a nonce: let it through, 409, or 400 */
-type ClaimAnswer = "Claimed" | "Replayed" | Invalid
+type ClaimAnswer = Decided | Invalid
+
+/** a claim the guard decided: by Redis, or node-locally (`degraded`) */
+interface Decided {
+  readonly _tag: "Claimed" | "Replayed"
+  readonly degraded: boolean
+}
+
+const CLAIMED: Decided = { _tag: "Claimed", degraded: false }
+const CLAIMED_DEGRADED: Decided = { _tag: "Claimed", degraded: true }
+const REPLAYED: Decided = { _tag: "Replayed", degraded: false }
+const REPLAYED_DEGRADED: Decided = { _tag: "Replayed", degraded: true }
 
 const makeClaimer = (guard: ReplayGuard.ReplayGuard, options: ReplayGuardOptions) => {
   const nonceOf = options.nonce as Extractor<string, unknown, unknown>
@@ -256,9 +296,9 @@ const makeClaimer = (guard: ReplayGuard.ReplayGuard, options: ReplayGuardOptions
     tenant: string | undefined
   ): Effect.Effect<ClaimAnswer, CacheBackendUnavailable, DistributedCache> =>
     guard.claim(nonce, { tenant }).pipe(
-      Effect.as<ClaimAnswer>("Claimed"),
+      Effect.map((claimed): ClaimAnswer => (claimed.degraded ? CLAIMED_DEGRADED : CLAIMED)),
       Effect.catchTags({
-        ReplayDetected: () => Effect.succeed<ClaimAnswer>("Replayed"),
+        ReplayDetected: (e) => Effect.succeed<ClaimAnswer>(e.degraded === true ? REPLAYED_DEGRADED : REPLAYED),
         CacheValueInvalid: (e) => Effect.succeed<ClaimAnswer>(rejectedBy(e.reason, nonceProblems, tenantProblems))
       })
     )
@@ -304,13 +344,21 @@ export const rateLimit = <const Options extends RateLimitOptions>(
       Effect.flatMap(decide(request), (outcome) => {
         switch (outcome._tag) {
           case "Allowed":
-            return Effect.zipRight(appendRateLimitHeaders(outcome.headers), app)
+            return markedIf(
+              outcome.degraded,
+              markRateLimit,
+              Effect.zipRight(appendRateLimitHeaders(outcome.headers), app)
+            )
           case "Denied":
-            return Effect.succeed(
-              errorBody(429, "too many requests", {
-                ...outcome.headers.headers,
-                [HEADER_RETRY_AFTER]: String(outcome.retryAfter)
-              })
+            return markedIf(
+              outcome.degraded,
+              markRateLimit,
+              Effect.succeed(
+                errorBody(429, "too many requests", {
+                  ...outcome.headers.headers,
+                  [HEADER_RETRY_AFTER]: String(outcome.retryAfter)
+                })
+              )
             )
           case "Invalid":
             return Effect.succeed(errorBody(400, outcome.error))
@@ -328,9 +376,10 @@ export const replayGuard = <const Options extends ReplayGuardOptions>(
   const conflict = errorBody(409, "request already processed")
   return (<E0, R0>(app: HttpApp.Default<E0, R0>) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-      Effect.flatMap(claim(request), (outcome) =>
-        outcome === "Claimed" ? app : Effect.succeed(outcome === "Replayed" ? conflict : errorBody(400, outcome.error))
-      )
+      Effect.flatMap(claim(request), (outcome) => {
+        if (outcome._tag === "Invalid") return Effect.succeed(errorBody(400, outcome.error))
+        return markedIf(outcome.degraded, markReplayGuard, outcome._tag === "Claimed" ? app : Effect.succeed(conflict))
+      })
     )) as Middleware<CacheBackendUnavailable | ExtractorError<Options>, DistributedCache | ExtractorContext<Options>>
 }
 
@@ -421,14 +470,18 @@ export const rateLimitApi = <const Options extends RateLimitOptions>(
       onSuccess: (outcome): Effect.Effect<void, RateLimitFailure> => {
         switch (outcome._tag) {
           case "Allowed":
-            return appendRateLimitHeaders(outcome.headers)
+            return markedIf(outcome.degraded, markRateLimit, appendRateLimitHeaders(outcome.headers))
           case "Denied":
-            return Effect.zipRight(
-              appendRateLimitHeaders({
-                remaining: outcome.headers.remaining,
-                headers: { ...outcome.headers.headers, [HEADER_RETRY_AFTER]: String(outcome.retryAfter) }
-              }),
-              Effect.fail(new TooManyRequests({ retryAfter: outcome.retryAfter }))
+            return markedIf(
+              outcome.degraded,
+              markRateLimit,
+              Effect.zipRight(
+                appendRateLimitHeaders({
+                  remaining: outcome.headers.remaining,
+                  headers: { ...outcome.headers.headers, [HEADER_RETRY_AFTER]: String(outcome.retryAfter) }
+                }),
+                Effect.fail(new TooManyRequests({ retryAfter: outcome.retryAfter }))
+              )
             )
           case "Invalid":
             return Effect.fail(new RequestInvalid({ message: outcome.error }))
@@ -453,12 +506,14 @@ export const replayGuardApi = <const Options extends ReplayGuardOptions>(
   const middleware = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
     Effect.matchEffect(claim(request), {
       onFailure: (e) => (isCacheBackendUnavailable(e) ? unavailable : Effect.fail(e)),
-      onSuccess: (outcome): Effect.Effect<void, ReplayGuardFailure> =>
-        outcome === "Claimed"
-          ? Effect.void
-          : Effect.fail(
-              outcome === "Replayed" ? new HttpApiError.Conflict() : new RequestInvalid({ message: outcome.error })
-            )
+      onSuccess: (outcome): Effect.Effect<void, ReplayGuardFailure> => {
+        if (outcome._tag === "Invalid") return Effect.fail(new RequestInvalid({ message: outcome.error }))
+        return markedIf(
+          outcome.degraded,
+          markReplayGuard,
+          outcome._tag === "Claimed" ? Effect.void : Effect.fail(new HttpApiError.Conflict())
+        )
+      }
     })
   )
   return withCapturedContext(middleware) as Effect.Effect<any, never, any>

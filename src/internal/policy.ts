@@ -7,7 +7,7 @@
  * - StrictDistributed admits it through the breaker of the key's failure domain, runs it on Redis, and turns an
  *   unavailable Redis into `CacheBackendUnavailable` (with one event per transition);
  * - ExplicitDegraded does the same, but serves the operations that may fall back (get, set, claim, rateLimit and
- *   the locks) from a node-local memory store while Redis is unavailable, marked `local_degraded`.
+ *   the locks: `FALLS_BACK`) from a node-local memory store while Redis is unavailable, marked `local_degraded`.
  */
 import * as Effect from "effect/Effect"
 import type { Backend, Cached, CacheStats, DistributedCacheService } from "../DistributedCache.js"
@@ -29,17 +29,36 @@ import {
 } from "./observability.js"
 import type { Store, StoreFailure } from "./store.js"
 
-/** the operations an ExplicitDegraded cache serves node-locally while Redis is unavailable */
-const FALLS_BACK: ReadonlySet<Operation> = new Set<Operation>([
-  "get",
-  "set",
-  "getMany",
-  "setMany",
-  "claim",
-  "rateLimit",
-  "acquireLock",
-  "releaseLock"
+/**
+ * The operations an ExplicitDegraded cache serves node-locally while Redis is unavailable, with how its runtime event
+ * names them (every one of them: a reader of the event learns what went node-local).
+ */
+const FALLS_BACK: ReadonlyMap<Operation, string> = new Map<Operation, string>([
+  ["get", "get"],
+  ["set", "set"],
+  ["getMany", "getMany"],
+  ["setMany", "setMany"],
+  ["rateLimit", "rate-limit decisions"],
+  ["claim", "replay claims"],
+  ["acquireLock", "getOrCompute locks"],
+  ["releaseLock", "getOrCompute locks"]
 ])
+
+/** what the ExplicitDegraded runtime event says is served node-locally @internal */
+export const NODE_LOCAL_OPERATIONS = [...new Set(FALLS_BACK.values())].join(", ")
+
+/**
+ * A store failure's reason in this library's words, for a security event (the driver's own text, which may quote
+ * ioredis internals, stays in the error and in a Debug log): `timeout`, a Redis reply code, `connection refused`
+ * or `connection lost`.
+ * @internal
+ */
+export const outageOf = (reason: string): string => {
+  if (reason === "timeout") return reason
+  const reply = /^([A-Z]{4,})\b/.exec(reason)
+  if (reply !== null) return `Redis replied ${reply[1]}`
+  return /ECONNREFUSED/.test(reason) ? "connection refused" : "connection lost"
+}
 
 /**
  * What a mode does around one store operation: `use` is the operation, written once against any store (the guard
@@ -266,14 +285,18 @@ const redisGuard = (options: {
       detail: `${redisOf(label)} answered a probe after the cooldown`
     })
   const wentDown = (reason: string, label: string) =>
-    emitSecurityEvent({
-      event: "BACKEND_UNAVAILABLE_AT_RUNTIME",
-      mode,
-      detail:
-        fallback !== undefined
-          ? `${redisOf(label)} is unavailable (${reason}); get/set are served node-locally and marked degraded until it answers`
-          : `${redisOf(label)} is unavailable (${reason}); operations fail with CacheBackendUnavailable until it answers`
-    })
+    Effect.zipRight(
+      emitSecurityEvent({
+        event: "BACKEND_UNAVAILABLE_AT_RUNTIME",
+        mode,
+        detail:
+          fallback !== undefined
+            ? `${redisOf(label)} is unavailable (${outageOf(reason)}); ${NODE_LOCAL_OPERATIONS} are served node-locally and marked degraded until it answers; invalidate, clear and count fail with CacheBackendUnavailable`
+            : `${redisOf(label)} is unavailable (${outageOf(reason)}); operations fail with CacheBackendUnavailable until it answers`
+      }),
+      // the driver's own words, for debugging (scrubbed of secrets by the store)
+      Effect.logDebug(`effect-failclosed: ${redisOf(label)} became unavailable: ${reason}`)
+    )
   /** true when this probe closed the breaker (the transition has then been handled) */
   const probeSucceeded = (breaker: Breaker): boolean => {
     if (!breaker.probeSucceeded()) return false

@@ -19,7 +19,7 @@ import { makeMemoryStore } from "./internal/memoryStore.js"
 import { emitSecurityEvent } from "./internal/observability.js"
 import { makeDegraded, makeLocal, makeStrict } from "./internal/policy.js"
 import { makeRedisStore } from "./internal/redis/store.js"
-import { attachTracking, makeTracking } from "./internal/redis/tracking.js"
+import { makeTracking } from "./internal/redis/tracking.js"
 import { optionChecks } from "./internal/options.js"
 import { RedisClient, type RedisClientService } from "./RedisClient.js"
 
@@ -151,7 +151,7 @@ const redisModeSettings = (options: StrictDistributedOptions) => {
       Effect.catchAll((reason) => Effect.succeed(reason))
     )
     // near caches: the invalidation connection, opened when a near-cache keyspace first uses this cache
-    const tracking = yield* makeTracking(redis.client, store)
+    const tracking = yield* makeTracking(redis.client)
     return { redis, clock, store, breaker, startupFailure, tracking }
   })
   return { keyPrefix, connect }
@@ -196,7 +196,7 @@ export const strictDistributed = (
           reason: startupFailure
         })
       }
-      return attachTracking(makeStrict({ store, breaker, keyPrefix }), tracking)
+      return makeStrict({ store, breaker, keyPrefix, tracking })
     })
   )
 }
@@ -236,10 +236,7 @@ export const explicitDegraded = (
           detail: `Redis at ${redis.description} is unavailable (${startupFailure}); serving node-local, marked degraded`
         })
       }
-      return attachTracking(
-        makeDegraded({ store, fallback: makeMemoryStore({ capacity, clock }), breaker, keyPrefix }),
-        tracking
-      )
+      return makeDegraded({ store, fallback: makeMemoryStore({ capacity, clock }), breaker, keyPrefix, tracking })
     })
   )
 }

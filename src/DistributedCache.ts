@@ -10,6 +10,7 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import type { Near, NearSettings } from "@effect-failclosed/core"
 import type { CacheBackendUnavailable } from "./errors.js"
 
 /**
@@ -208,8 +209,8 @@ export interface DistributedCacheService {
   /** the key prefix every store key of this cache starts with (option `keyPrefix`) */
   readonly keyPrefix: string
   readonly stats: Effect.Effect<CacheStats>
-  /** reads a raw entry (counts a hit or a miss); `value` is undefined on a miss */
-  readonly get: (key: string) => Effect.Effect<Cached<string | undefined>, CacheBackendUnavailable>
+  /** reads a raw entry (counts a hit or a miss); `value` is undefined on a miss. See {@link CacheGet} */
+  readonly get: CacheGet
   /** writes a raw entry; ttlMillis a positive integer or undefined for none */
   readonly set: (
     key: string,
@@ -250,6 +251,41 @@ export interface DistributedCacheService {
   ) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
   /** releases the lock `key` if `token` still owns it; true when it did */
   readonly releaseLock: (key: string, token: string) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
+  /**
+   * Opens the near cache of one keyspace on this cache (see docs/near-cache.md): an in-process copy of the keyspace's
+   * entries, kept coherent by this cache's Redis invalidation connections and refilled through this cache's breaker.
+   * `Keyspace` calls it once per near-cache keyspace and cache, and reads through what it returns (the read pipeline
+   * of `@effect-failclosed/core`). Absent where there is nothing to keep coherent with (LocalOnly) and in services
+   * that do not offer it: their keyspaces read Redis every time.
+   */
+  readonly nearCache?: ((settings: NearSettings) => Near<unknown>) | undefined
+}
+
+/**
+ * The raw read of a cache service: an Effect per key, and, for a cache whose store is node-local memory (LocalOnly),
+ * the same read without an Effect (`local`: the live entry, the same object for every read of one entry until it is
+ * written again, counted as `get` counts). Features read through `local` when it is there. A wrapper that replaces
+ * `get` (to count or log reads, say) drops `local` with it, and so sees every read.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { type CacheGet, DistributedCache, LocalOnly } from "effect-failclosed"
+ *
+ * const readNow = (get: CacheGet, key: string) =>
+ *   get.local !== undefined ? Effect.succeed(get.local(key)?.value) : Effect.map(get(key), (c) => c.value)
+ * const program = Effect.flatMap(DistributedCache, (cache) => readNow(cache.get, "fc:~example:k")).pipe(
+ *   Effect.provide(LocalOnly)
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CacheGet {
+  (key: string): Effect.Effect<Cached<string | undefined>, CacheBackendUnavailable>
+  /** the synchronous read of node-local memory (LocalOnly only): the live entry, or undefined */
+  readonly local?: ((key: string) => Cached<string> | undefined) | undefined
 }
 
 /**

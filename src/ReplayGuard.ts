@@ -15,7 +15,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type { Backend, Cached, CacheModeName, DistributedCache, DistributedCacheService } from "./DistributedCache.js"
-import { type CacheBackendUnavailable, CacheValueInvalid, ReplayDetected } from "./errors.js"
+import { type CacheBackendUnavailable, CacheValueInvalid, type InputField, ReplayDetected } from "./errors.js"
 import { replayGuardHead } from "./internal/keyLayout.js"
 import { hashUtf16, partitionPrefixes } from "./internal/keys.js"
 import { feature, increment, perMode, replayMetrics } from "./internal/observability.js"
@@ -154,12 +154,21 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
   /** `<keyPrefix>:{rg:<name>:<tenant>:` (the nonce is hashed: its UTF-16 code units, so malformed strings stay distinct) */
   const prefixOf = partitionPrefixes((keyPrefix) => replayGuardHead(keyPrefix, name))
 
-  const problemOf = (nonce: string, tenant: string | undefined): string | undefined => {
-    if (typeof nonce !== "string" || nonce.length === 0) return "nonce must be a non-empty string"
-    if (nonce.length > maxNonceLength) return `nonce is longer than ${maxNonceLength} characters`
+  const invalid = (field: InputField, reason: string) =>
+    Effect.fail(new CacheValueInvalid({ guard: name, reason, field }))
+  const problemOf = (
+    nonce: string,
+    tenant: string | undefined
+  ): Effect.Effect<never, CacheValueInvalid> | undefined => {
+    if (typeof nonce !== "string" || nonce.length === 0) return invalid("nonce", "nonce must be a non-empty string")
+    if (nonce.length > maxNonceLength) return invalid("nonce", `nonce is longer than ${maxNonceLength} characters`)
     if (tenant !== undefined) {
-      if (typeof tenant !== "string" || tenant.length === 0) return "tenant id must be a non-empty string"
-      if (tenant.length > maxTenantLength) return `tenant id is longer than ${maxTenantLength} characters`
+      if (typeof tenant !== "string" || tenant.length === 0) {
+        return invalid("tenant", "tenant id must be a non-empty string")
+      }
+      if (tenant.length > maxTenantLength) {
+        return invalid("tenant", `tenant id is longer than ${maxTenantLength} characters`)
+      }
     }
     return undefined
   }
@@ -185,7 +194,7 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
     tenant: string | undefined
   ): Effect.Effect<Claimed, CacheBackendUnavailable | CacheValueInvalid | ReplayDetected> => {
     const problem = problemOf(nonce, tenant)
-    if (problem !== undefined) return Effect.fail(new CacheValueInvalid({ guard: name, reason: problem }))
+    if (problem !== undefined) return problem
     const key = prefixOf(cache.keyPrefix, tenant) + hashUtf16(nonce) + "}"
     return Effect.flatMap(cache.claim(key, windowMillis), toClaimed(cache.mode))
   }

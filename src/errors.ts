@@ -84,6 +84,33 @@ export class CacheEntryInvalid extends Schema.TaggedError<CacheEntryInvalid>("ef
 }
 
 /**
+ * Which input a rejection is about, for a caller that answers it (an HTTP 400 names the header it read): `key`,
+ * `value`, `tenant`, `timeToLive` and `options` (a per-call option such as `lockTimeout`) for a keyspace; `nonce` and
+ * `tenant` for a replay guard; `subject`, `tenant` and `cost` for a rate limiter. Carried by `CacheValueInvalid` and
+ * `RateLimitInputInvalid` as `field`; the `reason` says what is wrong and never contains the input.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CacheValueInvalid, type InputField } from "effect-failclosed"
+ *
+ * const label = (field: InputField | undefined) => (field === "tenant" ? "X-Tenant header" : "request body")
+ * const rejected = new CacheValueInvalid({ keyspace: "users", reason: "tenant id is empty", field: "tenant" })
+ * const answer = Effect.fail(rejected).pipe(Effect.catchTag("CacheValueInvalid", (e) => Effect.succeed(label(e.field))))
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const InputField = Schema.Literal("key", "value", "tenant", "timeToLive", "options", "nonce", "subject", "cost")
+
+/**
+ * @since 0.2.0
+ * @category errors
+ */
+export type InputField = typeof InputField.Type
+
+/**
  * A value (or key, or tenant id) was rejected before anything was written: JSON cannot carry
  * it faithfully (BigInt, NaN, ±Infinity, functions, symbols, cycles, class instances), it is
  * over a size limit, or it does not encode with the keyspace's Schema. `keyspace` names the
@@ -106,7 +133,9 @@ export class CacheValueInvalid extends Schema.TaggedError<CacheValueInvalid>("ef
   {
     keyspace: Schema.optional(Schema.String),
     guard: Schema.optional(Schema.String),
-    reason: Schema.String
+    reason: Schema.String,
+    /** the input the rejection is about (absent in errors made before 0.2.0) */
+    field: Schema.optional(InputField)
   }
 ) {
   /**
@@ -204,7 +233,9 @@ export class RateLimitInputInvalid extends Schema.TaggedError<RateLimitInputInva
   "effect-failclosed/RateLimitInputInvalid"
 )("RateLimitInputInvalid", {
   limiter: Schema.String,
-  reason: Schema.String
+  reason: Schema.String,
+  /** the input the rejection is about: `subject`, `tenant` or `cost` (absent in errors made before 0.2.0) */
+  field: Schema.optional(InputField)
 }) {
   /**
    * @since 0.1.0

@@ -11,6 +11,7 @@
 export {
   type Backend,
   type Cached,
+  type CacheGet,
   CacheModeName,
   type CacheStats,
   DistributedCache,
@@ -80,6 +81,7 @@ export {
   CacheBackendUnavailable,
   CacheEntryInvalid,
   CacheValueInvalid,
+  InputField,
   RateLimitExceeded,
   RateLimitInputInvalid,
   ReplayDetected

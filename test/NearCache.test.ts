@@ -282,6 +282,103 @@ describe("near cache: two nodes on one Redis", () => {
   )
 })
 
+describe("near cache: getOrCompute in every form", () => {
+  const never = Effect.dieMessage("compute must not run: the value is cached")
+
+  it.scopedLive(
+    "a key B's plain get serves near is a near hit for B's locked getOrCompute, and lock fills it too",
+    () =>
+      Effect.gen(function* () {
+        const redis = yield* redisServer()
+        const a = yield* makeNode(redis.url)
+        const b = yield* makeNode(redis.url)
+        yield* on(a)(Items.set("locked", { n: 1 }))
+        yield* warm(b, "locked")
+        // the same entry, asked for with lock: served near, compute not run, no lock taken
+        const locked = yield* on(b)(Items.getOrCompute("locked", never, { lock: true }))
+        expect(locked).toEqual({ value: { n: 1 }, backend: "redis", degraded: false, near: true, stale: false })
+        // a value B computed under the lock: its next locked getOrCompute is a near hit (own write kept near)
+        expect((yield* on(b)(Items.getOrCompute("computed", Effect.succeed({ n: 2 }), { lock: true }))).near).toBe(
+          false
+        )
+        yield* until(
+          () => Effect.map(on(b)(Items.getOrCompute("computed", never, { lock: true })), (c) => c.near),
+          3_000,
+          "locked computed near"
+        )
+        // a value A wrote: B's first locked read fills B's near cache
+        yield* on(a)(Items.set("filled", { n: 3 }))
+        expect((yield* on(b)(Items.getOrCompute("filled", never, { lock: true }))).value.n).toBe(3)
+        yield* until(
+          () => Effect.map(on(b)(Items.getOrCompute("filled", never, { lock: true })), (c) => c.near),
+          3_000,
+          "locked filled near"
+        )
+        // and A's overwrite reaches it: B's locked getOrCompute moves to the new value and never returns the old one
+        yield* on(a)(Items.set("filled", { n: 4 }))
+        yield* until(
+          () => Effect.map(on(b)(Items.getOrCompute("filled", never, { lock: true })), (c) => c.value.n === 4),
+          2_000,
+          "the new value"
+        )
+        for (let i = 0; i < 20; i++) {
+          expect((yield* on(b)(Items.getOrCompute("filled", never, { lock: true }))).value.n).toBe(4)
+          yield* ioTurn
+        }
+      })
+  )
+
+  it.scopedLive(
+    "a stale-window keyspace gets near hits, and a near entry past its freshness is stale only when asked",
+    () =>
+      Effect.gen(function* () {
+        const redis = yield* redisServer()
+        const a = yield* makeNode(redis.url)
+        const b = yield* makeNode(redis.url)
+        const swr = { staleWhileRevalidate: "1 minute", timeToLive: "600 millis" } as const
+        const sie = { staleIfError: "1 minute", timeToLive: "600 millis" } as const
+        // A writes sealed entries (with their freshness); B reads them near in every form
+        yield* on(a)(Items.getOrCompute("swr", Effect.succeed({ n: 1 }), swr))
+        yield* on(a)(Items.getOrCompute("sie", Effect.succeed({ n: 1 }), sie))
+        const nearIn = (key: string, options: typeof swr | typeof sie) =>
+          until(() => Effect.map(on(b)(Items.getOrCompute(key, never, options)), (c) => c.near), 3_000, `${key} near`)
+        yield* nearIn("swr", swr)
+        yield* nearIn("sie", sie)
+        const hit = yield* on(b)(Items.getOrCompute("swr", never, swr))
+        expect(hit).toMatchObject({ value: { n: 1 }, backend: "redis", near: true, stale: false })
+        expect(hit.age).toBeDefined()
+        // a plain get of a sealed entry within its freshness is a near hit too
+        expect(nearOf(yield* on(b)(Items.get("swr")))).toBe(true)
+
+        // past its freshness (still in Redis and near for the stale window): a plain get is a miss, near or not
+        yield* Effect.sleep("700 millis")
+        expect(yield* on(b)(Items.get("swr"))).toEqual(Option.none())
+        expect(yield* on(b)(Items.get("sie"))).toEqual(Option.none())
+        // a plain getOrCompute computes (it never returns a stale value)
+        expect(yield* on(b)(Items.getOrCompute("sie", Effect.succeed({ n: 7 })))).toMatchObject({
+          value: { n: 7 },
+          stale: false
+        })
+        // staleWhileRevalidate: the stale value, marked, and one refresh in the background
+        const gate = yield* Effect.makeLatch(false)
+        const stale = yield* on(b)(Items.getOrCompute("swr", Effect.as(gate.await, { n: 2 }), swr))
+        expect(stale).toMatchObject({ value: { n: 1 }, stale: true })
+        expect(Duration.toMillis(stale.age!)).toBeGreaterThanOrEqual(600)
+        yield* gate.open
+        yield* until(
+          () => Effect.map(on(b)(Items.getOrCompute("swr", never, swr)), (c) => c.value.n === 2 && !c.stale),
+          2_000,
+          "the refreshed value"
+        )
+        yield* until(
+          () => Effect.map(on(b)(Items.getOrCompute("swr", never, swr)), (c) => c.near && c.value.n === 2),
+          3_000,
+          "the refreshed value near"
+        )
+      })
+  )
+})
+
 describe("near cache: races and bounds", () => {
   it.scopedLive("after concurrent reads and writes on two nodes, B serves only the last written value", () =>
     Effect.gen(function* () {

@@ -6,3 +6,4 @@
  */
 export * from "./lruOrder.js"
 export * from "./batch.js"
+export * from "./readPipeline.js"

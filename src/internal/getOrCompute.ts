@@ -1,12 +1,10 @@
 /**
- * `getOrCompute` under pressure (docs/stampedes.md): one computation per key across every node (`lock`), stale values
- * served only when the caller asked for them (`staleWhileRevalidate`, `staleIfError`) and marked `stale`.
- *
- * Freshness lives in the entry: an entry written with a stale window is sealed in a small envelope,
- * `~1:<writtenAt>:<freshUntil>:<json>` (epoch milliseconds of the writer's clock), and kept in the store for its time
- * to live plus the longest stale window. `~` cannot start JSON, so a reader tells the two kinds apart by one
- * character and plain entries are read exactly as before. A reader that did not ask for stale values treats a sealed
- * entry past `freshUntil` as a miss.
+ * `getOrCompute`, every form of it (docs/stampedes.md): one computation per key in this process, and with `lock` one
+ * across every node; stale values served only when the caller asked for them (`staleWhileRevalidate`,
+ * `staleIfError`) and marked `stale`; a failure of `compute` never cached. Every read goes through the keyspace's
+ * read pipeline (near → store → fill, `@effect-failclosed/core`), so each form reads and fills the near cache, and
+ * every write goes through it as an own write. Entries written with a stale window are sealed with their freshness
+ * (the envelope is described in the core's `readPipeline.ts`).
  */
 import * as crypto from "node:crypto"
 import type * as Cause from "effect/Cause"
@@ -19,115 +17,18 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
+import { type Found, isRead, type Now, type Pending, type Read, type ReadPipeline, seal } from "@effect-failclosed/core"
 import type { Backend, Cached, CacheModeName, DistributedCacheService } from "../DistributedCache.js"
-import type { CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "../errors.js"
+import type { CacheBackendUnavailable, CacheValueInvalid } from "../errors.js"
+import type { GetOrComputeOptions } from "../Keyspace.js"
+import { cachedOf, makeCached } from "./cached.js"
 import { failedIn, increment, perMode } from "./observability.js"
 import { durationMillis } from "./options.js"
-
-// --- the envelope ----------------------------------------------------------------------------------------------------
-
-const MARK = 126 // "~"
-const HEAD = "~1:"
-
-/** true when a stored entry is sealed in an envelope (see the module doc) @internal */
-export const isSealed = (raw: string): boolean => raw.charCodeAt(0) === MARK
-
-/** @internal */
-export interface Envelope {
-  readonly writtenAt: number
-  readonly freshUntil: number
-  readonly json: string
-}
-
-/** the envelope of a sealed entry, or undefined when it is not one (a corrupt entry) @internal */
-export const unseal = (raw: string): Envelope | undefined => {
-  if (!raw.startsWith(HEAD)) return undefined
-  const a = raw.indexOf(":", HEAD.length)
-  const b = a < 0 ? -1 : raw.indexOf(":", a + 1)
-  if (b < 0) return undefined
-  const writtenAt = Number(raw.slice(HEAD.length, a))
-  const freshUntil = Number(raw.slice(a + 1, b))
-  if (!Number.isSafeInteger(writtenAt) || !Number.isSafeInteger(freshUntil)) return undefined
-  return { writtenAt, freshUntil, json: raw.slice(b + 1) }
-}
-
-const seal = (json: string, writtenAt: number, ttlMillis: number): string =>
-  `${HEAD}${writtenAt}:${writtenAt + ttlMillis}:${json}`
-
-/** the age of a sealed entry at `now`: never negative, whatever the skew between the writer's clock and ours */
-const ageAt = (envelope: Envelope, now: number): Duration.Duration =>
-  Duration.millis(Math.max(0, now - envelope.writtenAt))
-
-// --- reads -----------------------------------------------------------------------------------------------------------
-
-/**
- * An entry as a reader at one instant sees it: fresh (a hit), stale (past its time to live, still stored: served only
- * to a caller that asked for it) or a miss (none, or corrupt).
- * @internal
- */
-export type Read<V> =
-  | { readonly _tag: "Fresh"; readonly cached: Cached<V> }
-  | {
-      readonly _tag: "Stale"
-      readonly value: V
-      readonly envelope: Envelope
-      readonly backend: Backend
-      readonly degraded: boolean
-    }
-  | { readonly _tag: "Miss"; readonly backend: Backend; readonly degraded: boolean }
-
-/** a sealed entry within its time to live, with its age @internal */
-export const freshOf = <V>(
-  entry: Cached<string | undefined>,
-  value: V,
-  envelope: Envelope,
-  now: number
-): Cached<V> => ({
-  value,
-  backend: entry.backend,
-  degraded: entry.degraded,
-  near: false,
-  stale: false,
-  age: ageAt(envelope, now)
-})
-
-/** reads a raw entry at `now` with the keyspace's decoder @internal */
-export const readAt = <V>(
-  decode: (json: string) => Either.Either<V, CacheEntryInvalid>,
-  entry: Cached<string | undefined>,
-  now: number
-): Read<V> => {
-  const raw = entry.value
-  if (raw !== undefined) {
-    const envelope = isSealed(raw) ? unseal(raw) : undefined
-    const decoded = decode(envelope === undefined ? raw : envelope.json)
-    // a sealed entry whose envelope is corrupt does not decode either: `~` cannot start JSON
-    if (Either.isRight(decoded)) {
-      if (envelope === undefined) {
-        return {
-          _tag: "Fresh",
-          cached: { value: decoded.right, backend: entry.backend, degraded: entry.degraded, near: false, stale: false }
-        }
-      }
-      if (now < envelope.freshUntil) return { _tag: "Fresh", cached: freshOf(entry, decoded.right, envelope, now) }
-      return { _tag: "Stale", value: decoded.right, envelope, backend: entry.backend, degraded: entry.degraded }
-    }
-  }
-  return { _tag: "Miss", backend: entry.backend, degraded: entry.degraded }
-}
+import { readEntry, roundTrip, writeThrough } from "./readThrough.js"
 
 // --- options ---------------------------------------------------------------------------------------------------------
 
-/** the stampede options of getOrCompute (the public type is Keyspace.GetOrComputeOptions) @internal */
-export interface StampedeOptions {
-  readonly lock?: boolean | undefined
-  readonly lockTimeout?: Duration.DurationInput | undefined
-  readonly staleWhileRevalidate?: Duration.DurationInput | undefined
-  readonly staleIfError?: Duration.DurationInput | undefined
-  readonly computeTimeout?: Duration.DurationInput | undefined
-}
-
-/** @internal */
+/** the options of one getOrCompute call, checked: every form is one of these @internal */
 export interface Stampede {
   readonly lock: boolean
   readonly lockTimeoutMillis: number
@@ -136,22 +37,34 @@ export interface Stampede {
   /** 0: off */
   readonly ifErrorMillis: number
   readonly computeTimeoutMillis: number | undefined
+  /** a stale window is asked for: reads accept values past their freshness (served only within the window) */
+  readonly acceptsStale: boolean
 }
 
 /** the default `lockTimeout` @internal */
 export const DEFAULT_LOCK_TIMEOUT_MILLIS = 5_000
 
+/** the plain form: no lock, no stale window (one computation per key per process, no stale value ever) @internal */
+export const PLAIN: Stampede = {
+  lock: false,
+  lockTimeoutMillis: DEFAULT_LOCK_TIMEOUT_MILLIS,
+  revalidateMillis: 0,
+  ifErrorMillis: 0,
+  computeTimeoutMillis: undefined,
+  acceptsStale: false
+}
+
 /**
- * The stampede options of one call: undefined when none is set (the plain path, unchanged), else their milliseconds
- * or the reason one is invalid.
+ * The options of one call, checked: {@link PLAIN} when none of `lock`, `staleWhileRevalidate`, `staleIfError` is set
+ * (the others matter only with them), else their milliseconds, or the reason one is invalid.
  * @internal
  */
-export const stampedeOf = (options: StampedeOptions | undefined): Stampede | string | undefined => {
+export const stampedeOf = (options: GetOrComputeOptions<never> | undefined): Stampede | string => {
   if (
     options === undefined ||
     (options.lock !== true && options.staleWhileRevalidate === undefined && options.staleIfError === undefined)
   ) {
-    return undefined
+    return PLAIN
   }
   const lockTimeoutMillis =
     options.lockTimeout === undefined
@@ -171,7 +84,14 @@ export const stampedeOf = (options: StampedeOptions | undefined): Stampede | str
       ? undefined
       : durationMillis("computeTimeout", options.computeTimeout, "timeout")
   if (typeof computeTimeoutMillis === "string") return computeTimeoutMillis
-  return { lock: options.lock === true, lockTimeoutMillis, revalidateMillis, ifErrorMillis, computeTimeoutMillis }
+  return {
+    lock: options.lock === true,
+    lockTimeoutMillis,
+    revalidateMillis,
+    ifErrorMillis,
+    computeTimeoutMillis,
+    acceptsStale: revalidateMillis > 0 || ifErrorMillis > 0
+  }
 }
 
 // --- metrics ---------------------------------------------------------------------------------------------------------
@@ -263,14 +183,14 @@ export const singleFlight = <A, E, R>(
     )
   })
 
-// --- getOrCompute with stampede options ------------------------------------------------------------------------------
+// --- getOrCompute ----------------------------------------------------------------------------------------------------
 
-/** what a keyspace gives the stampede path @internal */
-export interface Entries<V> {
+/** what a keyspace gives getOrCompute @internal */
+export interface Entries<V, M> {
   readonly keyspace: string
-  readonly decode: (json: string) => Either.Either<V, CacheEntryInvalid>
   readonly encode: (value: V) => Either.Either<string, CacheValueInvalid>
-  readonly inflightOf: (cache: DistributedCacheService) => Map<string, Deferred.Deferred<Cached<V>, unknown>>
+  /** the keyspace's read pipeline on a cache (LocalOnly memory, or its near cache in front of Redis) */
+  readonly pipelineOf: (cache: DistributedCacheService) => ReadPipeline<V, M>
 }
 
 /** the lock of an entry: in the entry's partition, and no entry's key (a key hash never holds `~`) */
@@ -289,21 +209,38 @@ const TIMED_OUT = new ComputeTimedOut()
 
 const inGetOrCompute = failedIn("getOrCompute")
 
-/** @internal */
-export const makeStampede = <V>(entries: Entries<V>) => {
-  const { decode, encode, keyspace } = entries
+/** a value past its freshness, found by a caller that asked for stale values */
+type Stale<V, M> = Found<V, M> & { readonly stale: true; readonly freshUntil: number; readonly writtenAt: number }
+/** the marks of the read a computed value answers (what a value `shouldCache` declined is marked with) */
+interface Marks {
+  readonly backend: Backend
+  readonly degraded: boolean
+}
+
+/** a value within its freshness (not a type guard: its false branch holds stale values too) */
+const isFresh = <V, M>(read: Read<V, M>): boolean => read._tag === "Found" && !read.stale
+const staleOf = <V, M>(read: Read<V, M>): Stale<V, M> | undefined =>
+  read._tag === "Found" && read.stale ? (read as Stale<V, M>) : undefined
+
+/**
+ * getOrCompute after its first lookup (a miss, a stale value, or a round trip to make: the keyspace answers a fresh
+ * local or near hit itself, without coming here).
+ * @internal
+ */
+export const makeGetOrCompute = <V, M>(entries: Entries<V, M>) => {
+  const { encode, keyspace, pipelineOf } = entries
   const metricsOf = stampedeMetrics(keyspace)
+  /**
+   * single flight: one computation per cache and store key in this process (two caches, e.g. two Layers with the
+   * same key prefix, never share a computation: each stores and marks its own result)
+   */
+  const inflightOf = perCache(() => new Map<string, Deferred.Deferred<Cached<V>, unknown>>())
   /** every getOrCompute refresh in progress in this process, by cache and store key */
   const refreshingOf = perCache(() => new Set<string>())
 
-  const staleOf = (read: Read<V> & { readonly _tag: "Stale" }, now: number): Cached<V> => ({
-    value: read.value,
-    backend: read.backend,
-    degraded: read.degraded,
-    near: false,
-    stale: true,
-    age: ageAt(read.envelope, now)
-  })
+  /** a stale value as served: marked `stale`, with its age at `now` */
+  const servedStale = (read: Stale<V, M>, now: number): Cached<V> =>
+    makeCached(read.value, read.backend, read.near, true, Duration.millis(Math.max(0, now - read.writtenAt)))
 
   return <E, R>(
     cache: DistributedCacheService,
@@ -312,60 +249,44 @@ export const makeStampede = <V>(entries: Entries<V>) => {
     compute: Effect.Effect<V, E, R>,
     shouldCache: ((value: V) => boolean) | undefined,
     s: Stampede,
+    first: Read<V, M> | Pending,
+    now: Now,
     counted: (hit: boolean) => void
   ): Effect.Effect<Cached<V>, E | CacheBackendUnavailable | CacheValueInvalid, R> => {
     type Failure = E | CacheBackendUnavailable | CacheValueInvalid
     const metrics = metricsOf(cache.mode)
+    const pipeline = pipelineOf(cache)
     // entries are sealed only when they can go stale: a finite time to live and a stale window asked for
     const keepMillis = Math.max(s.revalidateMillis, s.ifErrorMillis)
     const sealed = ttl !== undefined && keepMillis > 0
+    const stale = s.acceptsStale
 
-    const read: Effect.Effect<readonly [Read<V>, number], CacheBackendUnavailable> = Effect.zipWith(
-      Effect.mapError(cache.get(storeKey), inGetOrCompute),
-      Clock.currentTimeMillis,
-      (entry, now) => [readAt(decode, entry, now), now] as const
+    /** a read again (the pipeline: near, then the store) */
+    const read: Effect.Effect<Read<V, M>, CacheBackendUnavailable> = Effect.mapError(
+      readEntry(pipeline, cache, storeKey, stale),
+      inGetOrCompute
     )
 
-    /** stores a computed value (unless `shouldCache` declines it), sealed when it may go stale */
-    const store = (
-      value: V,
-      miss: { readonly backend: Backend; readonly degraded: boolean }
-    ): Effect.Effect<Cached<V>, CacheBackendUnavailable | CacheValueInvalid> => {
+    /** stores a computed value (unless `shouldCache` declines it), sealed when it may go stale, kept near */
+    const store = (value: V, miss: Marks): Effect.Effect<Cached<V>, CacheBackendUnavailable | CacheValueInvalid> => {
       if (shouldCache !== undefined && !shouldCache(value)) {
-        return Effect.succeed<Cached<V>>({
-          value,
-          backend: miss.backend,
-          degraded: miss.degraded,
-          near: false,
-          stale: false
-        })
+        return Effect.succeed(makeCached(value, miss.backend, false, false, undefined))
       }
       const json = encode(value)
       if (Either.isLeft(json)) return Effect.fail(json.left)
-      if (!sealed) {
-        return Effect.map(
-          Effect.mapError(cache.set(storeKey, json.right, ttl), inGetOrCompute),
-          (written): Cached<V> => ({
-            value,
-            backend: written.backend,
-            degraded: written.degraded,
-            near: false,
-            stale: false
-          })
-        )
-      }
-      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      const write = (stored: string, ttlMillis: number | undefined, age: Duration.Duration | undefined) =>
         Effect.map(
-          Effect.mapError(cache.set(storeKey, seal(json.right, now, ttl), ttl + keepMillis), inGetOrCompute),
-          (written): Cached<V> => ({
-            value,
-            backend: written.backend,
-            degraded: written.degraded,
-            near: false,
-            stale: false,
-            age: Duration.zero
-          })
+          Effect.mapError(
+            Effect.suspend(() =>
+              writeThrough(pipeline, storeKey, stored, ttlMillis, cache.set(storeKey, stored, ttlMillis), inRedis)
+            ),
+            inGetOrCompute
+          ),
+          (written) => makeCached(value, written.backend, false, false, age)
         )
+      if (!sealed) return write(json.right, ttl, undefined)
+      return Effect.flatMap(Clock.currentTimeMillis, (at) =>
+        write(seal(json.right, at, ttl), ttl + keepMillis, Duration.zero)
       )
     }
 
@@ -373,14 +294,11 @@ export const makeStampede = <V>(entries: Entries<V>) => {
      * computes and stores; a failure of `compute` (or its timeout, with `computeTimeout`) serves `fallback` while it
      * is within staleIfError, logging the failure. A store failure is never answered with a stale value.
      */
-    const computeAndStore = (
-      miss: { readonly backend: Backend; readonly degraded: boolean },
-      fallback: (Read<V> & { readonly _tag: "Stale" }) | undefined
-    ): Effect.Effect<Cached<V>, Failure, R> => {
+    const computeAndStore = (miss: Marks, fallback: Stale<V, M> | undefined): Effect.Effect<Cached<V>, Failure, R> => {
       increment(metrics.computes)
       const usable = fallback !== undefined && s.ifErrorMillis > 0 ? fallback : undefined
       if (usable === undefined) return Effect.flatMap(compute, (value) => store(value, miss))
-      const limit = usable.envelope.freshUntil + s.ifErrorMillis
+      const limit = usable.freshUntil + s.ifErrorMillis
       const timeout = s.computeTimeoutMillis
       // past computeTimeout: interrupted and answered with the stale value while it is within staleIfError; once
       // that ended, the call waits for the computation (no timeout error is made up)
@@ -395,19 +313,17 @@ export const makeStampede = <V>(entries: Entries<V>) => {
                 }),
                 (e): e is ComputeTimedOut => e === TIMED_OUT,
                 (): Effect.Effect<V, E | ComputeTimedOut> =>
-                  Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<V, E | ComputeTimedOut> =>
-                    now < limit
-                      ? Effect.zipRight(Fiber.interruptFork(fiber), Effect.fail(TIMED_OUT))
-                      : Fiber.join(fiber)
+                  Effect.flatMap(Clock.currentTimeMillis, (at): Effect.Effect<V, E | ComputeTimedOut> =>
+                    at < limit ? Effect.zipRight(Fiber.interruptFork(fiber), Effect.fail(TIMED_OUT)) : Fiber.join(fiber)
                   )
               )
             )
       return Effect.matchCauseEffect(bounded, {
         onSuccess: (value) => store(value, miss),
         onFailure: (cause) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          Effect.flatMap(Clock.currentTimeMillis, (at) => {
             const failure = cause._tag === "Fail" ? cause.error : undefined
-            if (failure === undefined || (now >= limit && failure !== TIMED_OUT)) {
+            if (failure === undefined || (at >= limit && failure !== TIMED_OUT)) {
               return Effect.failCause(cause as Cause.Cause<E>)
             }
             increment(metrics.staleError)
@@ -416,11 +332,17 @@ export const makeStampede = <V>(entries: Entries<V>) => {
                 "effect-failclosed: getOrCompute's compute failed; the stale value is served (staleIfError)",
                 cause
               ).pipe(Effect.annotateLogs("keyspace", keyspace)),
-              staleOf(usable, now)
+              servedStale(usable, at)
             )
           })
       })
     }
+
+    /** a read again: fresh, or computed (with the stale value read, else `fallback`, for staleIfError) */
+    const freshOrCompute = (again: Read<V, M>, fallback: Stale<V, M> | undefined) =>
+      isFresh(again)
+        ? Effect.succeed(cachedOf(again as Found<V, M>))
+        : computeAndStore(again, staleOf(again) ?? fallback)
 
     const lockKey = storeKey + LOCK_SUFFIX
     const acquire = (token: string) =>
@@ -431,32 +353,25 @@ export const makeStampede = <V>(entries: Entries<V>) => {
     const release = (token: string) => Effect.ignore(cache.releaseLock(lockKey, token))
 
     /** holding the lock: reads again (the previous holder may have stored the value), computes on a miss */
-    const holding = (
-      token: string,
-      fallback: (Read<V> & { readonly _tag: "Stale" }) | undefined
-    ): Effect.Effect<Cached<V>, Failure, R> =>
+    const holding = (token: string, fallback: Stale<V, M> | undefined): Effect.Effect<Cached<V>, Failure, R> =>
       Effect.ensuring(
-        Effect.flatMap(read, ([again]) =>
-          again._tag === "Fresh"
-            ? Effect.succeed(again.cached)
-            : computeAndStore(again, again._tag === "Stale" ? again : fallback)
-        ),
+        Effect.flatMap(read, (again) => freshOrCompute(again, fallback)),
         release(token)
       )
 
     /** another node holds the lock: poll the entry, take the lock when it is free, give up after lockTimeout */
     const waitFor = (
       token: string,
-      fallback: (Read<V> & { readonly _tag: "Stale" }) | undefined,
+      fallback: Stale<V, M> | undefined,
       deadline: number
     ): Effect.Effect<Cached<V>, Failure, R> => {
       increment(metrics.lockWaits)
-      const poll = (delay: number, now: number): Effect.Effect<Cached<V>, Failure, R> =>
+      const poll = (delay: number, at: number): Effect.Effect<Cached<V>, Failure, R> =>
         Effect.zipRight(
-          Effect.sleep(Duration.millis(Math.max(0, Math.min(delay, deadline - now)))),
-          Effect.flatMap(read, ([again, at]) => {
-            if (again._tag === "Fresh") return Effect.succeed(again.cached)
-            const stale = again._tag === "Stale" ? again : fallback
+          Effect.sleep(Duration.millis(Math.max(0, Math.min(delay, deadline - at)))),
+          Effect.flatMap(Effect.zip(read, Clock.currentTimeMillis), ([again, at]) => {
+            if (isFresh(again)) return Effect.succeed(cachedOf(again as Found<V, M>))
+            const stale = staleOf(again) ?? fallback
             return Effect.flatMap(acquire(token), (taken) => {
               if (taken) {
                 increment(metrics.lockTakeovers)
@@ -470,24 +385,17 @@ export const makeStampede = <V>(entries: Entries<V>) => {
             })
           })
         )
-      return Effect.flatMap(Clock.currentTimeMillis, (now) => poll(FIRST_POLL_MILLIS, now))
+      return Effect.flatMap(Clock.currentTimeMillis, (at) => poll(FIRST_POLL_MILLIS, at))
     }
 
     /** the leader of this process: with `lock`, the lock's holder or a waiter; else it reads again and computes */
-    const lead = (first: Read<V> & { readonly _tag: "Stale" | "Miss" }): Effect.Effect<Cached<V>, Failure, R> => {
-      const fallback = first._tag === "Stale" ? first : undefined
-      if (!s.lock) {
-        return Effect.flatMap(read, ([again]) =>
-          again._tag === "Fresh"
-            ? Effect.succeed(again.cached)
-            : computeAndStore(again, again._tag === "Stale" ? again : fallback)
-        )
-      }
+    const lead = (fallback: Stale<V, M> | undefined): Effect.Effect<Cached<V>, Failure, R> => {
+      if (!s.lock) return Effect.flatMap(read, (again) => freshOrCompute(again, fallback))
       const token = crypto.randomUUID()
       return Effect.flatMap(acquire(token), (taken) =>
         taken
           ? holding(token, fallback)
-          : Effect.flatMap(Clock.currentTimeMillis, (now) => waitFor(token, fallback, now + s.lockTimeoutMillis))
+          : Effect.flatMap(Clock.currentTimeMillis, (at) => waitFor(token, fallback, at + s.lockTimeoutMillis))
       )
     }
 
@@ -498,8 +406,8 @@ export const makeStampede = <V>(entries: Entries<V>) => {
         if (refreshing.has(storeKey)) return Effect.void
         refreshing.add(storeKey)
         const token = s.lock ? crypto.randomUUID() : ""
-        const once: Effect.Effect<unknown, Failure, R> = Effect.flatMap(read, ([again]) =>
-          again._tag === "Fresh" ? Effect.void : computeAndStore(again, undefined)
+        const once: Effect.Effect<unknown, Failure, R> = Effect.flatMap(read, (again) =>
+          isFresh(again) ? Effect.void : computeAndStore(again, undefined)
         )
         const work: Effect.Effect<unknown, Failure, R> = s.lock
           ? Effect.flatMap(acquire(token), (taken) => (taken ? Effect.ensuring(once, release(token)) : Effect.void))
@@ -517,17 +425,29 @@ export const makeStampede = <V>(entries: Entries<V>) => {
         )
       })
 
-    return Effect.flatMap(read, ([first, now]) => {
-      if (first._tag === "Fresh") {
+    const decide = (found: Read<V, M>): Effect.Effect<Cached<V>, Failure, R> => {
+      if (isFresh(found)) {
         counted(true)
-        return Effect.succeed(first.cached)
+        return Effect.succeed(cachedOf(found as Found<V, M>))
       }
       counted(false)
-      if (first._tag === "Stale" && s.revalidateMillis > 0 && now < first.envelope.freshUntil + s.revalidateMillis) {
-        increment(metrics.staleRevalidate)
-        return Effect.as(revalidate(), staleOf(first, now))
+      const stale = staleOf(found)
+      if (stale !== undefined && s.revalidateMillis > 0) {
+        const at = now()
+        if (at < stale.freshUntil + s.revalidateMillis) {
+          increment(metrics.staleRevalidate)
+          return Effect.as(revalidate(), servedStale(stale, at))
+        }
       }
-      return singleFlight(entries.inflightOf(cache), storeKey, lead(first))
-    })
+      return singleFlight(inflightOf(cache), storeKey, lead(stale))
+    }
+
+    if (isRead(first)) return decide(first)
+    return Effect.flatMap(
+      Effect.mapError(roundTrip(pipeline, cache, storeKey, first, now, stale), inGetOrCompute),
+      decide
+    )
   }
 }
+
+const inRedis = (written: Cached<void>) => written.backend === "redis"

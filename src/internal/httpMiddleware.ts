@@ -21,7 +21,7 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type { DistributedCache } from "../DistributedCache.js"
-import type { CacheBackendUnavailable } from "../errors.js"
+import type { CacheBackendUnavailable, InputField } from "../errors.js"
 import type {
   Extractor,
   ExtractorContext,
@@ -148,21 +148,21 @@ interface Invalid {
 const invalidAnswer = (error: string): Invalid => ({ _tag: "Invalid", error })
 
 /**
- * The 400 of an input the limiter or guard rejected: their reasons start with the input they
- * are about (`"tenant id …"`, `"cost …"`, else the subject or nonce) and never contain it.
+ * The 400 of an input the limiter or guard rejected: the error's `field` names the input (`tenant`, `cost`, else the
+ * subject or nonce); its reason never contains the input.
  */
 const rejectedBy = (
-  reason: string,
+  error: { readonly field?: InputField | undefined; readonly reason: string },
   main: ReturnType<typeof problemsOf>,
   tenant: ReturnType<typeof problemsOf>,
   cost?: ReturnType<typeof problemsOf>
 ): Invalid =>
   invalidAnswer(
-    reason.startsWith("tenant")
-      ? tenant.invalid(reason)
-      : cost !== undefined && reason.startsWith("cost")
-        ? cost.invalid(reason)
-        : main.invalid(reason)
+    error.field === "tenant"
+      ? tenant.invalid(error.reason)
+      : cost !== undefined && error.field === "cost"
+        ? cost.invalid(error.reason)
+        : main.invalid(error.reason)
   )
 
 /** the rate-limit headers of a decision */
@@ -238,7 +238,7 @@ const makeRateLimitDecider = (limiter: RateLimiter.RateLimiter, options: RateLim
     limiter.consume(subject, { tenant, cost }).pipe(
       Effect.map(toAnswer),
       Effect.catchTag("RateLimitInputInvalid", (e) =>
-        Effect.succeed(rejectedBy(e.reason, subjectProblems, tenantProblems, costProblems))
+        Effect.succeed(rejectedBy(e, subjectProblems, tenantProblems, costProblems))
       )
     )
 
@@ -299,7 +299,7 @@ const makeClaimer = (guard: ReplayGuard.ReplayGuard, options: ReplayGuardOptions
       Effect.map((claimed): ClaimAnswer => (claimed.degraded ? CLAIMED_DEGRADED : CLAIMED)),
       Effect.catchTags({
         ReplayDetected: (e) => Effect.succeed<ClaimAnswer>(e.degraded === true ? REPLAYED_DEGRADED : REPLAYED),
-        CacheValueInvalid: (e) => Effect.succeed<ClaimAnswer>(rejectedBy(e.reason, nonceProblems, tenantProblems))
+        CacheValueInvalid: (e) => Effect.succeed<ClaimAnswer>(rejectedBy(e, nonceProblems, tenantProblems))
       })
     )
   return (request: HttpServerRequest.HttpServerRequest): Effect.Effect<ClaimAnswer, unknown, unknown> =>

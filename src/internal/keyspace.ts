@@ -2,27 +2,24 @@
  * The implementation of `Keyspace.make`: option checks, key hashing and partitions, the value codec (Schema, or the
  * plain check of a plain Schema), the near cache, and the operations over the `DistributedCache` of the caller.
  */
-import * as Clock from "effect/Clock"
-import type * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { type Found, Invalid, isRead, type NearSettings, type Read, ReadPipeline } from "@effect-failclosed/core"
 import type { Cached, DistributedCache, DistributedCacheService } from "../DistributedCache.js"
-import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "../errors.js"
-import { freshOf, isSealed, makeStampede, perCache, readAt, singleFlight, stampedeOf, unseal } from "./getOrCompute.js"
+import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid, type InputField } from "../errors.js"
+import { cachedOf } from "./cached.js"
+import { makeGetOrCompute, stampedeOf } from "./getOrCompute.js"
 import { flatKeyWriter } from "./flatKey.js"
 import { canonicalJson, deepFreeze, describePath, toFaithfulJson, unfaithfulReason } from "./json.js"
 import { keyspaceHead } from "./keyLayout.js"
 import { hashKey, partitionPrefixes } from "./keys.js"
-import { failedIn, feature, increment, keyspaceMetrics, perMode } from "./observability.js"
+import { feature, increment, keyspaceMetrics, type Report } from "./observability.js"
 import { durationMillis, optionChecks, ttlMillisOf } from "./options.js"
 import { plainCheck } from "./plainSchema.js"
-import { localReaderOf } from "./policy.js"
-import { NearCache, type NearCacheSettings, type NearEntry } from "./nearCache.js"
-import { trackingOf } from "./redis/tracking.js"
+import { nowOf, roundTrip, writeThrough } from "./readThrough.js"
 import type { GetOrComputeOptions, Keyspace, KeyspaceOptions, NearCacheOptions, SetOptions } from "../Keyspace.js"
 
 /** key hashes memoised per keyspace (cleared when full), for canonical keys up to this length */
@@ -66,24 +63,6 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       keyspacePrefixes.set(cache.keyPrefix, p)
     }
     return p
-  }
-
-  /** this keyspace's near cache on a Redis-mode cache (one per cache), made on first use */
-  const nears = new WeakMap<DistributedCacheService, NearCache | null>()
-  let lastNearCache: DistributedCacheService | undefined
-  let lastNear: NearCache | undefined
-  const nearOf = (cache: DistributedCacheService): NearCache | undefined => {
-    if (nearSettings === undefined || cache.mode === "LocalOnly") return undefined
-    if (cache === lastNearCache) return lastNear
-    let near = nears.get(cache)
-    if (near === undefined) {
-      const tracking = trackingOf(cache)
-      near = tracking === undefined ? null : new NearCache(tracking, keyspacePrefixOf(cache), nearSettings, name)
-      nears.set(cache, near)
-    }
-    lastNearCache = cache
-    lastNear = near ?? undefined
-    return lastNear
   }
 
   const tenantProblem = (tenant: string | undefined): string | undefined => {
@@ -139,16 +118,16 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   /** `<keyPrefix>:<name>:<tenant>:`, memoised per cache prefix and tenant (one string per partition) */
   const partitionOf = partitionPrefixes((keyPrefix) => keyspaceHead(keyPrefix, name))
 
-  /** the full store key, or an error reason */
+  /** the full store key, or what is wrong with the input */
   const storeKeyOf = (
     cache: DistributedCacheService,
     key: K,
     tenant: string | undefined
-  ): string | { reason: string } => {
+  ): string | { readonly reason: string; readonly field: InputField } => {
     const problem = tenantProblem(tenant)
-    if (problem !== undefined) return { reason: problem }
+    if (problem !== undefined) return { reason: problem, field: "tenant" }
     const h = keyHashOf(key)
-    if (typeof h === "string") return { reason: h }
+    if (typeof h === "string") return { reason: h, field: "key" }
     const partition = partitionOf(cache.keyPrefix, tenant)
     if (h.partition !== partition) {
       h.partition = partition
@@ -157,7 +136,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     return h.storeKey
   }
 
-  const invalidValue = (reason: string) => new CacheValueInvalid({ keyspace: name, reason })
+  const invalidValue = (reason: string, field: InputField = "value") =>
+    new CacheValueInvalid({ keyspace: name, reason, field })
   const invalidEntry = (reason: string) => new CacheEntryInvalid({ keyspace: name, reason })
 
   /** encoded JSON of a value, or the rejection */
@@ -180,220 +160,92 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     return Either.right(json.json)
   }
 
-  const decodeEntry = (raw: string): Either.Either<V, CacheEntryInvalid> => {
+  /** the one decoder of this keyspace's entries (the read pipeline calls it): deeply frozen values, in every mode */
+  const decodeEntry = (json: string): V | Invalid => {
     let parsed: unknown
     try {
-      parsed = JSON.parse(raw)
+      parsed = JSON.parse(json)
     } catch {
-      return Either.left(invalidEntry("the stored entry is not JSON"))
+      return NOT_JSON
     }
-    // what a read returns is deeply frozen, in every mode (see `get`)
-    if (isPlainParsed !== undefined && isPlainParsed(parsed)) return Either.right(deepFreeze(parsed as V))
+    if (isPlainParsed !== undefined && isPlainParsed(parsed)) return deepFreeze(parsed as V)
     const decoded = decodeValue(parsed)
     return Either.isLeft(decoded)
-      ? Either.left(
-          invalidEntry(`the stored entry does not decode with the value Schema (${issuePaths(decoded.left)})`)
-        )
-      : Either.right(deepFreeze(decoded.right))
+      ? new Invalid(`the stored entry does not decode with the value Schema (${issuePaths(decoded.left)})`)
+      : deepFreeze(decoded.right)
+  }
+
+  /**
+   * This keyspace's reads on one cache (one per cache, made on first use): the cache's node-local memory (LocalOnly),
+   * or Redis with this keyspace's near cache in front of it when it has one. With a value Schema without
+   * transformations, an entry is decoded once and every hit of it shares one frozen value and one answer.
+   */
+  const pipelines = new WeakMap<DistributedCacheService, ReadPipeline<V, Answer<V>>>()
+  let lastCache: DistributedCacheService | undefined
+  let lastPipeline: ReadPipeline<V, Answer<V>> | undefined
+  const pipelineOf = (cache: DistributedCacheService): ReadPipeline<V, Answer<V>> => {
+    if (cache === lastCache) return lastPipeline!
+    let pipeline = pipelines.get(cache)
+    if (pipeline === undefined) {
+      const near =
+        nearSettings === undefined || cache.nearCache === undefined
+          ? undefined
+          : cache.nearCache({ ...nearSettings, prefix: keyspacePrefixOf(cache), keyspace: name })
+      pipeline = new ReadPipeline<V, Answer<V>>({
+        decode: decodeEntry,
+        shareDecoded: isPlainValue !== undefined,
+        local: cache.get.local,
+        near
+      })
+      pipelines.set(cache, pipeline)
+    }
+    lastCache = cache
+    lastPipeline = pipeline
+    return pipeline
+  }
+
+  /** the answers of a value found (made once for a read that every hit of one entry shares) */
+  const answerOf = (found: Found<V, Answer<V>>): Answer<V> => {
+    let answer = found.memo
+    if (answer === undefined) {
+      const cached = cachedOf(found)
+      answer = { some: Effect.succeed(Option.some(cached)), hit: Effect.succeed(cached) }
+      found.memo = answer
+    }
+    return answer
+  }
+
+  /** the one Warning when this keyspace's near cache went off or came back, before `effect` */
+  const announced = <A, E, R>(
+    pipeline: ReadPipeline<V, Answer<V>>,
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> => {
+    const note = pipeline.near?.transition()
+    return note === undefined ? effect : Effect.zipRight(Effect.logWarning(note), effect)
   }
 
   // spans and metrics: tagged with the mode and this keyspace's name, never a key, a value or a tenant
   const observe = feature("keyspace", name)
   const metricsOf = keyspaceMetrics(name)
-  /** `toOption` with a mode's metrics, made once per mode */
-  const toOptionOf = perMode((mode) => {
-    const metrics = metricsOf(mode)
-    return (entry: Cached<string | undefined>) => toOption(entry, metrics)
-  })
   type Metrics = ReturnType<typeof metricsOf>
   const hitOrMiss = (result: Option.Option<unknown>) => (Option.isSome(result) ? "hit" : "miss")
 
   const none = Effect.succeed(Option.none<Cached<V>>())
+  /** `get`'s answer to a read */
   const toOption = (
-    entry: Cached<string | undefined>,
-    metrics: Metrics
+    read: Read<V, Answer<V>>,
+    metrics: Metrics,
+    report: Report
   ): Effect.Effect<Option.Option<Cached<V>>, CacheEntryInvalid> => {
-    if (entry.value === undefined) {
+    if (read._tag === "Miss") {
+      if (read.invalid !== undefined) return Effect.fail(invalidEntry(read.invalid.reason))
       increment(metrics.misses)
       return none
     }
-    if (isSealed(entry.value)) return sealedOption(entry as Cached<string>, metrics)
-    const decoded = decodeEntry(entry.value)
-    if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
     increment(metrics.hits)
-    return Effect.succeed(
-      Option.some({ value: decoded.right, backend: entry.backend, degraded: entry.degraded, near: false, stale: false })
-    )
+    if (read.near) report.near = true
+    return answerOf(read).some
   }
-  /** `get` of an entry sealed with its freshness (see internal/getOrCompute): past its time to live, a miss */
-  const sealedOption = (
-    entry: Cached<string>,
-    metrics: Metrics
-  ): Effect.Effect<Option.Option<Cached<V>>, CacheEntryInvalid> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const envelope = unseal(entry.value)
-      if (envelope === undefined) return Effect.fail(invalidEntry("the stored entry's envelope is corrupt"))
-      const decoded = decodeEntry(envelope.json)
-      if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
-      if (now >= envelope.freshUntil) {
-        increment(metrics.misses)
-        return none
-      }
-      increment(metrics.hits)
-      return Effect.succeed(Option.some(freshOf(entry, decoded.right, envelope, now)))
-    })
-
-  /**
-   * LocalOnly reads. With a plain value Schema, an entry is decoded once: the decoded value is deeply frozen (the
-   * Schema's Type is readonly already; freezing makes that hold at run time too), kept next to the entry for as long
-   * as the entry lives, and every read of the entry returns it. Other Schemas decode on every read.
-   */
-  const readsByEntry = new WeakMap<Cached<string>, LocalRead<V>>()
-  /** the read of a live LocalOnly entry, or its CacheEntryInvalid */
-  const localRead = (entry: Cached<string>): LocalRead<V> | CacheEntryInvalid => {
-    let read = readsByEntry.get(entry)
-    if (read === undefined) {
-      const decoded = decodeEntry(entry.value)
-      if (Either.isLeft(decoded)) return decoded.left
-      const cached: Cached<V> = { value: decoded.right, backend: "local", degraded: false, near: false, stale: false }
-      read = { cached, some: Effect.succeed(Option.some(cached)), hit: Effect.succeed(cached) }
-      readsByEntry.set(entry, read)
-    }
-    return read
-  }
-  const readLocal = (
-    entry: Cached<string> | undefined,
-    metrics: Metrics
-  ): Effect.Effect<Option.Option<Cached<V>>, CacheEntryInvalid> => {
-    if (entry === undefined) {
-      increment(metrics.misses)
-      return none
-    }
-    if (isSealed(entry.value)) return sealedOption(entry, metrics)
-    const read = localRead(entry)
-    if (read instanceof CacheEntryInvalid) return Effect.fail(read)
-    increment(metrics.hits)
-    return read.some
-  }
-
-  /**
-   * What a near entry answers: with a plain value Schema, decoded once, deeply frozen and shared by every hit (one
-   * caller cannot corrupt what another reads); other Schemas decode on every hit.
-   */
-  const nearRead = (entry: NearEntry): LocalRead<V> | CacheEntryInvalid => {
-    if (entry.decoded !== undefined) return entry.decoded as LocalRead<V>
-    const decoded = decodeEntry(entry.json)
-    if (Either.isLeft(decoded)) return decoded.left
-    const plain = isPlainValue !== undefined
-    // decodeEntry returns a deeply frozen value (in every mode)
-    const cached: Cached<V> = {
-      value: decoded.right,
-      backend: "redis",
-      degraded: false,
-      near: true,
-      stale: false
-    }
-    const read = { cached, some: Effect.succeed(Option.some(cached)), hit: Effect.succeed(cached) }
-    if (plain) entry.decoded = read
-    return read
-  }
-
-  /** the one Warning when this keyspace's near cache was switched off by lost coherence, and the one when it is back */
-  const announce = (near: NearCache): Effect.Effect<void> | undefined => {
-    const on = near.tracking.on
-    if (near.announced === on) return undefined
-    const before = near.announced
-    near.announced = on
-    if (before === undefined) {
-      if (!on) near.announced = undefined
-      return undefined
-    }
-    return on
-      ? Effect.logWarning(`effect-failclosed: the near cache of keyspace "${name}" serves again (coherence proven)`)
-      : Effect.logWarning(
-          `effect-failclosed: the near cache of keyspace "${name}" is switched off and emptied (${near.tracking.reason}); reads go to Redis`
-        )
-  }
-  const announced = <A, E>(near: NearCache, effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
-    const log = announce(near)
-    return log === undefined ? effect : Effect.zipRight(log, effect)
-  }
-
-  /** a read through the near cache: a hit, or Redis (a clean Redis answer fills the near cache) */
-  const nearGet = (
-    cache: DistributedCacheService,
-    near: NearCache,
-    storeKey: string,
-    metrics: Metrics
-  ): Effect.Effect<Option.Option<Cached<V>>, CacheBackendUnavailable | CacheEntryInvalid> => {
-    const entry = near.lookup(storeKey)
-    if (entry !== undefined) {
-      const read = nearRead(entry)
-      if (!(read instanceof CacheEntryInvalid)) {
-        increment(metrics.hits)
-        near.hit()
-        return announced(near, read.some)
-      }
-    }
-    near.miss()
-    return announced(
-      near,
-      Effect.suspend(() => {
-        const ticket = near.beginRead(storeKey)
-        return Effect.matchEffect(cache.get(storeKey), {
-          onFailure: (error) => {
-            near.endRead(storeKey, ticket, undefined)
-            return Effect.fail(error)
-          },
-          onSuccess: (entry) => {
-            if (entry.value === undefined || entry.backend !== "redis") {
-              near.endRead(storeKey, ticket, entry.backend === "redis" ? null : undefined)
-              return toOption(entry, metrics)
-            }
-            if (isSealed(entry.value)) {
-              // an entry getOrCompute wrote with a stale window (internal/getOrCompute) carries its freshness:
-              // it is answered from Redis by its own rules and not kept near
-              near.endRead(storeKey, ticket, undefined)
-              return toOption(entry, metrics)
-            }
-            const decoded = decodeEntry(entry.value)
-            if (Either.isLeft(decoded)) {
-              near.endRead(storeKey, ticket, undefined)
-              return Effect.fail(decoded.left)
-            }
-            increment(metrics.hits)
-            const stored = near.endRead(storeKey, ticket, entry.value)
-            const value = decoded.right
-            if (stored !== undefined && isPlainValue !== undefined) {
-              // the near entry and this caller share one value (decodeEntry froze it)
-              const near: Cached<V> = { value, backend: "redis", degraded: false, near: true, stale: false }
-              stored.decoded = { cached: near, some: Effect.succeed(Option.some(near)), hit: Effect.succeed(near) }
-            }
-            return Effect.succeed(Option.some({ value, backend: "redis", degraded: false, near: false, stale: false }))
-          }
-        })
-      })
-    )
-  }
-
-  /** a write (a set with its JSON, or an invalidate) through the near cache: see internal/nearCache */
-  const nearWrite = <A, E>(
-    near: NearCache,
-    storeKey: string,
-    json: string | undefined,
-    ttl: number | undefined,
-    write: Effect.Effect<A, E>,
-    wroteRedis: (a: A) => boolean
-  ): Effect.Effect<A, E> =>
-    Effect.suspend(() => {
-      const ticket = near.beginWrite(storeKey)
-      return Effect.onExit(write, (exit) =>
-        Effect.sync(() => {
-          near.endWrite(storeKey, ticket, exit._tag === "Success" && wroteRedis(exit.value) ? json : undefined, ttl)
-        })
-      )
-    })
-  const inRedis = (written: Cached<void>) => written.backend === "redis"
 
   const ttlFor = (options: SetOptions | undefined): number | undefined | string =>
     options?.timeToLive === undefined ? defaultTtl : ttlMillisOf(options.timeToLive)
@@ -401,18 +253,22 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   const get: Keyspace<K, V>["get"] = (key, options) =>
     observe(
       "get",
-      (cache) => {
+      (cache, report, fiber) => {
         const metrics = metricsOf(cache.mode)
         const storeKey = storeKeyOf(cache, key, options?.tenant)
         if (typeof storeKey !== "string") {
           increment(metrics.misses)
           return none
         }
-        const local = isPlainValue === undefined ? undefined : localReaderOf(cache)
-        if (local !== undefined) return readLocal(local(storeKey), metrics)
-        const near = nearOf(cache)
-        if (near !== undefined) return nearGet(cache, near, storeKey, metrics)
-        return Effect.flatMap(cache.get(storeKey), toOptionOf(cache.mode))
+        const pipeline = pipelineOf(cache)
+        const now = nowOf(fiber)
+        const step = pipeline.lookup(storeKey, now, false)
+        const answer = isRead(step)
+          ? toOption(step, metrics, report)
+          : Effect.flatMap(roundTrip(pipeline, cache, storeKey, step, now, false), (read) =>
+              toOption(read, metrics, report)
+            )
+        return pipeline.near === undefined ? answer : announced(pipeline, answer)
       },
       hitOrMiss
     )
@@ -420,27 +276,21 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   const set: Keyspace<K, V>["set"] = (key, value, options) =>
     observe("set", (cache): Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid> => {
       const storeKey = storeKeyOf(cache, key, options?.tenant)
-      if (typeof storeKey !== "string") return Effect.fail(invalidValue(storeKey.reason))
+      if (typeof storeKey !== "string") return Effect.fail(invalidValue(storeKey.reason, storeKey.field))
       const ttl = ttlFor(options)
-      if (typeof ttl === "string") return Effect.fail(invalidValue(ttl))
+      if (typeof ttl === "string") return Effect.fail(invalidValue(ttl, "timeToLive"))
       const json = encodeEntry(value)
       if (Either.isLeft(json)) return Effect.fail(json.left)
-      const near = nearOf(cache)
-      if (near !== undefined) {
-        return Effect.asVoid(nearWrite(near, storeKey, json.right, ttl, cache.set(storeKey, json.right, ttl), inRedis))
-      }
-      return Effect.asVoid(cache.set(storeKey, json.right, ttl))
+      return Effect.asVoid(
+        writeThrough(pipelineOf(cache), storeKey, json.right, ttl, cache.set(storeKey, json.right, ttl), inRedis)
+      )
     })
 
   const invalidate: Keyspace<K, V>["invalidate"] = (key, options) =>
     observe("invalidate", (cache) => {
       const storeKey = storeKeyOf(cache, key, options?.tenant)
       if (typeof storeKey !== "string") return Effect.succeed(false)
-      const near = nearOf(cache)
-      if (near !== undefined) {
-        return nearWrite(near, storeKey, undefined, undefined, cache.invalidate(storeKey), () => false)
-      }
-      return cache.invalidate(storeKey)
+      return writeThrough(pipelineOf(cache), storeKey, undefined, undefined, cache.invalidate(storeKey), never)
     })
 
   const clear: Keyspace<K, V>["clear"] = (options) =>
@@ -453,217 +303,61 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         if (tenantProblem(options?.tenant) !== undefined) return Effect.succeed(0)
         prefix = partitionOf(cache.keyPrefix, options?.tenant)
       }
-      const near = nearOf(cache)
+      const near = pipelineOf(cache).near
       if (near === undefined) return cache.clear(prefix)
       // before the deletion is sent, and again when it answered (reads in flight meanwhile may carry deleted values)
       const drop = Effect.sync(() => near.dropPrefix(prefix))
       return Effect.zipRight(drop, Effect.ensuring(cache.clear(prefix), drop))
     })
 
-  /**
-   * single flight: one computation per cache and store key in this process (two caches, e.g. two Layers with the
-   * same key prefix, never share a computation: each stores and marks its own result)
-   */
-  const inflightOf = perCache(() => new Map<string, Deferred.Deferred<Cached<V>, unknown>>())
-
-  /**
-   * A hit, or the miss (a corrupt entry counts as a miss and is recomputed) with the marks of the backend that
-   * answered it.
-   */
-  const toLookup = (entry: Cached<string | undefined>): Lookup<V> => {
-    if (entry.value !== undefined) {
-      const decoded = decodeEntry(entry.value)
-      if (Either.isRight(decoded)) {
-        return {
-          hit: true,
-          cached: { value: decoded.right, backend: entry.backend, degraded: entry.degraded, near: false, stale: false }
-        }
-      }
-    }
-    return { hit: false, backend: entry.backend, degraded: entry.degraded }
-  }
-  /** the lookup of an entry sealed with its freshness: past its time to live, a miss */
-  const sealedLookup = (entry: Cached<string | undefined>): Effect.Effect<Lookup<V>> =>
-    Effect.map(Clock.currentTimeMillis, (now) => {
-      const read = readAt(decodeEntry, entry, now)
-      return read._tag === "Fresh"
-        ? { hit: true, cached: read.cached }
-        : { hit: false, backend: read.backend, degraded: read.degraded }
-    })
-  /** getOrCompute's read and write: a failure names getOrCompute, the operation the caller made */
-  const inGetOrCompute = failedIn("getOrCompute")
-  const readFor = (cache: DistributedCacheService, storeKey: string) => {
-    const near = nearOf(cache)
-    return Effect.mapError(
-      near === undefined ? cache.get(storeKey) : readThroughNear(near, storeKey, cache.get(storeKey)),
-      inGetOrCompute
-    )
-  }
-  /**
-   * getOrCompute's Redis read of a near-cache keyspace: like `get`'s, a clean answer fills the near cache (an entry
-   * sealed with its freshness is answered by its own rules and not kept near). Decoded on its first near hit.
-   */
-  const readThroughNear = (
-    near: NearCache,
-    storeKey: string,
-    read: Effect.Effect<Cached<string | undefined>, CacheBackendUnavailable>
-  ) =>
-    Effect.suspend(() => {
-      const ticket = near.beginRead(storeKey)
-      return Effect.onExit(read, (exit) =>
-        Effect.sync(() => {
-          const entry = Exit.isSuccess(exit) && exit.value.backend === "redis" ? exit.value : undefined
-          const value = entry?.value
-          near.endRead(
-            storeKey,
-            ticket,
-            entry === undefined ? undefined : value === undefined ? null : isSealed(value) ? undefined : value
-          )
-        })
-      )
-    })
-  const lookupOf = (cache: DistributedCacheService, storeKey: string) =>
-    Effect.flatMap(readFor(cache, storeKey), (entry) =>
-      entry.value !== undefined && isSealed(entry.value) ? sealedLookup(entry) : Effect.succeed(toLookup(entry))
-    )
-
-  /** stores a computed value (unless `shouldCache` declines it) and marks it with the backend that took it */
-  const storeComputed = (
-    cache: DistributedCacheService,
-    storeKey: string,
-    ttl: number | undefined,
-    options: GetOrComputeOptions<V> | undefined,
-    value: V,
-    miss: Miss
-  ): Effect.Effect<Cached<V>, CacheBackendUnavailable | CacheValueInvalid> => {
-    if (options?.shouldCache !== undefined && !options.shouldCache(value)) {
-      // not stored: marked like the miss it answers (degraded while a fallback served the lookup)
-      return Effect.succeed({ value, backend: miss.backend, degraded: miss.degraded, near: false, stale: false })
-    }
-    const json = encodeEntry(value)
-    if (Either.isLeft(json)) return Effect.fail(json.left)
-    const near = nearOf(cache)
-    // a near-cache keyspace keeps what it stored, as `set` does (read-your-writes with no round trip)
-    const write =
-      near === undefined
-        ? cache.set(storeKey, json.right, ttl)
-        : nearWrite(near, storeKey, json.right, ttl, cache.set(storeKey, json.right, ttl), inRedis)
-    return Effect.map(Effect.mapError(write, inGetOrCompute), (written) => ({
-      value,
-      backend: written.backend,
-      degraded: written.degraded,
-      near: false,
-      stale: false
-    }))
-  }
-
-  /** after a miss: joins the computation of this key in progress, or leads one (made only on a miss) */
-  const leadOf = <E, R>(
-    cache: DistributedCacheService,
-    storeKey: string,
-    ttl: number | undefined,
-    compute: Effect.Effect<V, E, R>,
-    options: GetOrComputeOptions<V> | undefined
-  ): Effect.Effect<Cached<V>, E | CacheBackendUnavailable | CacheValueInvalid, R> =>
-    singleFlight(
-      inflightOf(cache),
-      storeKey,
-      // the leader re-reads: a previous leader may have stored the value meanwhile
-      Effect.flatMap(lookupOf(cache, storeKey), (entry) =>
-        entry.hit
-          ? Effect.succeed(entry.cached)
-          : Effect.flatMap(compute, (value) => storeComputed(cache, storeKey, ttl, options, value, entry))
-      )
-    )
-
-  /** getOrCompute with `lock`, `staleWhileRevalidate` or `staleIfError` (internal/getOrCompute) */
-  const stampede = makeStampede<V>({ keyspace: name, decode: decodeEntry, encode: encodeEntry, inflightOf })
-
-  /** the plain path's answer to an entry sealed with its freshness (written with a stale window) */
-  const answerSealed = <E, R>(
-    cache: DistributedCacheService,
-    storeKey: string,
-    ttl: number | undefined,
-    compute: Effect.Effect<V, E, R>,
-    options: GetOrComputeOptions<V> | undefined,
-    read: Cached<string | undefined>,
-    metrics: Metrics,
-    report: { outcome?: string | undefined }
-  ) =>
-    Effect.flatMap(sealedLookup(read), (entry) => {
-      increment(entry.hit ? metrics.hits : metrics.misses)
-      report.outcome = entry.hit ? "hit" : "miss"
-      return entry.hit ? Effect.succeed(entry.cached) : leadOf(cache, storeKey, ttl, compute, options)
-    })
+  /** getOrCompute past a fresh local or near hit (internal/getOrCompute): every form, one path */
+  const compute = makeGetOrCompute<V, Answer<V>>({ keyspace: name, encode: encodeEntry, pipelineOf })
 
   const getOrCompute = <E, R>(
     key: K,
-    compute: Effect.Effect<V, E, R>,
+    computation: Effect.Effect<V, E, R>,
     options?: GetOrComputeOptions<V>
   ): Effect.Effect<Cached<V>, E | CacheBackendUnavailable | CacheValueInvalid, DistributedCache | R> =>
-    observe("getOrCompute", (cache, report) => {
+    observe("getOrCompute", (cache, report, fiber) => {
       const storeKey = storeKeyOf(cache, key, options?.tenant)
-      if (typeof storeKey !== "string") return Effect.fail(invalidValue(storeKey.reason))
+      if (typeof storeKey !== "string") return Effect.fail(invalidValue(storeKey.reason, storeKey.field))
       const ttl = ttlFor(options)
-      if (typeof ttl === "string") return Effect.fail(invalidValue(ttl))
-      const metrics = metricsOf(cache.mode)
+      if (typeof ttl === "string") return Effect.fail(invalidValue(ttl, "timeToLive"))
       const s = stampedeOf(options)
-      if (s !== undefined) {
-        if (typeof s === "string") return Effect.fail(invalidValue(s))
-        return stampede(cache, storeKey, ttl, compute, options?.shouldCache, s, (hit) => {
-          increment(hit ? metrics.hits : metrics.misses)
-          report.outcome = hit ? "hit" : "miss"
-        })
+      if (typeof s === "string") return Effect.fail(invalidValue(s, "options"))
+      const metrics = metricsOf(cache.mode)
+      const pipeline = pipelineOf(cache)
+      const now = nowOf(fiber)
+      const first = pipeline.lookup(storeKey, now, s.acceptsStale)
+      if (isRead(first) && first._tag === "Found" && !first.stale) {
+        // a fresh hit at hand (LocalOnly memory, or the near cache): no round trip
+        increment(metrics.hits)
+        report.outcome = "hit"
+        if (first.near) report.near = true
+        return announced(pipeline, answerOf(first).hit)
       }
-      const local = isPlainValue === undefined ? undefined : localReaderOf(cache)
-      if (local !== undefined) {
-        const entry = local(storeKey)
-        if (entry !== undefined && isSealed(entry.value)) {
-          return answerSealed(cache, storeKey, ttl, compute, options, entry, metrics, report)
-        }
-        const read = entry === undefined ? undefined : localRead(entry)
-        if (read !== undefined && !(read instanceof CacheEntryInvalid)) {
-          increment(metrics.hits)
-          report.outcome = "hit"
-          return read.hit
-        }
-        // a miss (a corrupt entry counts as one): the leader reads again and computes
-        increment(metrics.misses)
-        report.outcome = "miss"
-        return leadOf(cache, storeKey, ttl, compute, options)
+      const counted = (hit: boolean) => {
+        increment(hit ? metrics.hits : metrics.misses)
+        report.outcome = hit ? "hit" : "miss"
       }
-      const near = nearOf(cache)
-      const nearEntry = near?.lookup(storeKey)
-      if (nearEntry !== undefined) {
-        const read = nearRead(nearEntry)
-        if (!(read instanceof CacheEntryInvalid)) {
-          increment(metrics.hits)
-          near!.hit()
-          report.outcome = "hit"
-          return read.hit
-        }
-      }
-      return Effect.flatMap(readFor(cache, storeKey), (read) => {
-        if (read.value !== undefined && isSealed(read.value)) {
-          return answerSealed(cache, storeKey, ttl, compute, options, read, metrics, report)
-        }
-        const entry = toLookup(read)
-        increment(entry.hit ? metrics.hits : metrics.misses)
-        report.outcome = entry.hit ? "hit" : "miss"
-        return entry.hit ? Effect.succeed(entry.cached) : leadOf(cache, storeKey, ttl, compute, options)
-      })
+      return announced(
+        pipeline,
+        compute(cache, storeKey, ttl, computation, options?.shouldCache, s, first, now, counted)
+      )
     })
 
   return { name, get, set, invalidate, clear, getOrCompute }
 }
 
-interface Miss {
-  readonly hit: false
-  readonly backend: Cached<unknown>["backend"]
-  readonly degraded: boolean
+/** what a keyspace answers for a value found: made once per read (once per entry for a shared read) */
+interface Answer<V> {
+  readonly some: Effect.Effect<Option.Option<Cached<V>>>
+  readonly hit: Effect.Effect<Cached<V>>
 }
 
-type Lookup<V> = { readonly hit: true; readonly cached: Cached<V> } | Miss
+const NOT_JSON = new Invalid("the stored entry is not JSON")
+const inRedis = (written: Cached<void>) => written.backend === "redis"
+const never = () => false
 
 /** a key's hash and the store key last made from it (see `hashOf`) */
 interface KeyMemo {
@@ -671,13 +365,6 @@ interface KeyMemo {
   /** the partition `storeKey` was made for (compared by identity: partitions are memoised) */
   partition: string | undefined
   storeKey: string
-}
-
-/** what every read of one LocalOnly entry returns (see `readsByEntry`) */
-interface LocalRead<V> {
-  readonly cached: Cached<V>
-  readonly some: Effect.Effect<Option.Option<Cached<V>>>
-  readonly hit: Effect.Effect<Cached<V>>
 }
 
 const issuePaths = (error: ParseResult.ParseError): string => {
@@ -694,7 +381,7 @@ const nearSettingsOf = (
   check: ReturnType<typeof optionChecks>,
   options: NearCacheOptions,
   keyspaceTtl: number | undefined
-): NearCacheSettings => {
+): Omit<NearSettings, "prefix" | "keyspace"> => {
   if (typeof options !== "object" || options === null) check.invalid("nearCache must be an object with a capacity")
   if (options.capacity === undefined) check.invalid("nearCache.capacity is required")
   const capacity = check.positiveInteger("nearCache.capacity", options.capacity, 0)

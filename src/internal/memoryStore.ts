@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import { memoryRateLimit } from "./memoryRateLimit.js"
 import { LruOrder } from "@effect-failclosed/core"
 import type { Cached, RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
+import { makeCached } from "./cached.js"
 import type { Store } from "./store.js"
 
 interface Entry {
@@ -87,7 +88,7 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly c
   const unsafeRead = (key: string): Cached<string> | undefined => {
     const entry = touch(key)
     if (entry === undefined) return undefined
-    return (entry.read ??= { value: entry.value, backend: "local", degraded: false, near: false, stale: false })
+    return (entry.read ??= makeCached(entry.value, "local", false, false, undefined))
   }
 
   const set = (key: string, value: string, ttlMillis: number | undefined) =>

@@ -23,7 +23,13 @@ import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
-import { LruOrder } from "@effect-failclosed/core"
+import {
+  LruOrder,
+  type Near,
+  type NearEntry as CoreNearEntry,
+  type NearSettings,
+  type NearTicket
+} from "@effect-failclosed/core"
 import type { Tracking, TrackingListener } from "./redis/tracking.js"
 
 /** @internal */
@@ -53,42 +59,42 @@ const counterOf = (key: MetricKey.MetricKey.Counter<number>, keyspace: string) =
   return (): void => metric.unsafeUpdate(1, [])
 }
 
-/** @internal */
-export interface NearCacheSettings {
-  readonly capacity: number
-  /** the longest a near entry lives (undefined: no cap beyond Redis' own invalidations) */
-  readonly timeToLiveMillis: number | undefined
-  readonly maxStalenessMillis: number
-}
+/**
+ * A plain read of one key for a background refill: what Redis holds (null: nothing), or undefined when Redis did not
+ * answer it (an open breaker, a failure, a degraded fallback). Given by the cache service, through its breaker.
+ * @internal
+ */
+export type RefillRead = (key: string) => Effect.Effect<string | null | undefined, unknown>
 
-/** one near entry: the encoded value, and what decoding it gave (made on the first hit) */
-export interface NearEntry {
-  readonly json: string
+/** one near entry: the raw entry, and what the read pipeline decoded of it (on the first hit) */
+interface NearEntry<T> extends CoreNearEntry<T> {
   readonly expiresAt: number
-  decoded: unknown
   /** the recency tick of the entry's place in the LRU order (internal/lruOrder) */
   touched: number
 }
 
 /** the ticket of one read or write in flight (reads of one key share one) */
-export interface Ticket {
+interface Ticket extends NearTicket {
   dirty: boolean
   refs: number
-  readonly generation: number
 }
 
 /** keys written by this node whose invalidation is awaited (then read again in the background), at most */
 const OWN_WRITES_BOUND = 4096
 
-/** @internal */
-export class NearCache implements TrackingListener {
-  private readonly entries = new Map<string, NearEntry>()
+/**
+ * The near cache of one keyspace on one cache: made by the cache service (`DistributedCacheService.nearCache`), used
+ * by the read pipeline (`@effect-failclosed/core` `ReadPipeline`) through the core's `Near` interface.
+ * @internal
+ */
+export class NearCache<T = unknown> implements Near<T>, TrackingListener {
+  private readonly entries = new Map<string, NearEntry<T>>()
   private readonly inflight = new Map<string, Ticket>()
   private readonly ownWrites = new Set<string>()
   private readonly maxStaleness: number
-  private readonly order: LruOrder<string, NearEntry>
+  private readonly order: LruOrder<string, NearEntry<T>>
   /** whether the last Warning this keyspace logged said "on" (undefined before the first time it was on) */
-  announced: boolean | undefined = undefined
+  private announced: boolean | undefined = undefined
   readonly hit: () => void
   readonly miss: () => void
   private readonly evicted: () => void
@@ -96,10 +102,10 @@ export class NearCache implements TrackingListener {
 
   constructor(
     readonly tracking: Tracking,
-    readonly prefix: string,
-    readonly settings: NearCacheSettings,
-    keyspace: string
+    readonly settings: NearSettings,
+    private readonly read: RefillRead
   ) {
+    const { keyspace, prefix } = settings
     this.maxStaleness = settings.maxStalenessMillis
     this.order = new LruOrder(this.entries, settings.capacity)
     this.hit = counterOf(NEAR_HITS, keyspace)
@@ -113,8 +119,27 @@ export class NearCache implements TrackingListener {
     return this.entries.size
   }
 
+  /**
+   * The one Warning to log when this keyspace's near cache was switched off by lost coherence since the last call,
+   * and the one when it is back; undefined when nothing changed (or before it was first on).
+   */
+  transition(): string | undefined {
+    const on = this.tracking.on
+    if (this.announced === on) return undefined
+    const before = this.announced
+    this.announced = on
+    if (before === undefined) {
+      if (!on) this.announced = undefined
+      return undefined
+    }
+    const keyspace = this.settings.keyspace
+    return on
+      ? `effect-failclosed: the near cache of keyspace "${keyspace}" serves again (coherence proven)`
+      : `effect-failclosed: the near cache of keyspace "${keyspace}" is switched off and emptied (${this.tracking.reason}); reads go to Redis`
+  }
+
   /** the live entry of `key` while coherence is proven, else undefined (a lapsed proof empties the cache first) */
-  lookup(key: string): NearEntry | undefined {
+  lookup(key: string): NearEntry<T> | undefined {
     if (this.entries.size === 0) return undefined
     const now = performance.now()
     if (!this.tracking.proven(this.maxStaleness, now)) {
@@ -146,7 +171,8 @@ export class NearCache implements TrackingListener {
   }
 
   /** after a read: `json` is what Redis answered (null: no entry; undefined: the read failed or fell back) */
-  endRead(key: string, ticket: Ticket, json: string | null | undefined): NearEntry | undefined {
+  endRead(key: string, nearTicket: NearTicket, json: string | null | undefined): NearEntry<T> | undefined {
+    const ticket = nearTicket as Ticket
     this.release(key, ticket)
     if (typeof json !== "string" || !this.isClean(ticket)) return undefined
     return this.store(key, json, this.settings.timeToLiveMillis)
@@ -166,10 +192,11 @@ export class NearCache implements TrackingListener {
    */
   endWrite(
     key: string,
-    ticket: Ticket,
+    nearTicket: NearTicket,
     json: string | undefined,
     ttlMillis: number | undefined
-  ): NearEntry | undefined {
+  ): NearEntry<T> | undefined {
+    const ticket = nearTicket as Ticket
     const clean = this.isClean(ticket)
     // reads that joined this write's ticket may carry a value from before the write
     ticket.dirty = true
@@ -237,12 +264,12 @@ export class NearCache implements TrackingListener {
     }
   }
 
-  private store(key: string, json: string, ttlMillis: number | undefined): NearEntry {
+  private store(key: string, json: string, ttlMillis: number | undefined): NearEntry<T> {
     const now = performance.now()
-    const entry: NearEntry = {
+    const entry: NearEntry<T> = {
       json,
       expiresAt: ttlMillis === undefined ? Infinity : now + ttlMillis,
-      decoded: undefined,
+      memo: undefined,
       touched: this.order.stamp()
     }
     this.entries.delete(key)
@@ -257,11 +284,11 @@ export class NearCache implements TrackingListener {
     return entry
   }
 
-  /** reads `key` again in the background (a plain store read: no breaker, no event) and stores it if still clean */
+  /** reads `key` again in the background (through the cache's breaker) and stores it if still clean */
   private refill(key: string): void {
     if (!this.tracking.proven(this.maxStaleness)) return
     const ticket = this.beginRead(key)
-    Effect.runCallback(this.tracking.read(key), {
+    Effect.runCallback(this.read(key), {
       onExit: (exit) => this.endRead(key, ticket, Exit.isSuccess(exit) ? exit.value : undefined)
     })
   }

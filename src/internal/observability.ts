@@ -348,10 +348,12 @@ const spanOptions = (attributes: Record<string, unknown>): Tracer.SpanOptions =>
  */
 export interface Report {
   outcome: string | undefined
+  /** the result came from the near cache (no store operation marked the span) */
+  near: boolean
 }
 
 /** the sink of untraced calls: written, never read */
-const UNTRACED: Report = { outcome: undefined }
+const UNTRACED: Report = { outcome: undefined, near: false }
 
 /** the attributes a feature's span starts with (a LocalOnly result's marks are known before the call) */
 const featureAttributes = (mode: CacheModeName, subject: Subject, name: string) =>
@@ -377,19 +379,23 @@ export const feature =
   (subject: Subject, name: string) =>
   <A, E, R>(
     operation: Operation,
-    body: (cache: DistributedCacheService, report: Report) => Effect.Effect<A, E, R>,
+    body: (
+      cache: DistributedCacheService,
+      report: Report,
+      fiber: Fiber.RuntimeFiber<unknown, unknown>
+    ) => Effect.Effect<A, E, R>,
     successOutcome?: (a: A) => string
   ): Effect.Effect<A, E, R | DistributedCache> =>
     Effect.withFiberRuntime<A, E, R | DistributedCache>((fiber) => {
       const cache = Context.unsafeGet(fiber.currentContext, DistributedCache)
-      if (!isTraced(fiber)) return body(cache, UNTRACED)
+      if (!isTraced(fiber)) return body(cache, UNTRACED, fiber)
       return Effect.useSpan(spanName(operation), spanOptions(featureAttributes(cache.mode, subject, name)), (span) => {
         featureSpans.add(span)
-        const report: Report = { outcome: undefined }
+        const report: Report = { outcome: undefined, near: false }
         return Effect.withParentSpan(
-          Effect.onExit(body(cache, report), (exit) =>
+          Effect.onExit(body(cache, report, fiber), (exit) =>
             Effect.sync(() => {
-              if (Exit.isSuccess(exit) && isNearHit(exit.value)) {
+              if (Exit.isSuccess(exit) && report.near) {
                 // served without a store operation: the marks the store would have set
                 span.attribute(ATTRIBUTES.backend, "redis")
                 span.attribute(ATTRIBUTES.degraded, false)
@@ -407,14 +413,6 @@ export const feature =
         )
       })
     })
-
-/** a keyspace read's result (an Option of a Cached, or a Cached) that came from the near cache */
-const isNearHit = (value: unknown): boolean => {
-  if (typeof value !== "object" || value === null) return false
-  const some = value as { readonly _tag?: unknown; readonly value?: unknown; readonly near?: unknown }
-  const cached = some._tag === "Some" ? (some.value as { readonly near?: unknown } | undefined) : some
-  return cached?.near === true
-}
 
 /** the outcome of a store operation's result, in the span of a direct call */
 const storeOutcome = (operation: Operation, value: unknown): string => {

@@ -10,11 +10,13 @@
  *   the locks: `FALLS_BACK`) from a node-local memory store while Redis is unavailable, marked `local_degraded`.
  */
 import * as Effect from "effect/Effect"
-import type { Backend, Cached, CacheStats, DistributedCacheService } from "../DistributedCache.js"
+import type { Backend, Cached, CacheGet, CacheStats, DistributedCacheService } from "../DistributedCache.js"
 import type { CacheModeName } from "../DistributedCache.js"
 import { CacheBackendUnavailable } from "../errors.js"
 import { type Breaker, CLOSED, OPEN } from "./breaker.js"
+import { makeCached } from "./cached.js"
 import type { MemoryStore } from "./memoryStore.js"
+import { NearCache } from "./nearCache.js"
 import {
   classify,
   emitSecurityEvent,
@@ -27,6 +29,7 @@ import {
   stateGauges,
   traceStore
 } from "./observability.js"
+import type { Tracking } from "./redis/tracking.js"
 import type { Store, StoreFailure } from "./store.js"
 
 /**
@@ -80,10 +83,11 @@ interface Counters {
   failures: number
 }
 
-/** a result's marks, as one object literal of one shape: no spread of a marks object per call */
+/** a result's marks (internal/cached): no spread of a marks object per call */
 const marked =
   (backend: Backend) =>
-  <A>(value: A): Cached<A> => ({ value, backend, degraded: backend === "local_degraded", near: false, stale: false })
+  <A>(value: A): Cached<A> =>
+    makeCached(value, backend, false, false, undefined)
 const fromRedis = marked("redis")
 const fromLocal = marked("local")
 const fromFallback = marked("local_degraded")
@@ -94,22 +98,6 @@ const MISS: Record<Backend, Cached<undefined>> = {
 }
 const valueOf = <A>(cached: Cached<A>): A => cached.value
 
-/**
- * The synchronous reads of LocalOnly caches: a feature that finds one for its cache reads memory without an Effect
- * per step (see `MemoryStore.unsafeRead`). The cache's counters are kept as by `get`.
- */
-const localReaders = new WeakMap<DistributedCacheService, (key: string) => Cached<string> | undefined>()
-
-/**
- * The synchronous read of a LocalOnly cache, or undefined for every other cache.
- * @internal
- */
-export const localReaderOf = (
-  cache: DistributedCacheService
-): ((key: string) => Cached<string> | undefined) | undefined =>
-  // a Redis mode's cache (the common case on a hot path) is told apart without a WeakMap lookup
-  cache.mode === "LocalOnly" ? localReaders.get(cache) : undefined
-
 /** The `DistributedCache` service of a guard: every operation, listed once for the three modes. */
 const makeService = (options: {
   readonly guard: Guard
@@ -119,8 +107,12 @@ const makeService = (options: {
   readonly backend: () => Backend
   /** entries held node-locally */
   readonly localEntries: () => number
+  /** LocalOnly: the memory store, read synchronously by `get.local` */
+  readonly memory?: MemoryStore | undefined
+  /** the Redis modes: the invalidation connections of the near caches */
+  readonly tracking?: Tracking | undefined
 }): DistributedCacheService => {
-  const { counters, guard } = options
+  const { counters, guard, memory, tracking } = options
   const mode = guard.mode
   const read = (entry: Cached<string | null>): Cached<string | undefined> => {
     if (entry.value === null) {
@@ -132,6 +124,28 @@ const makeService = (options: {
   }
   // a flatMap to a succeeded Effect: `Effect.map` would add a closure and a `sync` step per call
   const readEffect = (entry: Cached<string | null>) => Effect.succeed(read(entry))
+  const getEffect = (key: string) =>
+    Effect.flatMap(
+      guard.run("get", key, (store) => store.get(key)),
+      readEffect
+    )
+  const get: CacheGet =
+    memory === undefined
+      ? getEffect
+      : Object.assign(getEffect, {
+          local: (key: string): Cached<string> | undefined => {
+            const entry = memory.unsafeRead(key)
+            if (entry === undefined) counters.misses++
+            else counters.hits++
+            return entry
+          }
+        })
+  /** a near cache's background refill: through the breaker, kept only when Redis answered (not a fallback) */
+  const refill = (key: string) =>
+    Effect.map(
+      guard.run("get", key, (store) => store.get(key)),
+      (entry) => (entry.backend === "redis" ? entry.value : undefined)
+    )
   return {
     mode,
     keyPrefix: options.keyPrefix,
@@ -149,11 +163,7 @@ const makeService = (options: {
         localEntries: options.localEntries()
       }
     }),
-    get: (key) =>
-      Effect.flatMap(
-        guard.run("get", key, (store) => store.get(key)),
-        readEffect
-      ),
+    get,
     set: (key, value, ttl) => guard.run("set", key, (store) => store.set(key, value, ttl)),
     // a batch spans failure domains: it is admitted as a whole-store operation, and falls back as a whole
     getMany: (keys) =>
@@ -187,7 +197,8 @@ const makeService = (options: {
     claim: (key, ttl) => guard.run("claim", key, (store) => store.claim(key, ttl)),
     rateLimit: (request) => guard.run("rateLimit", request.key, (store) => store.rateLimit(request)),
     acquireLock: (key, token, ttl) => guard.run("acquireLock", key, (store) => store.acquireLock(key, token, ttl)),
-    releaseLock: (key, token) => guard.run("releaseLock", key, (store) => store.releaseLock(key, token))
+    releaseLock: (key, token) => guard.run("releaseLock", key, (store) => store.releaseLock(key, token)),
+    nearCache: tracking === undefined ? undefined : (settings) => new NearCache(tracking, settings, refill)
   }
 }
 
@@ -213,14 +224,7 @@ export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCa
     mode: "LocalOnly",
     run: (operation, _key, use) => traced("LocalOnly", "local", operation, () => Effect.map(use(memory), fromLocal))
   }
-  const service = makeService({ guard, keyPrefix, counters, backend: () => "local", localEntries: memory.size })
-  localReaders.set(service, (key) => {
-    const entry = memory.unsafeRead(key)
-    if (entry === undefined) counters.misses++
-    else counters.hits++
-    return entry
-  })
-  return service
+  return makeService({ guard, keyPrefix, counters, backend: () => "local", localEntries: memory.size, memory })
 }
 
 const COOLDOWN_REASON = "cooldown after a failure; Redis is not contacted until it ends"
@@ -369,10 +373,18 @@ export const makeStrict = (options: {
   readonly store: Store
   readonly breaker: Breaker
   readonly keyPrefix: string
+  readonly tracking?: Tracking | undefined
 }): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   const { guard } = redisGuard({ ...options, mode: "StrictDistributed", fallback: undefined, counters })
-  return makeService({ guard, keyPrefix: options.keyPrefix, counters, backend: () => "redis", localEntries: () => 0 })
+  return makeService({
+    guard,
+    keyPrefix: options.keyPrefix,
+    counters,
+    backend: () => "redis",
+    localEntries: () => 0,
+    tracking: options.tracking
+  })
 }
 
 /** @internal */
@@ -381,6 +393,7 @@ export const makeDegraded = (options: {
   readonly fallback: MemoryStore
   readonly breaker: Breaker
   readonly keyPrefix: string
+  readonly tracking?: Tracking | undefined
 }): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   const { domains, guard } = redisGuard({ ...options, mode: "ExplicitDegraded", counters })
@@ -389,6 +402,7 @@ export const makeDegraded = (options: {
     keyPrefix: options.keyPrefix,
     counters,
     backend: () => (domains.anyOpen ? "local_degraded" : "redis"),
-    localEntries: options.fallback.size
+    localEntries: options.fallback.size,
+    tracking: options.tracking
   })
 }

@@ -5,7 +5,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type { Cached, DistributedCacheService, CacheModeName, RateLimitDecision } from "../DistributedCache.js"
-import { type CacheBackendUnavailable, RateLimitExceeded, RateLimitInputInvalid } from "../errors.js"
+import { type CacheBackendUnavailable, type InputField, RateLimitExceeded, RateLimitInputInvalid } from "../errors.js"
 import type { RateLimiter, RateLimiterOptions, RateLimitResult } from "../RateLimiter.js"
 import { ALGORITHM_TAG, rateLimiterHead } from "./keyLayout.js"
 import { hashUtf16, partitionPrefixes } from "./keys.js"
@@ -58,17 +58,29 @@ export const make = (options: RateLimiterOptions): RateLimiter => {
     return h
   }
 
-  const invalid = (reason: string) => Effect.fail(new RateLimitInputInvalid({ limiter: name, reason }))
+  const invalid = (field: InputField, reason: string) =>
+    Effect.fail(new RateLimitInputInvalid({ limiter: name, reason, field }))
 
-  const problemOf = (subject: string, tenant: string | undefined, cost: number): string | undefined => {
-    if (typeof subject !== "string" || subject.length === 0) return "subject must be a non-empty string"
-    if (subject.length > maxSubjectLength) return `subject is longer than ${maxSubjectLength} characters`
-    if (tenant !== undefined) {
-      if (typeof tenant !== "string" || tenant.length === 0) return "tenant id must be a non-empty string"
-      if (tenant.length > maxTenantLength) return `tenant id is longer than ${maxTenantLength} characters`
+  const problemOf = (
+    subject: string,
+    tenant: string | undefined,
+    cost: number
+  ): Effect.Effect<never, RateLimitInputInvalid> | undefined => {
+    if (typeof subject !== "string" || subject.length === 0)
+      return invalid("subject", "subject must be a non-empty string")
+    if (subject.length > maxSubjectLength) {
+      return invalid("subject", `subject is longer than ${maxSubjectLength} characters`)
     }
-    if (!Number.isSafeInteger(cost) || cost <= 0) return "cost must be a positive integer"
-    if (cost > limit) return `cost is larger than the limit (${limit})`
+    if (tenant !== undefined) {
+      if (typeof tenant !== "string" || tenant.length === 0) {
+        return invalid("tenant", "tenant id must be a non-empty string")
+      }
+      if (tenant.length > maxTenantLength) {
+        return invalid("tenant", `tenant id is longer than ${maxTenantLength} characters`)
+      }
+    }
+    if (!Number.isSafeInteger(cost) || cost <= 0) return invalid("cost", "cost must be a positive integer")
+    if (cost > limit) return invalid("cost", `cost is larger than the limit (${limit})`)
     return undefined
   }
 
@@ -102,7 +114,7 @@ export const make = (options: RateLimiterOptions): RateLimiter => {
     cost: number
   ): Effect.Effect<RateLimitResult, CacheBackendUnavailable | RateLimitInputInvalid> => {
     const problem = problemOf(subject, tenant, cost)
-    if (problem !== undefined) return invalid(problem)
+    if (problem !== undefined) return problem
     return Effect.map(
       cache.rateLimit({
         key: prefixOf(cache.keyPrefix, tenant) + hashOf(subject) + "}",

@@ -28,8 +28,6 @@
  */
 import * as Effect from "effect/Effect"
 import { type Cluster, Redis, type RedisOptions } from "ioredis"
-import type { DistributedCacheService } from "../../DistributedCache.js"
-import type { Store } from "../store.js"
 import { isCluster, SLOT_COUNT } from "./cluster.js"
 import { TrackingConnection, type TrackingConnectionOwner } from "./trackingConnection.js"
 
@@ -116,11 +114,7 @@ export class Tracking {
   }
   private readonly onClusterEvent = () => this.followMasters()
 
-  constructor(
-    private readonly client: Redis | Cluster | undefined,
-    /** a plain read of the store (no breaker, no event): a background refill after an own write */
-    readonly read: (key: string) => Effect.Effect<string | null, unknown>
-  ) {}
+  constructor(private readonly client: Redis | Cluster | undefined) {}
 
   /**
    * Registers a near cache: its keyspace prefix (tracked with BCAST) and its bound. A new prefix (re)opens the
@@ -282,32 +276,12 @@ export class Tracking {
 }
 
 /**
- * Where a cache service carries its tracking connections: an own enumerable symbol property, so that a service a
- * user wraps by spreading it (`{ ...cache, get: … }`, e.g. to count or log calls) keeps its near caches. A wrapper
- * that copies only the operations loses them, which is safe: its near-cache keyspaces read Redis every time.
- */
-const TrackingKey: unique symbol = Symbol.for("effect-failclosed/Tracking")
-
-/**
  * The tracking connections of a Redis-mode cache, made with the cache's Layer and closed with it (opened only when a
  * near-cache keyspace first uses the cache).
  * @internal
  */
-export const makeTracking = (client: Redis | Cluster, store: Store) =>
+export const makeTracking = (client: Redis | Cluster) =>
   Effect.acquireRelease(
-    Effect.sync(() => new Tracking(client, store.get)),
+    Effect.sync(() => new Tracking(client)),
     (tracking) => Effect.sync(() => tracking.close())
   )
-
-/** @internal */
-export const attachTracking = (cache: DistributedCacheService, tracking: Tracking): DistributedCacheService =>
-  Object.defineProperty(cache, TrackingKey, { value: tracking, enumerable: true })
-
-/**
- * The tracking connection of a cache: undefined for LocalOnly (whose near caches never serve).
- * @internal
- */
-export const trackingOf = (cache: DistributedCacheService): Tracking | undefined => {
-  const tracking = (cache as { readonly [TrackingKey]?: unknown })[TrackingKey]
-  return tracking instanceof Tracking ? tracking : undefined
-}

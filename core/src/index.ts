@@ -7,3 +7,4 @@
 export * from "./lruOrder.js"
 export * from "./batch.js"
 export * from "./readPipeline.js"
+export * from "./tags.js"

@@ -19,7 +19,7 @@
  * whose stamps are not all known names the stamps to read ({@link ReadPipeline.unknownStamps}), and `settle` takes
  * what the store answered for them. A stamp that is missing or holds another token makes the entry a miss.
  */
-import { checkMarks, isTagged, readTagged, type TagMark } from "./tags.js"
+import { isTagged, readTagged, type TagMark } from "./tags.js"
 
 /** where an answer came from: Redis, the memory of a LocalOnly cache, or the fallback of an ExplicitDegraded one */
 export type Backend = "redis" | "local" | "local_degraded"
@@ -167,6 +167,11 @@ export interface NearTicket {
 export interface Near<T> {
   /** the live entry of `key` while coherence is proven, else undefined */
   readonly lookup: (key: string) => NearEntry<T> | undefined
+  /**
+   * the live entry of `key`, no proof checked: only for a caller that has just proven coherence on the same
+   * connections (a lookup of another near cache of the same cache, in the same synchronous step)
+   */
+  readonly peek?: ((key: string) => NearEntry<T> | undefined) | undefined
   /** before a read's round trip */
   readonly beginRead: (key: string) => NearTicket
   /** after it: `json` is what Redis answered (null: no entry; undefined: the read failed or did not reach Redis) */
@@ -209,6 +214,8 @@ interface Decoded<V, M> {
   readonly envelope: Envelope | undefined
   /** a tagged entry's marks (undefined: untagged) */
   readonly marks: ReadonlyArray<TagMark> | undefined
+  /** the stamp keys of `marks` for the entry's key, made on its first check (an entry lives under one key) */
+  stampKeys: ReadonlyArray<string> | undefined
   /** plain entries only: the one read of a LocalOnly or near entry */
   shared: Found<V, M> | undefined
 }
@@ -247,6 +254,11 @@ export interface TagStamps {
   readonly known: (stampKey: string) => string | null | undefined
   /** the near cache of the stamps, which the wrapper fills with what it reads of them (absent: none) */
   readonly near?: Near<unknown> | undefined
+  /**
+   * `known` for a near hit: the keyspace's near cache proved coherence on the same connections in this step, so the
+   * stamps' near cache is read without proving it again (absent: `known` is asked)
+   */
+  readonly knownNear?: ((stampKey: string) => string | undefined) | undefined
 }
 
 /**
@@ -396,23 +408,30 @@ export class ReadPipeline<V, M = unknown> {
     }
     const value = this.decode(json)
     if (value instanceof Invalid) return value
-    return { value, envelope, marks, shared: undefined }
+    return { value, envelope, marks, stampKeys: undefined, shared: undefined }
   }
 
   /** true when every stamp of a tagged entry holds the entry's token (known in process, or just read) */
   private tagsHold(
-    marks: ReadonlyArray<TagMark>,
+    decoded: Decoded<V, M>,
     key: string,
-    stamps: ReadonlyMap<string, string | null> | undefined
+    stamps: ReadonlyMap<string, string | null> | undefined,
+    nearHit: boolean
   ): boolean {
     const tags = this.tags
+    const marks = decoded.marks!
     if (tags === undefined) return false
-    const state = checkMarks(marks, (hash) => {
-      const stampKey = tags.stampKeyOf(key, hash)
-      const known = tags.known(stampKey)
-      return known !== undefined ? known : stamps?.get(stampKey)
-    })
-    return state === "valid"
+    const knownNear = nearHit ? tags.knownNear : undefined
+    // a near entry's hits check the same stamps every time: their keys are made once (a loop, no closure: a near hit
+    // of a tagged entry costs a Map lookup per tag more than an untagged one)
+    const stampKeys = (decoded.stampKeys ??= marks.map((mark) => tags.stampKeyOf(key, mark.hash)))
+    for (let i = 0; i < marks.length; i++) {
+      const stampKey = stampKeys[i]!
+      let token = knownNear === undefined ? tags.known(stampKey) : knownNear(stampKey)
+      if (token === undefined) token = stamps?.get(stampKey)
+      if (token !== marks[i]!.token) return false
+    }
+    return true
   }
 
   /** a decoded entry at `now`: fresh, stale (only when asked for), or `past` (also: its tags no longer hold) */
@@ -427,7 +446,7 @@ export class ReadPipeline<V, M = unknown> {
     stale: boolean,
     past: P
   ): Found<V, M> | P {
-    if (decoded.marks !== undefined && !this.tagsHold(decoded.marks, key, stamps)) return past
+    if (decoded.marks !== undefined && !this.tagsHold(decoded, key, stamps, near)) return past
     const envelope = decoded.envelope
     if (envelope === undefined) {
       // plain: fresh while it exists. A LocalOnly or near entry answers every read with one object.

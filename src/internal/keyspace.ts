@@ -212,16 +212,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     if (stamps === undefined) {
       const entryHead = keyspacePrefixOf(cache)
       const stampHead = `${cache.keyPrefix}:t:${entryHead.slice(cache.keyPrefix.length + 1)}`
-      let made: Stamps | undefined
-      const lazy = () =>
-        (made ??= makeStamps(cache, name, entryHead, stampHead, nearSettings?.maxStalenessMillis ?? 1_000))
-      stamps = {
-        stampKeyOf: (entryKey, hash) => lazy().stampKeyOf(entryKey, hash),
-        known: (stampKey) => lazy().known(stampKey),
-        get near() {
-          return lazy().near
-        }
-      }
+      stamps = makeStamps(cache, name, entryHead, stampHead, nearSettings?.maxStalenessMillis ?? 1_000)
       stampsByCache.set(cache, stamps)
     }
     return stamps

@@ -6,7 +6,7 @@
  * invalidation arrives, and none is answered from memory while coherence is not proven.
  */
 import * as Effect from "effect/Effect"
-import { newStampToken, type TagMark, type TagStamps } from "@effect-failclosed/core"
+import { type Near, newStampToken, type TagMark, type TagStamps } from "@effect-failclosed/core"
 import type { DistributedCacheService } from "../DistributedCache.js"
 import type { CacheBackendUnavailable } from "../errors.js"
 
@@ -36,16 +36,21 @@ export const makeStamps = (
   maxStalenessMillis: number
 ): Stamps => {
   const local = cache.get.local
-  const near =
-    local !== undefined || cache.nearCache === undefined
-      ? undefined
-      : cache.nearCache({
-          prefix: stampHead,
-          keyspace: `${keyspace} (tag stamps)`,
-          capacity: STAMP_CAPACITY,
-          timeToLiveMillis: undefined,
-          maxStalenessMillis
-        })
+  const openNear = cache.nearCache
+  /** the stamps' near cache, opened (with the tracking of its prefix) when a tagged entry is first met */
+  let near: Near<unknown> | undefined
+  const nearOf = (): Near<unknown> | undefined => {
+    if (near === undefined && local === undefined && openNear !== undefined) {
+      near = openNear({
+        prefix: stampHead,
+        keyspace: `${keyspace} (tag stamps)`,
+        capacity: STAMP_CAPACITY,
+        timeToLiveMillis: undefined,
+        maxStalenessMillis
+      })
+    }
+    return near
+  }
   /** entry partition → stamp partition (one string per partition) */
   const partitions = new Map<string, string>()
   const stampKeyOf = (entryKey: string, hash: string): string => {
@@ -62,10 +67,25 @@ export const makeStamps = (
     local !== undefined
       ? // LocalOnly: the memory store is the truth, read synchronously
         (stampKey: string) => local(stampKey)?.value ?? null
-      : near === undefined
+      : openNear === undefined
         ? () => undefined
-        : (stampKey: string) => near.lookup(stampKey)?.json
-  return { near, stampKeyOf, known }
+        : (stampKey: string) => (near ?? nearOf())!.lookup(stampKey)?.json
+  /** same tracking connections and maxStaleness as the keyspace's near cache: its hit proved them in this step */
+  const knownNear =
+    local !== undefined || openNear === undefined
+      ? undefined
+      : (stampKey: string) => {
+          const n = near ?? nearOf()!
+          return n.peek === undefined ? n.lookup(stampKey)?.json : n.peek(stampKey)?.json
+        }
+  return {
+    stampKeyOf,
+    known,
+    knownNear,
+    get near() {
+      return nearOf()
+    }
+  }
 }
 
 /**

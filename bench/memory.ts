@@ -20,8 +20,7 @@ import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { type Cached, DistributedCache, Keyspace, localOnly, RedisClient, strictDistributed } from "../src/index.js"
-import { canonicalJson } from "../src/internal/json.js"
-import { hashKey, keyspacePrefix, NO_TENANT_SEGMENT } from "../src/internal/keys.js"
+import { canonicalJson, hashCanonical, keyspaceHead, NO_TENANT_SEGMENT } from "@effect-failclosed/core"
 import {
   COMMAND_TIMEOUT,
   effectWorkers,
@@ -83,12 +82,12 @@ const localOnlyPerEntry = async (): Promise<{ perEntry: number; valueBytes: numb
 
 /** the same keys (same length as the keyspace's) and values in a bare Map, and in lru-cache */
 const floorPerEntry = (kind: "map" | "lru"): number => {
-  const prefix = keyspacePrefix("fc", Users.name) + NO_TENANT_SEGMENT + ":"
+  const prefix = keyspaceHead("fc", Users.name) + NO_TENANT_SEGMENT + ":"
   const before = heapAfterGc()
   const holder: { m?: Map<string, string> | LRUCache<string, string> } = {}
   const m = kind === "map" ? new Map<string, string>() : new LRUCache<string, string>({ max: ENTRIES })
   holder.m = m
-  for (let i = 0; i < ENTRIES; i++) m.set(prefix + hashKey(canonicalJson({ id: i })), JSON.stringify(userOf(i)))
+  for (let i = 0; i < ENTRIES; i++) m.set(prefix + hashCanonical(canonicalJson({ id: i })), JSON.stringify(userOf(i)))
   const after = heapAfterGc()
   if (holder.m.size !== ENTRIES) throw new Error("bench: size mismatch")
   return (after - before) / ENTRIES

@@ -18,8 +18,7 @@ import * as Scope from "effect/Scope"
 import { type Cached, DistributedCache, type DistributedCacheService } from "../src/DistributedCache.js"
 import { CacheBackendUnavailable } from "../src/errors.js"
 import { Breaker } from "../src/internal/breaker.js"
-import { canonicalJson } from "../src/internal/json.js"
-import { hashKey, keyspacePrefix, NO_TENANT_SEGMENT } from "../src/internal/keys.js"
+import { canonicalJson, hashCanonical, keyspaceHead, NO_TENANT_SEGMENT } from "@effect-failclosed/core"
 import { makeStrict } from "../src/internal/policy.js"
 import { makeRedisStore } from "../src/internal/redis/store.js"
 import type { Store, StoreFailure } from "../src/internal/store.js"
@@ -131,8 +130,8 @@ export const modeCases = async (
   const bypass = bypassed(store)
   const client = redis.client
 
-  const keyPrefix = keyspacePrefix(KEY_PREFIX, Users.name) + NO_TENANT_SEGMENT + ":"
-  const storeKeys = Array.from({ length: KEYS }, (_, id) => keyPrefix + hashKey(canonicalJson({ id })))
+  const keyPrefix = keyspaceHead(KEY_PREFIX, Users.name) + NO_TENANT_SEGMENT + ":"
+  const storeKeys = Array.from({ length: KEYS }, (_, id) => keyPrefix + hashCanonical(canonicalJson({ id })))
 
   const over =
     (service: DistributedCacheService) =>

@@ -22,8 +22,7 @@ import * as Scope from "effect/Scope"
 import type { Redis } from "ioredis"
 import { DistributedCache, type DistributedCacheService } from "../src/DistributedCache.js"
 import { Breaker } from "../src/internal/breaker.js"
-import { canonicalJson } from "../src/internal/json.js"
-import { hashKey, keyspacePrefix, NO_TENANT_SEGMENT } from "../src/internal/keys.js"
+import { canonicalJson, hashCanonical, keyspaceHead, NO_TENANT_SEGMENT } from "@effect-failclosed/core"
 import { makeStrict } from "../src/internal/policy.js"
 import { makeRedisStore } from "../src/internal/redis/store.js"
 import { RedisClient } from "../src/RedisClient.js"
@@ -96,8 +95,8 @@ const main = async () => {
       breaker: new Breaker(Effect.runSync(Effect.clock), 500),
       keyPrefix: KEY_PREFIX
     })
-    const head = keyspacePrefix(KEY_PREFIX, Users.name) + NO_TENANT_SEGMENT + ":"
-    const storeKeys = Array.from({ length: KEYS }, (_, id) => head + hashKey(canonicalJson({ id })))
+    const head = keyspaceHead(KEY_PREFIX, Users.name) + NO_TENANT_SEGMENT + ":"
+    const storeKeys = Array.from({ length: KEYS }, (_, id) => head + hashCanonical(canonicalJson({ id })))
     const over = (service: DistributedCacheService) => (e: Effect.Effect<void, unknown, DistributedCache>) =>
       Effect.runPromise(Effect.provideService(e, DistributedCache, service))
     const plain = (e: Effect.Effect<void, unknown>) => Effect.runPromise(e)

@@ -14,7 +14,7 @@ import * as Layer from "effect/Layer"
 import { DistributedCache } from "./DistributedCache.js"
 import { CacheBackendUnavailable } from "./errors.js"
 import { Breaker } from "./internal/breaker.js"
-import { PREFIX_PATTERN } from "./internal/keys.js"
+import { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN } from "@effect-failclosed/core"
 import { makeMemoryStore } from "./internal/memoryStore.js"
 import { emitSecurityEvent } from "./internal/observability.js"
 import { makeDegraded, makeLocal, makeStrict } from "./internal/policy.js"
@@ -95,9 +95,9 @@ export interface LocalOnlyOptions {
 const check = optionChecks("cache mode")
 
 const keyPrefixOf = (prefix: string | undefined): string => {
-  const p = prefix ?? "fc"
-  if (!PREFIX_PATTERN.test(p))
-    check.invalid(`keyPrefix must match ${PREFIX_PATTERN} (got ${JSON.stringify(p.slice(0, 80))})`)
+  const p = prefix ?? DEFAULT_KEY_PREFIX
+  if (!KEY_PREFIX_PATTERN.test(p))
+    check.invalid(`keyPrefix must match ${KEY_PREFIX_PATTERN} (got ${JSON.stringify(p.slice(0, 80))})`)
   return p
 }
 

@@ -253,7 +253,8 @@ export interface DistributedCacheService {
   readonly releaseLock: (key: string, token: string) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
   /**
    * Opens the near cache of one keyspace on this cache (see docs/near-cache.md): an in-process copy of the keyspace's
-   * entries, kept coherent by this cache's Redis invalidation connections and refilled through this cache's breaker.
+   * entries, kept coherent by this cache's Redis invalidation connections (its background refills are admitted by this
+   * cache's breaker).
    * `Keyspace` calls it once per near-cache keyspace and cache, and reads through what it returns (the read pipeline
    * of `@effect-failclosed/core`). Absent where there is nothing to keep coherent with (LocalOnly) and in services
    * that do not offer it: their keyspaces read Redis every time.

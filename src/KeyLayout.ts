@@ -1,36 +1,37 @@
 /**
  * Where the library keeps things in Redis, for operators: `pattern` gives the `SCAN … MATCH` /
- * `redis-cli --scan --pattern` glob of a keyspace, a tenant of it, a rate limiter, a replay guard
- * or a `KeyValueStore`, built by the same code that builds the keys.
+ * `redis-cli --scan --pattern` glob of a keyspace, a tenant of it, a rate limiter, a replay guard,
+ * a `KeyValueStore` or a Persistence store, and `entryKey` the full key of one keyspace entry, both
+ * built by the same code that builds the keys (the core's key codec).
  *
- * Every key starts with the mode's `keyPrefix` (default `"fc"`). Names and tenant ids are
- * base64url-encoded (unpadded) UTF-16LE code units, so no segment contains `:` or a glob
- * character whatever the id holds; the tenant segment is `-` for an entry without a tenant and
- * `t` followed by the encoded id otherwise; keys, subjects and nonces are stored only as
- * base64url SHA-256 hashes:
+ * Every key starts with the mode's `keyPrefix` (default `"fc"`), then a feature tag. Names and
+ * tenant ids made of `[A-Za-z0-9._-]` are written as they are; any other id is written as `~`
+ * followed by the unpadded base64url of its UTF-16LE code units, so no segment contains `:`, a
+ * brace or a glob character whatever the id holds, and no id can produce another's segment. The
+ * tenant segment is `-` for an entry without a tenant. Keys, subjects and nonces are stored only
+ * as hashes: the SHA-256 of their canonical JSON, truncated to 144 bits (24 base64url characters).
  *
- * | feature         | Redis key                                                    |
- * | --------------- | ------------------------------------------------------------ |
- * | `Keyspace`      | `<prefix>:<name>:<tenant>:<SHA-256 of the key's canonical JSON>` |
- * | `RateLimiter`   | `<prefix>:{rl:<f, s or t>:<name>:<tenant>:<SHA-256 of the subject>…` |
- * | `ReplayGuard`   | `<prefix>:{rg:<name>:<tenant>:<SHA-256 of the nonce>}`       |
- * | `KeyValueStore` | `<prefix>:~kv:<name>:<SHA-256 of the key's JSON>`            |
+ * | feature         | Redis key                                                        |
+ * | --------------- | ---------------------------------------------------------------- |
+ * | `Keyspace`      | `<prefix>:k:<name>:<tenant>:<hash of the key's canonical JSON>`  |
+ * | lock            | `<Keyspace key>~lock`                                            |
+ * | `RateLimiter`   | `<prefix>:{r<f, s or t>:<name>:<tenant>:<hash of the subject>}…` |
+ * | `ReplayGuard`   | `<prefix>:{g:<name>:<tenant>:<hash of the nonce>}`               |
+ * | `KeyValueStore` | `<prefix>:v:<name>:-:<hash of the key's JSON>`                   |
+ * | Persistence     | `<prefix>:p:<store id>:-:<hash of the key's JSON>`               |
+ *
+ * A typical key (`fc`, keyspace `profiles`, tenant `acme`, key `{ userId: 12345 }`) is
+ * `fc:k:profiles:acme:` and 24 characters: 43 bytes. This layout is new in 0.2.0 (see
+ * CHANGELOG.md): 0.1.0 nodes do not share entries, budgets or claims with it.
  *
  * @since 0.1.0
  */
-import type { RateLimitAlgorithm } from "./DistributedCache.js"
-import {
-  ALGORITHM_TAG,
-  keyspaceHead,
-  keyValueStoreHead,
-  rateLimiterHead,
-  replayGuardHead
-} from "./internal/keyLayout.js"
-import { escapeGlob, PREFIX_PATTERN, tenantSegment } from "./internal/keys.js"
+import { keyspaceEntryKey, type KeyspaceEntry, type ScanTarget, scanPattern } from "@effect-failclosed/core"
 
 /**
  * What `pattern` describes: one feature by its name (the `name` given to `Keyspace.make`,
- * `RateLimiter.make`, `ReplayGuard.make` or `KeyValueStore.layer`), and optionally one tenant.
+ * `RateLimiter.make`, `ReplayGuard.make` or `KeyValueStore.layer`, or a Persistence store id),
+ * and optionally one tenant.
  *
  * `tenant`: omitted, every entry of the feature (all tenants, and entries without one); a string,
  * that tenant's entries only; `null`, only the entries written without a tenant. `keyPrefix` is
@@ -46,57 +47,12 @@ import { escapeGlob, PREFIX_PATTERN, tenantSegment } from "./internal/keys.js"
  * @since 0.1.0
  * @category models
  */
-export type Target =
-  | {
-      readonly keyspace: string
-      readonly tenant?: string | null | undefined
-      readonly keyPrefix?: string | undefined
-    }
-  | {
-      readonly rateLimiter: string
-      readonly algorithm?: RateLimitAlgorithm | undefined
-      readonly tenant?: string | null | undefined
-      readonly keyPrefix?: string | undefined
-    }
-  | {
-      readonly replayGuard: string
-      readonly tenant?: string | null | undefined
-      readonly keyPrefix?: string | undefined
-    }
-  | {
-      readonly keyValueStore: string
-      readonly keyPrefix?: string | undefined
-    }
-
-const DEFAULT_PREFIX = "fc"
-
-/** stands for the algorithm tag while a head is built (no name segment or prefix contains it) */
-const TAG_SLOT = "\u0000"
-
-const invalid = (reason: string): never => {
-  throw new Error(`effect-failclosed: KeyLayout.pattern: ${reason}`)
-}
-
-const nameOf = (name: unknown, what: string): string =>
-  typeof name === "string" && name.length > 0 ? name : invalid(`${what} must be a non-empty string`)
-
-const prefixOf = (target: Target): string => {
-  const p = target.keyPrefix ?? DEFAULT_PREFIX
-  return PREFIX_PATTERN.test(p) ? p : invalid(`keyPrefix must match ${PREFIX_PATTERN}`)
-}
-
-/** the glob of the partitions below `head`: one tenant, the no-tenant entries, or all of them */
-const partitions = (head: string, tenant: string | null | undefined): string => {
-  if (tenant === undefined) return escapeGlob(head) + "*"
-  if (tenant !== null && (typeof tenant !== "string" || tenant.length === 0)) {
-    invalid("tenant must be a non-empty string, null (no tenant) or omitted (every tenant)")
-  }
-  return escapeGlob(head + tenantSegment(tenant ?? undefined) + ":") + "*"
-}
+export type Target = ScanTarget
 
 /**
  * The Redis glob (for `SCAN … MATCH`, `redis-cli --scan --pattern`) that matches exactly the keys
- * of one keyspace, rate limiter, replay guard or `KeyValueStore`, or of one tenant of it: built
+ * of one keyspace, rate limiter, replay guard, `KeyValueStore` or Persistence store, or of one
+ * tenant of it: built
  * from the same functions that build the keys, with glob characters escaped, so a tenant id like
  * `a*` or `[x]` matches that tenant and no other. A rate limiter's `algorithm`, omitted, matches
  * all three (`[fst]`). An empty name or tenant, or an invalid
@@ -109,7 +65,7 @@ const partitions = (head: string, tenant: string | null | undefined): string => 
  * ```ts
  * import * as KeyLayout from "effect-failclosed/KeyLayout"
  *
- * // redis-cli --scan --pattern 'fc:cAByAG8AZgBpAGwAZQBzAA:tYQBjAG0AZQA:*'
+ * // redis-cli --scan --pattern 'fc:k:profiles:acme:*'
  * console.log(KeyLayout.pattern({ keyspace: "profiles", tenant: "acme" }))
  * console.log(KeyLayout.pattern({ rateLimiter: "login", tenant: "acme" }))
  * console.log(KeyLayout.pattern({ replayGuard: "webhooks" })) // every tenant
@@ -118,28 +74,39 @@ const partitions = (head: string, tenant: string | null | undefined): string => 
  * @since 0.1.0
  * @category patterns
  */
-export const pattern = (target: Target): string => {
-  const keyPrefix = prefixOf(target)
-  if ("keyspace" in target) {
-    return partitions(keyspaceHead(keyPrefix, nameOf(target.keyspace, "keyspace")), target.tenant)
-  }
-  if ("rateLimiter" in target) {
-    const name = nameOf(target.rateLimiter, "rateLimiter")
-    const algorithm = target.algorithm
-    if (algorithm !== undefined && !Object.hasOwn(ALGORITHM_TAG, algorithm)) {
-      invalid(`algorithm must be "fixed-window", "sliding-window" or "token-bucket"`)
-    }
-    if (algorithm !== undefined)
-      return partitions(rateLimiterHead(keyPrefix, ALGORITHM_TAG[algorithm], name), target.tenant)
-    // every algorithm: its one-character tag becomes the class `[fst]` (left unescaped, unlike the rest)
-    const [before, after] = rateLimiterHead(keyPrefix, TAG_SLOT, name).split(TAG_SLOT) as [string, string]
-    return escapeGlob(before) + `[${Object.values(ALGORITHM_TAG).join("")}]` + partitions(after, target.tenant)
-  }
-  if ("replayGuard" in target) {
-    return partitions(replayGuardHead(keyPrefix, nameOf(target.replayGuard, "replayGuard")), target.tenant)
-  }
-  if ("keyValueStore" in target) {
-    return partitions(keyValueStoreHead(keyPrefix, nameOf(target.keyValueStore, "keyValueStore")), undefined)
-  }
-  return invalid("give one of keyspace, rateLimiter, replayGuard or keyValueStore")
-}
+export const pattern = (target: Target): string => scanPattern(target)
+
+/**
+ * The full Redis key of one keyspace entry (for `redis-cli GET`, `TTL`, `UNLINK`), from the
+ * keyspace's name, the tenant (omitted or null: none), the key as JSON text (as the key Schema
+ * encodes it; spacing and property order do not matter) and the mode's `keyPrefix`. Invalid input
+ * is a synchronous `Error` that says what to fix.
+ *
+ * @example
+ * ```ts
+ * import * as KeyLayout from "effect-failclosed/KeyLayout"
+ *
+ * // fc:k:profiles:acme:<24 characters>
+ * console.log(KeyLayout.entryKey({ keyspace: "profiles", tenant: "acme", key: '{"userId":12345}' }))
+ * ```
+ *
+ * @since 0.2.0
+ * @category keys
+ */
+export const entryKey = (entry: EntryKeyTarget): string => keyspaceEntryKey(entry)
+
+/**
+ * What {@link entryKey} takes: a keyspace's name, a tenant (omitted or null: the entry has none),
+ * the key's JSON text and the mode's `keyPrefix` (default `"fc"`).
+ *
+ * @example
+ * ```ts
+ * import type { KeyLayout } from "effect-failclosed"
+ *
+ * const target: KeyLayout.EntryKeyTarget = { keyspace: "profiles", tenant: "acme", key: '{"userId":12345}' }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type EntryKeyTarget = KeyspaceEntry

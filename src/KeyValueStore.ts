@@ -24,11 +24,12 @@
  *
  * Keys are hashed (SHA-256 of the key's JSON): key material is not stored in Redis in clear, and
  * every key, whatever its characters or length, maps to one fixed-size Redis key
- * `<keyPrefix>:~kv:<name>:<hash>`, which cannot collide with a `Keyspace` key.
+ * `<keyPrefix>:v:<name>:-:<hash>`, which cannot collide with a `Keyspace` key (see `KeyLayout`).
  *
  * @since 0.1.0
  */
 import * as PlatformError from "@effect/platform/Error"
+import { Invalid, type Read, ReadPipeline } from "@effect-failclosed/core"
 import * as PlatformKeyValueStore from "@effect/platform/KeyValueStore"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -38,9 +39,9 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { DistributedCache, type DistributedCacheService } from "./DistributedCache.js"
 import { CacheBackendUnavailable } from "./errors.js"
-import { keyValueStoreHead } from "./internal/keyLayout.js"
-import { hashKey } from "./internal/keys.js"
+import { FeatureKeys, keyValueStoreHead } from "@effect-failclosed/core"
 import { optionChecks, ttlMillisOf } from "./internal/options.js"
+import { readEntry } from "./internal/readThrough.js"
 
 /**
  * Options of {@link make} and {@link layer}.
@@ -137,6 +138,13 @@ const invalidData = (method: string) =>
 
 const encoder = new TextEncoder()
 
+const NOT_OURS = new Invalid("the stored entry was not written by an effect-failclosed KeyValueStore")
+/** the read pipeline's decoder: a stored entry as it is, when it has one of the two tags */
+const taggedEntry = (stored: string): string | Invalid => {
+  const tag = stored.charAt(0)
+  return tag === TAG_STRING || tag === TAG_BYTES ? stored : NOT_OURS
+}
+
 /** Redis would store U+FFFD for it: the value would not read back as written */
 const LONE_SURROGATE = /\p{Surrogate}/u
 
@@ -152,40 +160,37 @@ const makeService = (
   options: ReturnType<typeof validate>
 ): PlatformKeyValueStore.KeyValueStore => {
   const { maxValueBytes, ttlMillis } = options
-  const prefix = keyValueStoreHead(cache.keyPrefix, options.name)
-  // JSON.stringify escapes lone surrogates, so distinct keys hash distinct inputs
-  const storeKey = (key: string): string => prefix + hashKey(JSON.stringify(key))
+  // `<keyPrefix>:v:<name>:-:<hash of the key's JSON>`: JSON.stringify escapes lone surrogates, so distinct keys hash
+  // distinct inputs
+  const keys = new FeatureKeys((keyPrefix) => keyValueStoreHead(keyPrefix, options.name), "string")
+  const prefix = keys.head(cache.keyPrefix)
+  const storeKey = (key: string): string => keys.key(cache.keyPrefix, undefined, key)
+
+  // entries are read through the core's read pipeline (internal/readThrough); its decoder checks the tag
+  const pipeline = new ReadPipeline<string>({ decode: taggedEntry, shareDecoded: true, local: cache.get.local })
+  const read = (key: string) => readEntry(pipeline, cache, storeKey(key), false)
 
   const none = Effect.succeed(Option.none<never>())
   const readString = (
-    stored: string | undefined
+    entry: Read<string, unknown>
   ): Effect.Effect<Option.Option<string>, PlatformError.PlatformError> => {
-    if (stored === undefined) return none
-    const tag = stored.charAt(0)
+    if (entry._tag === "Miss") return entry.invalid === undefined ? none : Effect.fail(invalidData("get"))
     // the platform's convention (layerMemory): a binary value read as a string is its base64
-    if (tag === TAG_STRING || tag === TAG_BYTES) return Effect.succeed(Option.some(stored.slice(1)))
-    return Effect.fail(invalidData("get"))
+    return Effect.succeed(Option.some(entry.value.slice(1)))
   }
   const readBytes = (
-    stored: string | undefined
+    entry: Read<string, unknown>
   ): Effect.Effect<Option.Option<Uint8Array>, PlatformError.PlatformError> => {
-    if (stored === undefined) return none
-    const tag = stored.charAt(0)
-    if (tag === TAG_STRING) return Effect.succeed(Option.some(encoder.encode(stored.slice(1))))
-    if (tag === TAG_BYTES) {
-      const bytes = Encoding.decodeBase64(stored.slice(1))
-      return Either.isRight(bytes)
-        ? Effect.succeed(Option.some(bytes.right))
-        : Effect.fail(invalidData("getUint8Array"))
-    }
-    return Effect.fail(invalidData("getUint8Array"))
+    if (entry._tag === "Miss") return entry.invalid === undefined ? none : Effect.fail(invalidData("getUint8Array"))
+    const stored = entry.value
+    if (stored.charAt(0) === TAG_STRING) return Effect.succeed(Option.some(encoder.encode(stored.slice(1))))
+    const bytes = Encoding.decodeBase64(stored.slice(1))
+    return Either.isRight(bytes) ? Effect.succeed(Option.some(bytes.right)) : Effect.fail(invalidData("getUint8Array"))
   }
 
-  const get = (key: string) =>
-    Effect.flatMap(Effect.mapError(cache.get(storeKey(key)), mapGet), (entry) => readString(entry.value))
+  const get = (key: string) => Effect.flatMap(Effect.mapError(read(key), mapGet), readString)
 
-  const getUint8Array = (key: string) =>
-    Effect.flatMap(Effect.mapError(cache.get(storeKey(key)), mapGetUint8Array), (entry) => readBytes(entry.value))
+  const getUint8Array = (key: string) => Effect.flatMap(Effect.mapError(read(key), mapGetUint8Array), readBytes)
 
   const set = (key: string, value: string | Uint8Array): Effect.Effect<void, PlatformError.PlatformError> => {
     if (typeof value === "string" && LONE_SURROGATE.test(value)) {
@@ -203,7 +208,9 @@ const makeService = (
     get,
     getUint8Array,
     set,
-    has: (key) => Effect.map(Effect.mapError(cache.get(storeKey(key)), mapHas), (entry) => entry.value !== undefined),
+    // an entry another writer left is an entry too
+    has: (key) =>
+      Effect.map(Effect.mapError(read(key), mapHas), (entry) => entry._tag === "Found" || entry.invalid !== undefined),
     remove: (key) => Effect.asVoid(Effect.mapError(cache.invalidate(storeKey(key)), mapRemove)),
     // suspended: each run asks the cache anew, whatever its implementation does eagerly
     clear: Effect.suspend(() => Effect.asVoid(Effect.mapError(cache.clear(prefix), mapClear))),

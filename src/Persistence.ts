@@ -30,22 +30,24 @@
  * - `PersistedCache`'s own in-memory tier (`inMemoryCapacity`, `inMemoryTTL`, 10 seconds by
  *   default) is node-local and caches failures too: see docs/effect-experimental.md.
  *
- * Keys: a store's entries live under `<keyPrefix>:~ps:<storeId>:` (the store id base64url-encoded
- * like a keyspace name), each key the SHA-256 of the entry key's JSON, so two stores never share
- * an entry and no entry key, whatever its characters, reaches another store's keys or a
+ * Keys: a store's entries live under `<keyPrefix>:p:<storeId>:` (the store id written like a
+ * keyspace name, see `KeyLayout`), each key the hash of the entry key's JSON, so two stores never
+ * share an entry and no entry key, whatever its characters, reaches another store's keys or a
  * `Keyspace`'s.
  *
  * @since 0.1.0
  */
 import * as Persistence from "@effect/experimental/Persistence"
+import { Invalid, type Read, ReadPipeline } from "@effect-failclosed/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { DistributedCache, type DistributedCacheService } from "./DistributedCache.js"
 import { CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "./errors.js"
-import { encodeSegment, hashKey } from "./internal/keys.js"
+import { FeatureKeys, persistenceHead } from "@effect-failclosed/core"
 import { optionChecks, ttlMillisOf } from "./internal/options.js"
+import { readEntry } from "./internal/readThrough.js"
 
 /**
  * Options of {@link makeBacking}, {@link layerBacking} and {@link layerResult}.
@@ -65,12 +67,9 @@ export interface PersistenceOptions {
   readonly maxValueBytes?: number | undefined
 }
 
-/** the segment after `<keyPrefix>:`: `~` is outside base64url, so no Keyspace prefix can start with it */
-const PERSISTENCE_SEGMENT = "~ps"
-
 /**
- * The prefix of every Redis key of one store: `<keyPrefix>:~ps:<storeId>:`. Stores never share a
- * key, and `clear` deletes exactly the keys under it.
+ * The prefix of every Redis key of one store: `<keyPrefix>:p:<storeId>:` (see `KeyLayout`). Stores
+ * never share a key, and `clear` deletes exactly the keys under it.
  *
  * @example
  * ```ts
@@ -83,8 +82,7 @@ const PERSISTENCE_SEGMENT = "~ps"
  * @since 0.1.0
  * @category key layout
  */
-export const storePrefix = (keyPrefix: string, storeId: string): string =>
-  `${keyPrefix}:${PERSISTENCE_SEGMENT}:${encodeSegment(storeId)}:`
+export const storePrefix = (keyPrefix: string, storeId: string): string => persistenceHead(keyPrefix, storeId)
 
 /**
  * Returns the `CacheBackendUnavailable` behind a `PersistenceError` of this module, if that is
@@ -128,6 +126,15 @@ const errorOf = {
   clear: backingError("clear")
 }
 
+const NOT_JSON = new Invalid("the stored entry is not JSON")
+const parseJson = (json: string): unknown => {
+  try {
+    return JSON.parse(json)
+  } catch {
+    return NOT_JSON
+  }
+}
+
 const validate = (options: PersistenceOptions | undefined) => ({
   maxValueBytes: optionChecks("Persistence").positiveInteger("maxValueBytes", options?.maxValueBytes, 1024 * 1024)
 })
@@ -138,30 +145,29 @@ const makeStore = (
   options: ReturnType<typeof validate>
 ): Persistence.BackingPersistenceStore => {
   const { maxValueBytes } = options
-  const prefix = storePrefix(cache.keyPrefix, storeId)
-  // JSON.stringify escapes lone surrogates, so distinct keys hash distinct inputs
-  const storeKey = (key: string): string => prefix + hashKey(JSON.stringify(key))
+  // `<keyPrefix>:p:<storeId>:-:<hash of the key's JSON>`: JSON.stringify escapes lone surrogates, so distinct keys
+  // hash distinct inputs
+  const keys = new FeatureKeys((keyPrefix) => persistenceHead(keyPrefix, storeId), "string")
+  const prefix = keys.head(cache.keyPrefix)
+  const storeKey = (key: string): string => keys.key(cache.keyPrefix, undefined, key)
 
+  // entries are read through the core's read pipeline (internal/readThrough): JSON decoded once, where it is read
+  const pipeline = new ReadPipeline<unknown>({ decode: parseJson, shareDecoded: false, local: cache.get.local })
   const none = Effect.succeed(Option.none<unknown>())
   const read =
     (method: "get" | "getMany") =>
-    (stored: string | undefined): Effect.Effect<Option.Option<unknown>, Persistence.PersistenceError> => {
-      if (stored === undefined) return none
-      try {
-        return Effect.succeed(Option.some(JSON.parse(stored)))
-      } catch {
-        return Effect.fail(
-          errorOf[method](new CacheEntryInvalid({ keyspace: storeId, reason: "the stored entry is not JSON" }))
-        )
-      }
+    (entry: Read<unknown, unknown>): Effect.Effect<Option.Option<unknown>, Persistence.PersistenceError> => {
+      if (entry._tag === "Found") return Effect.succeed(Option.some(entry.value))
+      if (entry.invalid === undefined) return none
+      return Effect.fail(errorOf[method](new CacheEntryInvalid({ keyspace: storeId, reason: entry.invalid.reason })))
     }
   const readGet = read("get")
   const readGetMany = read("getMany")
 
   const get = (key: string) =>
-    Effect.flatMap(Effect.mapError(cache.get(storeKey(key)), errorOf.get), (entry) => readGet(entry.value))
+    Effect.flatMap(Effect.mapError(readEntry(pipeline, cache, storeKey(key), false), errorOf.get), readGet)
   const getOne = (key: string) =>
-    Effect.flatMap(Effect.mapError(cache.get(storeKey(key)), errorOf.getMany), (entry) => readGetMany(entry.value))
+    Effect.flatMap(Effect.mapError(readEntry(pipeline, cache, storeKey(key), false), errorOf.getMany), readGetMany)
 
   const invalidValue = (method: "set" | "setMany", reason: string) =>
     Effect.fail(errorOf[method](new CacheValueInvalid({ keyspace: storeId, reason: `${reason}; nothing was written` })))

@@ -16,8 +16,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type { Backend, Cached, CacheModeName, DistributedCache, DistributedCacheService } from "./DistributedCache.js"
 import { type CacheBackendUnavailable, CacheValueInvalid, type InputField, ReplayDetected } from "./errors.js"
-import { replayGuardHead } from "./internal/keyLayout.js"
-import { hashUtf16, partitionPrefixes } from "./internal/keys.js"
+import { FeatureKeys, HASH_TAG_END, replayGuardHead, tenantProblem } from "@effect-failclosed/core"
 import { feature, increment, perMode, replayMetrics } from "./internal/observability.js"
 import { optionChecks } from "./internal/options.js"
 
@@ -122,8 +121,8 @@ const check = optionChecks("ReplayGuard")
 
 /**
  * Creates a replay guard. Invalid options are a programmer error: a synchronous `Error`, before
- * anything touches Redis. Store keys are `<keyPrefix>:{rg:<name>:<tenant>:<nonce hash>}`: the `{`
- * keeps them apart from every keyspace key, and the nonce is hashed, never stored.
+ * anything touches Redis. Store keys are `<keyPrefix>:{g:<name>:<tenant>:<nonce hash>}` (see
+ * `KeyLayout`): the nonce is hashed, never stored.
  *
  * @example
  * ```ts
@@ -151,8 +150,11 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
   const maxTenantLength = check.positiveInteger("maxTenantLength", options.maxTenantLength, 256)
   const window = Duration.millis(windowMillis)
 
-  /** `<keyPrefix>:{rg:<name>:<tenant>:` (the nonce is hashed: its UTF-16 code units, so malformed strings stay distinct) */
-  const prefixOf = partitionPrefixes((keyPrefix) => replayGuardHead(keyPrefix, name))
+  /**
+   * `<keyPrefix>:{g:<name>:<tenant>:<nonce hash>}` (the hash of the nonce's JSON, so malformed strings stay distinct);
+   * nonces do not recur, so their hashes are not memoised
+   */
+  const keys = new FeatureKeys((keyPrefix) => replayGuardHead(keyPrefix, name), "string", HASH_TAG_END, false)
 
   const invalid = (field: InputField, reason: string) =>
     Effect.fail(new CacheValueInvalid({ guard: name, reason, field }))
@@ -162,15 +164,8 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
   ): Effect.Effect<never, CacheValueInvalid> | undefined => {
     if (typeof nonce !== "string" || nonce.length === 0) return invalid("nonce", "nonce must be a non-empty string")
     if (nonce.length > maxNonceLength) return invalid("nonce", `nonce is longer than ${maxNonceLength} characters`)
-    if (tenant !== undefined) {
-      if (typeof tenant !== "string" || tenant.length === 0) {
-        return invalid("tenant", "tenant id must be a non-empty string")
-      }
-      if (tenant.length > maxTenantLength) {
-        return invalid("tenant", `tenant id is longer than ${maxTenantLength} characters`)
-      }
-    }
-    return undefined
+    const badTenant = tenantProblem(tenant, maxTenantLength)
+    return badTenant === undefined ? undefined : invalid("tenant", badTenant)
   }
 
   // spans and metrics: tagged with the mode and this guard's name, never a nonce or a tenant
@@ -195,8 +190,7 @@ export const make = (options: ReplayGuardOptions): ReplayGuard => {
   ): Effect.Effect<Claimed, CacheBackendUnavailable | CacheValueInvalid | ReplayDetected> => {
     const problem = problemOf(nonce, tenant)
     if (problem !== undefined) return problem
-    const key = prefixOf(cache.keyPrefix, tenant) + hashUtf16(nonce) + "}"
-    return Effect.flatMap(cache.claim(key, windowMillis), toClaimed(cache.mode))
+    return Effect.flatMap(cache.claim(keys.key(cache.keyPrefix, tenant, nonce), windowMillis), toClaimed(cache.mode))
   }
 
   const claim: ReplayGuard["claim"] = (nonce, options) =>

@@ -2,7 +2,8 @@
  * KeyLayout.pattern against the keys the features really write: every entry is written on a real
  * redis-server through the public API, the keys each write added are recorded, and `SCAN … MATCH`
  * with the pattern of a target must return exactly the keys written for that target, for tenant
- * ids full of glob characters and for ids whose encoding starts like another's.
+ * ids full of glob characters and for ids whose encoding starts like another's; `entryKey` names the key a
+ * keyspace wrote for one entry.
  */
 import { KeyValueStore as PlatformKeyValueStore } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
@@ -51,7 +52,7 @@ const scanMatch = (client: Redis, pattern: string) =>
 
 type Label = `${string}/${string}`
 
-describe("KeyLayout.pattern", () => {
+describe("KeyLayout.pattern and KeyLayout.entryKey", () => {
   it.scoped("matches exactly the keys each feature wrote for a target, and none of another tenant's", () =>
     Effect.gen(function* () {
       const redis = yield* redisServer()
@@ -130,6 +131,18 @@ describe("KeyLayout.pattern", () => {
         expect(expected.length, JSON.stringify(target)).toBeGreaterThan(0)
         expect(yield* scanMatch(client, KeyLayout.pattern(target)), JSON.stringify(target)).toEqual(expected)
       }
+      // entryKey names the key a keyspace wrote for one entry, for every tenant
+      for (const tenant of [undefined, ...TENANTS]) {
+        for (const key of ["k1", "k2"]) {
+          const named = KeyLayout.entryKey({
+            keyspace: "profiles",
+            tenant,
+            key: JSON.stringify(key),
+            keyPrefix: KEY_PREFIX
+          })
+          expect(keysOf("profiles", [tenant]), `${tenant}/${key}`).toContain(named)
+        }
+      }
       // every key written is one of a feature's
       expect(keysOf("profiles").length + keysOf("profile").length).toBeGreaterThan(2 * TENANTS.length)
       expect((yield* allKeys).size).toBe([...written.values()].flat().length)
@@ -137,7 +150,7 @@ describe("KeyLayout.pattern", () => {
   )
 
   it("uses the default key prefix of the modes", () => {
-    expect(KeyLayout.pattern({ keyspace: "profiles" })).toMatch(/^fc:[A-Za-z0-9_-]+:\*$/)
+    expect(KeyLayout.pattern({ keyspace: "profiles" })).toBe("fc:k:profiles:*")
     expect(KeyLayout.pattern({ keyspace: "profiles", keyPrefix: "checkout" })).toMatch(/^checkout:/)
   })
 

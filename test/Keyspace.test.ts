@@ -192,15 +192,22 @@ describe("Keyspace tenants", () => {
     })
   )
 
-  it.scopedLive("keys in Redis carry neither the tenant id nor the key in clear", () =>
+  it.scopedLive("keys in Redis carry the tenant id as its segment and the key only as a hash", () =>
     Effect.gen(function* () {
       const { redis, run } = yield* backends.StrictDistributed
       yield* run(Items.set("user@example.com", { n: 1 }, { tenant: "acme-tenant" }))
       const [key, ...rest] = yield* scan(redis!)
       expect(rest).toEqual([])
-      expect(key).toMatch(/^fc:[A-Za-z0-9_-]+:t[A-Za-z0-9_-]+:[A-Za-z0-9_-]{43}$/)
-      expect(key).not.toContain("acme")
+      // a tenant id of [A-Za-z0-9._-] is written as it is (0.2.0 layout), any other as ~ and base64url
+      expect(key).toMatch(/^fc:k:items:acme-tenant:[A-Za-z0-9_-]{24}$/)
       expect(key).not.toContain("example")
+      yield* run(Items.set("user@example.com", { n: 1 }, { tenant: "acme tenant" }))
+      const keys = yield* scan(redis!)
+      expect(keys.filter((k) => k !== key)).toEqual([
+        expect.stringMatching(
+          new RegExp(`^fc:k:items:~${Buffer.from("acme tenant", "utf16le").toString("base64url")}:[A-Za-z0-9_-]{24}$`)
+        )
+      ])
     })
   )
 })

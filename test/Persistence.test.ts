@@ -122,8 +122,8 @@ describe("Persistence: key layout and types", () => {
         fc.pre(a !== b)
         // clear(a) deletes keys starting with storePrefix(a): none of b's can
         expect(storePrefix("fc", b).startsWith(storePrefix("fc", a))).toBe(false)
-        // a Keyspace partition is "fc:<base64url name>:", never "fc:~…"
-        expect(/^fc:~ps:[A-Za-z0-9_-]*:$/.test(storePrefix("fc", a))).toBe(true)
+        // a Keyspace partition is "fc:k:…", never "fc:p:…"
+        expect(/^fc:p:[A-Za-z0-9._~-]+:$/.test(storePrefix("fc", a))).toBe(true)
       }),
       { numRuns, seed }
     )

@@ -158,32 +158,35 @@ describe("RateLimiter across two nodes sharing one Redis", () => {
     })
   )
 
-  it.scopedLive("every key has a TTL, one hash tag per decision, and neither the subject nor the tenant in clear", () =>
-    Effect.gen(function* () {
-      const redis = yield* redisServer()
-      const node = on(yield* strictNode(redis.url))
-      const Things = Keyspace.make({ name: "rl", key: Schema.String, value: Schema.String, timeToLive: "1 hour" })
-      for (const algorithm of ["fixed-window", "sliding-window", "token-bucket"] as const) {
-        const limiter = RateLimiter.make({ name: "rl", limit: 5, window: "1 minute", algorithm })
-        yield* node(limiter.consume("erin@example.com", { tenant: "secret-tenant" }))
-        yield* node(limiter.consume("erin@example.com", { tenant: "secret-tenant", cost: 5 })) // a denial writes too
-      }
-      yield* node(Things.set("x", "y", { tenant: "secret-tenant" }))
-      expect(yield* node(Things.clear({ allTenants: true }))).toBe(1)
-      const keys = (yield* cli(redis, "--scan")).split("\n").filter((k) => k !== "")
-      expect(keys).toHaveLength(4) // fixed: 1, sliding: log + meta, token: 1
-      const layout = /^fc:\{rl:[fst]:[A-Za-z0-9_-]+:t[A-Za-z0-9_-]+:[A-Za-z0-9_-]{43}\}(:l|:m)?$/
-      for (const key of keys) {
-        expect(key).toMatch(layout)
-        expect(key).not.toContain("erin")
-        expect(key).not.toContain("secret")
-        const ttl = Number(yield* cli(redis, "PTTL", key))
-        expect(ttl).toBeGreaterThan(0)
-        expect(ttl).toBeLessThanOrEqual(60_000)
-      }
-      const tags = new Set(keys.filter((k) => k.startsWith("fc:{rl:s:")).map((k) => k.slice(0, k.indexOf("}") + 1)))
-      expect(tags.size).toBe(1)
-    })
+  it.scopedLive(
+    "every key has a TTL, one hash tag per decision, the subject only hashed and the tenant as its segment",
+    () =>
+      Effect.gen(function* () {
+        const redis = yield* redisServer()
+        const node = on(yield* strictNode(redis.url))
+        const Things = Keyspace.make({ name: "rl", key: Schema.String, value: Schema.String, timeToLive: "1 hour" })
+        for (const algorithm of ["fixed-window", "sliding-window", "token-bucket"] as const) {
+          const limiter = RateLimiter.make({ name: "rl", limit: 5, window: "1 minute", algorithm })
+          yield* node(limiter.consume("erin@example.com", { tenant: "secret-tenant" }))
+          yield* node(limiter.consume("erin@example.com", { tenant: "secret-tenant", cost: 5 })) // a denial writes too
+        }
+        yield* node(Things.set("x", "y", { tenant: "secret-tenant" }))
+        expect(yield* node(Things.clear({ allTenants: true }))).toBe(1)
+        const keys = (yield* cli(redis, "--scan")).split("\n").filter((k) => k !== "")
+        expect(keys).toHaveLength(4) // fixed: 1, sliding: log + meta, token: 1
+        const layout = /^fc:\{r[fst]:[A-Za-z0-9._~-]+:[A-Za-z0-9._~-]+:[A-Za-z0-9_-]{24}\}(:l|:m)?$/
+        for (const key of keys) {
+          expect(key).toMatch(layout)
+          expect(key).not.toContain("erin")
+          // a tenant id of [A-Za-z0-9._-] is its own segment (0.2.0 layout); the subject is only ever hashed
+          expect(key).toContain(":secret-tenant:")
+          const ttl = Number(yield* cli(redis, "PTTL", key))
+          expect(ttl).toBeGreaterThan(0)
+          expect(ttl).toBeLessThanOrEqual(60_000)
+        }
+        const tags = new Set(keys.filter((k) => k.startsWith("fc:{rs:")).map((k) => k.slice(0, k.indexOf("}") + 1)))
+        expect(tags.size).toBe(1)
+      })
   )
 
   it.scopedLive(

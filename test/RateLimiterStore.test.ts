@@ -156,7 +156,7 @@ describe("RateLimiterStore: on a redis-server", () => {
       // one key per limiter and subject, under this library's layout; the subject is hashed
       const keys = yield* keysOf(redis)
       expect(keys).toHaveLength(1)
-      expect(keys[0]).toMatch(/^fc:\{rl:f:[A-Za-z0-9_-]+:-:[A-Za-z0-9_-]+\}$/)
+      expect(keys[0]).toMatch(/^fc:\{rf:[A-Za-z0-9._~-]+:-:[A-Za-z0-9_-]{24}\}$/)
     })
   )
 

@@ -63,7 +63,7 @@ describe("ReplayGuard across two nodes sharing one Redis", () => {
       yield* a(guard.claim("n-1"))
       const keys = (yield* cli(redis, "--scan")).split("\n").filter((k) => k !== "")
       expect(keys).toHaveLength(1)
-      expect(keys[0]).toMatch(/^fc:\{rg:[A-Za-z0-9_-]+:-:[A-Za-z0-9_-]{43}\}$/)
+      expect(keys[0]).toMatch(/^fc:\{g:[A-Za-z0-9._~-]+:-:[A-Za-z0-9_-]{24}\}$/)
       expect(keys[0]).not.toContain("n-1")
       const ttl = Number(yield* cli(redis, "PTTL", keys[0]!))
       expect(ttl).toBeGreaterThan(0)

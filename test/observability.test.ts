@@ -37,7 +37,7 @@ const VALUE = "value-SECRET-c0de"
 const SUBJECT = "subject-SECRET-44e1"
 const NONCE = "nonce-SECRET-0b9d"
 const PASSWORD = "password-SECRET-5a6c"
-/** how a tenant id appears inside a store key (base64url of its UTF-16 code units) */
+/** how tenant ids appear inside a store key: as they are ([A-Za-z0-9._-]), else `~` and base64url of UTF-16 units */
 const ENCODED_TENANT = Buffer.from(TENANT, "utf16le").toString("base64url")
 const SECRETS = [TENANT, KEY, VALUE, SUBJECT, NONCE, PASSWORD, ENCODED_TENANT]
 

@@ -201,7 +201,7 @@ describe("the packed tarball", () => {
     ])
   }, 60_000)
 
-  it("holds the built ESM, the declarations, the sources they map to, the README, the guides and the examples, and nothing else", () => {
+  it("holds the built ESM, the declarations, the sources they map to, the README, the changelog, the guides and the examples, and nothing else", () => {
     for (const f of ["dist/index.js", "dist/index.d.ts", "dist/KeyValueStore.js", "dist/KeyValueStore.d.ts"]) {
       expect(files).toContain(f)
     }
@@ -398,7 +398,7 @@ describe("the packed tarball", () => {
         )
         expect(JSON.parse(stdout)).toMatchObject({ name: "user 1", lookups: 1, remaining: 4 })
         const keys = (yield* Effect.promise(() => redis.command("KEYS", "*"))).split("\n").sort()
-        expect(keys).toEqual([expect.stringMatching(/^fc:\{rl:f:/), expect.stringMatching(/^fc:~ps:/)])
+        expect(keys).toEqual([expect.stringMatching(/^fc:p:/), expect.stringMatching(/^fc:\{rf:/)])
       })
   )
 

@@ -4,6 +4,8 @@
  * The Effect packages (`effect-failclosed` for Effect 3, and the Effect 4 line) are thin wrappers over it, so nodes of
  * both lines share one key layout, one set of scripts and one entry envelope.
  */
+export * from "./json.js"
+export * from "./keys.js"
 export * from "./lruOrder.js"
 export * from "./batch.js"
 export * from "./readPipeline.js"

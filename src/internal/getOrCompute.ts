@@ -17,7 +17,16 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
-import { type Found, isRead, type Now, type Pending, type Read, type ReadPipeline, seal } from "@effect-failclosed/core"
+import {
+  type Found,
+  isRead,
+  LOCK_SUFFIX,
+  type Now,
+  type Pending,
+  type Read,
+  type ReadPipeline,
+  seal
+} from "@effect-failclosed/core"
 import type { Backend, Cached, CacheModeName, DistributedCacheService } from "../DistributedCache.js"
 import { type CacheBackendUnavailable, CacheValueInvalid } from "../errors.js"
 import type { GetOrComputeOptions } from "../Keyspace.js"
@@ -213,8 +222,6 @@ export interface Entries<V, M> {
   readonly pipelineOf: (cache: DistributedCacheService) => ReadPipeline<V, M>
 }
 
-/** the lock of an entry: in the entry's partition, and no entry's key (a key hash never holds `~`) */
-const LOCK_SUFFIX = "~lock"
 /** waiters poll the entry and the lock, from this interval doubling up to the next */
 const FIRST_POLL_MILLIS = 5
 const MAX_POLL_MILLIS = 100

@@ -27,9 +27,16 @@ import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid, typ
 import { cachedOf } from "./cached.js"
 import { type Adaptive, makeGetOrCompute, stampedeOf } from "./getOrCompute.js"
 import { flatKeyWriter } from "./flatKey.js"
-import { canonicalJson, deepFreeze, describePath, toFaithfulJson, unfaithfulReason } from "./json.js"
-import { keyspaceHead } from "./keyLayout.js"
-import { hashKey, partitionPrefixes } from "./keys.js"
+import {
+  canonicalJson,
+  deepFreeze,
+  describePath,
+  FeatureKeys,
+  keyspaceHead,
+  tenantProblem,
+  toFaithfulJson,
+  unfaithfulReason
+} from "@effect-failclosed/core"
 import { feature, increment, keyspaceMetrics, type Report } from "./observability.js"
 import { durationMillis, optionChecks, ttlMillisOf } from "./options.js"
 import { plainCheck } from "./plainSchema.js"
@@ -43,10 +50,6 @@ import type {
   SetManyOptions,
   SetOptions
 } from "../Keyspace.js"
-
-/** key hashes memoised per keyspace (cleared when full), for canonical keys up to this length */
-const HASH_MEMO_SIZE = 4096
-const HASH_MEMO_KEY_LENGTH = 256
 
 /** @internal */
 export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keyspace<K, V> => {
@@ -76,69 +79,33 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   // JSON.parse never makes symbol keys: what it gives back needs no check for them
   const isPlainParsed = plainCheck(options.value, { symbolKeys: "ignore" })
 
-  /** `<keyPrefix>:<name>:`, memoised per cache prefix (normally one) */
-  const keyspacePrefixes = new Map<string, string>()
-  const keyspacePrefixOf = (cache: DistributedCacheService): string => {
-    let p = keyspacePrefixes.get(cache.keyPrefix)
-    if (p === undefined) {
-      p = keyspaceHead(cache.keyPrefix, name)
-      keyspacePrefixes.set(cache.keyPrefix, p)
-    }
-    return p
-  }
+  /** `<keyPrefix>:k:<name>:<tenant>:<key hash>`, memoised (see FeatureKeys) */
+  const keys = new FeatureKeys((keyPrefix) => keyspaceHead(keyPrefix, name), "canonical")
+  const keyspacePrefixOf = (cache: DistributedCacheService): string => keys.head(cache.keyPrefix)
 
-  const tenantProblem = (tenant: string | undefined): string | undefined => {
-    if (tenant === undefined) return undefined
-    if (typeof tenant !== "string") return "tenant id must be a string"
-    if (tenant.length === 0) return "tenant id is empty"
-    if (tenant.length > maxTenantLength) return `tenant id is longer than ${maxTenantLength} characters`
-    return undefined
-  }
-
-  /** the hash of a key, or an error reason */
-  const keyHashOf = (key: K): KeyMemo | string => {
+  /** the canonical JSON of a key, or an error reason */
+  const canonicalKeyOf = (key: K): string | { reason: string } => {
     const flat = flatKey === undefined ? undefined : flatKey(key)
+    let canonical: string
     if (flat !== undefined) {
-      if (flat.length * 3 > maxKeyBytes && Buffer.byteLength(flat, "utf8") > maxKeyBytes) {
-        return `key is larger than ${maxKeyBytes} bytes`
+      canonical = flat
+    } else {
+      let encoded: unknown = key
+      if (isPlainKey === undefined || !isPlainKey(key)) {
+        const e = encodeKey(key)
+        if (Either.isLeft(e)) return { reason: "key does not encode with the key Schema" }
+        encoded = e.right
       }
-      return hashOf(flat)
+      const unfaithful = unfaithfulReason(encoded)
+      if (unfaithful !== undefined) return { reason: `key: ${unfaithful}` }
+      canonical = canonicalJson(encoded)
     }
-    let encoded: unknown = key
-    if (isPlainKey === undefined || !isPlainKey(key)) {
-      const e = encodeKey(key)
-      if (Either.isLeft(e)) return "key does not encode with the key Schema"
-      encoded = e.right
-    }
-    const unfaithful = unfaithfulReason(encoded)
-    if (unfaithful !== undefined) return `key: ${unfaithful}`
-    const canonical = canonicalJson(encoded)
     // a UTF-16 code unit is at most 3 bytes of UTF-8: most keys need no byte count
     if (canonical.length * 3 > maxKeyBytes && Buffer.byteLength(canonical, "utf8") > maxKeyBytes) {
-      return `key is larger than ${maxKeyBytes} bytes`
+      return { reason: `key is larger than ${maxKeyBytes} bytes` }
     }
-    return hashOf(canonical)
+    return canonical
   }
-
-  /**
-   * Recent keys by canonical JSON: the hash (hashing costs more than the rest of a key) and the last full store key
-   * made from it. Reusing one string per store key also spares a Map or Redis client its hashing and flattening.
-   */
-  const hashes = new Map<string, KeyMemo>()
-  const hashOf = (canonical: string): KeyMemo => {
-    let h = hashes.get(canonical)
-    if (h === undefined) {
-      h = { hash: hashKey(canonical), partition: undefined, storeKey: "" }
-      if (canonical.length <= HASH_MEMO_KEY_LENGTH) {
-        if (hashes.size >= HASH_MEMO_SIZE) hashes.clear()
-        hashes.set(canonical, h)
-      }
-    }
-    return h
-  }
-
-  /** `<keyPrefix>:<name>:<tenant>:`, memoised per cache prefix and tenant (one string per partition) */
-  const partitionOf = partitionPrefixes((keyPrefix) => keyspaceHead(keyPrefix, name))
 
   /** the full store key, or what is wrong with the input */
   const storeKeyOf = (
@@ -146,16 +113,12 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     key: K,
     tenant: string | undefined
   ): string | { readonly reason: string; readonly field: InputField } => {
-    const problem = tenantProblem(tenant)
+    const problem = tenantProblem(tenant, maxTenantLength)
     if (problem !== undefined) return { reason: problem, field: "tenant" }
-    const h = keyHashOf(key)
-    if (typeof h === "string") return { reason: h, field: "key" }
-    const partition = partitionOf(cache.keyPrefix, tenant)
-    if (h.partition !== partition) {
-      h.partition = partition
-      h.storeKey = partition + h.hash
-    }
-    return h.storeKey
+    const canonical = canonicalKeyOf(key)
+    return typeof canonical === "string"
+      ? keys.key(cache.keyPrefix, tenant, canonical)
+      : { reason: canonical.reason, field: "key" }
   }
 
   const invalidValue = (reason: string, field: InputField = "value") =>
@@ -493,8 +456,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         if (options.tenant !== undefined) return Effect.dieMessage("clear: give either tenant or allTenants, not both")
         prefix = keyspacePrefixOf(cache)
       } else {
-        if (tenantProblem(options?.tenant) !== undefined) return Effect.succeed(0)
-        prefix = partitionOf(cache.keyPrefix, options?.tenant)
+        if (tenantProblem(options?.tenant, maxTenantLength) !== undefined) return Effect.succeed(0)
+        prefix = keys.partition(cache.keyPrefix, options?.tenant)
       }
       const near = pipelineOf(cache).near
       if (near === undefined) return cache.clear(prefix)
@@ -607,14 +570,6 @@ interface Answer<V> {
 const NOT_JSON = new Invalid("the stored entry is not JSON")
 const inRedis = (written: Cached<void>) => written.backend === "redis"
 const never = () => false
-
-/** a key's hash and the store key last made from it (see `hashOf`) */
-interface KeyMemo {
-  readonly hash: string
-  /** the partition `storeKey` was made for (compared by identity: partitions are memoised) */
-  partition: string | undefined
-  storeKey: string
-}
 
 const issuePaths = (error: ParseResult.ParseError): string => {
   const issues = ParseResult.ArrayFormatter.formatErrorSync(error)

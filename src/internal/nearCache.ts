@@ -61,7 +61,7 @@ const counterOf = (key: MetricKey.MetricKey.Counter<number>, keyspace: string) =
 
 /**
  * A plain read of one key for a background refill: what Redis holds (null: nothing), or undefined when Redis did not
- * answer it (an open breaker, a failure, a degraded fallback). Given by the cache service, through its breaker.
+ * answer it (an open breaker, a failure). Given by the cache service, whose breaker admits it (internal/policy).
  * @internal
  */
 export type RefillRead = (key: string) => Effect.Effect<string | null | undefined, unknown>
@@ -296,7 +296,7 @@ export class NearCache<T = unknown> implements Near<T>, TrackingListener {
     return entry
   }
 
-  /** reads `key` again in the background (through the cache's breaker) and stores it if still clean */
+  /** reads `key` again in the background (admitted by the cache's breaker) and stores it if still clean */
   private refill(key: string): void {
     if (!this.tracking.proven(this.maxStaleness)) return
     const ticket = this.beginRead(key)

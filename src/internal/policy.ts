@@ -16,7 +16,7 @@ import { CacheBackendUnavailable } from "../errors.js"
 import { type Breaker, CLOSED, OPEN } from "./breaker.js"
 import { makeCached } from "./cached.js"
 import type { MemoryStore } from "./memoryStore.js"
-import { NearCache } from "./nearCache.js"
+import { NearCache, type RefillRead } from "./nearCache.js"
 import {
   classify,
   emitSecurityEvent,
@@ -109,10 +109,10 @@ const makeService = (options: {
   readonly localEntries: () => number
   /** LocalOnly: the memory store, read synchronously by `get.local` */
   readonly memory?: MemoryStore | undefined
-  /** the Redis modes: the invalidation connections of the near caches */
-  readonly tracking?: Tracking | undefined
+  /** the Redis modes: the invalidation connections of the near caches, and their background refill */
+  readonly near?: { readonly tracking: Tracking; readonly refill: RefillRead } | undefined
 }): DistributedCacheService => {
-  const { counters, guard, memory, tracking } = options
+  const { counters, guard, memory, near } = options
   const mode = guard.mode
   const read = (entry: Cached<string | null>): Cached<string | undefined> => {
     if (entry.value === null) {
@@ -140,12 +140,6 @@ const makeService = (options: {
             return entry
           }
         })
-  /** a near cache's background refill: through the breaker, kept only when Redis answered (not a fallback) */
-  const refill = (key: string) =>
-    Effect.map(
-      guard.run("get", key, (store) => store.get(key)),
-      (entry) => (entry.backend === "redis" ? entry.value : undefined)
-    )
   return {
     mode,
     keyPrefix: options.keyPrefix,
@@ -198,7 +192,7 @@ const makeService = (options: {
     rateLimit: (request) => guard.run("rateLimit", request.key, (store) => store.rateLimit(request)),
     acquireLock: (key, token, ttl) => guard.run("acquireLock", key, (store) => store.acquireLock(key, token, ttl)),
     releaseLock: (key, token) => guard.run("releaseLock", key, (store) => store.releaseLock(key, token)),
-    nearCache: tracking === undefined ? undefined : (settings) => new NearCache(tracking, settings, refill)
+    nearCache: near === undefined ? undefined : (settings) => new NearCache(near.tracking, settings, near.refill)
   }
 }
 
@@ -266,7 +260,7 @@ const redisGuard = (options: {
   readonly breaker: Breaker
   readonly fallback: MemoryStore | undefined
   readonly counters: Counters
-}): { readonly guard: Guard; readonly domains: Domains } => {
+}): { readonly guard: Guard; readonly domains: Domains; readonly refill: RefillRead } => {
   const { counters, fallback, mode, store } = options
   const domains = new Domains(options.breaker)
   const domainOf = store.domainOf
@@ -359,8 +353,21 @@ const redisGuard = (options: {
     return isProbe ? Effect.onInterrupt(round, () => Effect.sync(() => breaker.probeAbandoned())) : round
   }
 
+  /**
+   * A near cache's background read of a key after its own write's invalidation: admitted only while the breaker of
+   * the key's domain is closed (never while Redis is held unavailable, never as the probe), and its failure is left
+   * to the foreground operations to find: a background read has no caller to fail and no application Logger to
+   * send an event to. Never served from the fallback.
+   */
+  const refill: RefillRead = (key) => {
+    const domain = domainOf === undefined ? "" : domainOf(key)
+    if (domains.whole.isOpen || (domain !== "" && domains.of(domain).isOpen)) return Effect.succeed(undefined)
+    return Effect.orElseSucceed(store.get(key), () => undefined)
+  }
+
   return {
     domains,
+    refill,
     guard: {
       mode,
       run: (operation, key, use) => traced(mode, "redis", operation, () => attempt(operation, key, use))
@@ -376,14 +383,14 @@ export const makeStrict = (options: {
   readonly tracking?: Tracking | undefined
 }): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
-  const { guard } = redisGuard({ ...options, mode: "StrictDistributed", fallback: undefined, counters })
+  const { guard, refill } = redisGuard({ ...options, mode: "StrictDistributed", fallback: undefined, counters })
   return makeService({
     guard,
     keyPrefix: options.keyPrefix,
     counters,
     backend: () => "redis",
     localEntries: () => 0,
-    tracking: options.tracking
+    near: options.tracking === undefined ? undefined : { tracking: options.tracking, refill }
   })
 }
 
@@ -396,13 +403,13 @@ export const makeDegraded = (options: {
   readonly tracking?: Tracking | undefined
 }): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
-  const { domains, guard } = redisGuard({ ...options, mode: "ExplicitDegraded", counters })
+  const { domains, guard, refill } = redisGuard({ ...options, mode: "ExplicitDegraded", counters })
   return makeService({
     guard,
     keyPrefix: options.keyPrefix,
     counters,
     backend: () => (domains.anyOpen ? "local_degraded" : "redis"),
     localEntries: options.fallback.size,
-    tracking: options.tracking
+    near: options.tracking === undefined ? undefined : { tracking: options.tracking, refill }
   })
 }

@@ -7,24 +7,17 @@ import * as Effect from "effect/Effect"
 import type { Cached, DistributedCacheService, CacheModeName, RateLimitDecision } from "../DistributedCache.js"
 import { type CacheBackendUnavailable, type InputField, RateLimitExceeded, RateLimitInputInvalid } from "../errors.js"
 import type { RateLimiter, RateLimiterOptions, RateLimitResult } from "../RateLimiter.js"
-import { ALGORITHM_TAG, rateLimiterHead } from "./keyLayout.js"
-import { hashUtf16, partitionPrefixes } from "./keys.js"
+import { ALGORITHM_TAG, FeatureKeys, HASH_TAG_END, rateLimiterHead, tenantProblem } from "@effect-failclosed/core"
 import { feature, increment, perMode, rateLimitMetrics } from "./observability.js"
 import { optionChecks } from "./options.js"
 
 const check = optionChecks("RateLimiter")
 
 /*
- * Store keys: `<keyPrefix>:{rl:<algorithm>:<name>:<tenant>:<subject hash>}`. The `{` right after
- * the prefix is outside the alphabet of keyspace segments, so no keyspace key (and no keyspace
- * `clear`) can ever meet a limiter key; the braces are a Redis Cluster hash tag, so every key a
- * decision touches (the Redis store adds suffixes after the `}`) lands in one slot. The subject
- * is hashed (its UTF-16 code units, so malformed strings stay distinct) and never stored.
+ * Store keys: `<keyPrefix>:{r<algorithm>:<name>:<tenant>:<subject hash>}` (the core's key layout). The braces are a
+ * Redis Cluster hash tag, so every key a decision touches (the Redis store adds suffixes after the `}`) lands in one
+ * slot. The subject is hashed (the hash of its JSON, so malformed strings stay distinct) and never stored.
  */
-
-/** subject hashes memoised per limiter (cleared when full), for subjects up to this length: subjects recur */
-const HASH_MEMO_SIZE = 4096
-const HASH_MEMO_SUBJECT_LENGTH = 256
 
 /** @internal */
 export const make = (options: RateLimiterOptions): RateLimiter => {
@@ -40,23 +33,13 @@ export const make = (options: RateLimiterOptions): RateLimiter => {
   }
   const maxSubjectLength = check.positiveInteger("maxSubjectLength", options.maxSubjectLength, 1024)
   const maxTenantLength = check.positiveInteger("maxTenantLength", options.maxTenantLength, 256)
-  /** `<keyPrefix>:{rl:<algorithm>:<name>:<tenant>:` */
-  const prefixOf = partitionPrefixes((keyPrefix) => rateLimiterHead(keyPrefix, ALGORITHM_TAG[algorithm], name))
+  /** `<keyPrefix>:{r<algorithm>:<name>:<tenant>:<subject hash>}`, memoised: subjects recur */
+  const keys = new FeatureKeys(
+    (keyPrefix) => rateLimiterHead(keyPrefix, ALGORITHM_TAG[algorithm], name),
+    "string",
+    HASH_TAG_END
+  )
   const window = Duration.millis(windowMillis)
-
-  /** recent subject hashes: hashing costs more than the rest of a decision's own work */
-  const hashes = new Map<string, string>()
-  const hashOf = (subject: string): string => {
-    let h = hashes.get(subject)
-    if (h === undefined) {
-      h = hashUtf16(subject)
-      if (subject.length <= HASH_MEMO_SUBJECT_LENGTH) {
-        if (hashes.size >= HASH_MEMO_SIZE) hashes.clear()
-        hashes.set(subject, h)
-      }
-    }
-    return h
-  }
 
   const invalid = (field: InputField, reason: string) =>
     Effect.fail(new RateLimitInputInvalid({ limiter: name, reason, field }))
@@ -66,19 +49,14 @@ export const make = (options: RateLimiterOptions): RateLimiter => {
     tenant: string | undefined,
     cost: number
   ): Effect.Effect<never, RateLimitInputInvalid> | undefined => {
-    if (typeof subject !== "string" || subject.length === 0)
+    if (typeof subject !== "string" || subject.length === 0) {
       return invalid("subject", "subject must be a non-empty string")
+    }
     if (subject.length > maxSubjectLength) {
       return invalid("subject", `subject is longer than ${maxSubjectLength} characters`)
     }
-    if (tenant !== undefined) {
-      if (typeof tenant !== "string" || tenant.length === 0) {
-        return invalid("tenant", "tenant id must be a non-empty string")
-      }
-      if (tenant.length > maxTenantLength) {
-        return invalid("tenant", `tenant id is longer than ${maxTenantLength} characters`)
-      }
-    }
+    const badTenant = tenantProblem(tenant, maxTenantLength)
+    if (badTenant !== undefined) return invalid("tenant", badTenant)
     if (!Number.isSafeInteger(cost) || cost <= 0) return invalid("cost", "cost must be a positive integer")
     if (cost > limit) return invalid("cost", `cost is larger than the limit (${limit})`)
     return undefined
@@ -117,7 +95,7 @@ export const make = (options: RateLimiterOptions): RateLimiter => {
     if (problem !== undefined) return problem
     return Effect.map(
       cache.rateLimit({
-        key: prefixOf(cache.keyPrefix, tenant) + hashOf(subject) + "}",
+        key: keys.key(cache.keyPrefix, tenant, subject),
         algorithm,
         limit,
         windowMillis,

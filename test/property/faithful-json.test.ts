@@ -9,7 +9,7 @@ import { Effect, Exit, Schema } from "effect"
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { CacheValueInvalid, Keyspace, LocalOnly } from "effect-failclosed"
-import { canonicalJson, describePath, toFaithfulJson, unfaithfulReason } from "../../src/internal/json.js"
+import { canonicalJson, describePath, toFaithfulJson, unfaithfulReason } from "@effect-failclosed/core"
 import { makeSecretScrubber } from "../../src/internal/redact.js"
 import { seeded } from "../support/property.js"
 

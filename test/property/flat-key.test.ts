@@ -10,7 +10,7 @@ import { Either, Schema } from "effect"
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { flatKeyWriter } from "../../src/internal/flatKey.js"
-import { canonicalJson, unfaithfulReason } from "../../src/internal/json.js"
+import { canonicalJson, unfaithfulReason } from "@effect-failclosed/core"
 import { plainCheck } from "../../src/internal/plainSchema.js"
 import { seeded } from "../support/property.js"
 

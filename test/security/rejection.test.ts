@@ -164,7 +164,7 @@ describe("typed rejection before any write", () => {
         // maxValueBytes 1024 counts UTF-8 bytes of the JSON text: 1023 "x" + 2 quotes, 512 "é" (2 bytes each) + 2
         ["a value of 1025 bytes", Loose.set("k", "x".repeat(1023)), /larger than 1024 bytes/],
         ["a value of 1026 UTF-8 bytes", Loose.set("k", "é".repeat(512)), /larger than 1024 bytes/],
-        ["an empty tenant id", Loose.set("k", 1, { tenant: "" }), /tenant id is empty/],
+        ["an empty tenant id", Loose.set("k", 1, { tenant: "" }), /tenant id must be a non-empty string/],
         ["a tenant id of 17 characters", Loose.set("k", 1, { tenant: "t".repeat(17) }), /longer than 16/],
         ["a key of 65 bytes", Loose.set("k".repeat(63), 1), /key is larger than 64 bytes/],
         ["a negative timeToLive", Loose.set("k", 1, { timeToLive: -5 }), /timeToLive/],

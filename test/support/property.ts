@@ -7,7 +7,7 @@ import { Effect, Option, Schema } from "effect"
 import * as fc from "fast-check"
 import { beforeAll } from "vitest"
 import { Keyspace } from "effect-failclosed"
-import { canonicalJson } from "../../src/internal/json.js"
+import { canonicalJson } from "@effect-failclosed/core"
 
 /**
  * Seeded: FC_SEED reproduces a run, FC_RUNS raises the number of runs (never below 1,000). Prints both before the

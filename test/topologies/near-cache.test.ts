@@ -8,7 +8,7 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { Cause, Context, Duration, Effect, Either, Exit, Layer, Option, Schema } from "effect"
 import type { Cached } from "effect-failclosed"
 import { Keyspace, RedisClient, strictDistributed } from "effect-failclosed"
-import { hashKey } from "../../src/internal/keys.js"
+import { hashString } from "@effect-failclosed/core"
 import { on, type Node } from "../support/nodes.js"
 import { redisCluster, type RedisCluster } from "../support/RedisCluster.js"
 import { redisSentinel } from "../support/RedisSentinel.js"
@@ -70,7 +70,7 @@ const keysByMaster = (cluster: RedisCluster, keys: ReadonlyArray<string>) =>
       const stored = (await cluster.serverAt(m.port).command("--scan", "--pattern", `${KEY_PREFIX}:*`)).split("\n")
       byMaster.set(
         m.port,
-        keys.filter((k) => stored.some((s) => s.endsWith(hashKey(JSON.stringify(k)))))
+        keys.filter((k) => stored.some((s) => s.endsWith(hashString(k))))
       )
     }
     return byMaster
@@ -112,7 +112,7 @@ const killUnderReads = (options: {
     if (otherKey !== undefined) yield* on(a)(Items.set(otherKey, { n: 1 }))
     const storeKey = (yield* Effect.promise(() => victim.command("--scan", "--pattern", `${KEY_PREFIX}:*`)))
       .split("\n")
-      .find((s) => s.endsWith(hashKey(JSON.stringify(key))))!
+      .find((s) => s.endsWith(hashString(key)))!
     expect(storeKey).toBeDefined()
     yield* warm(b, key)
     yield* warm(c, key)

@@ -4,11 +4,11 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { escapeGlob } from "@effect-failclosed/core"
 import { type Cluster, Command, type Redis } from "ioredis"
 import type { RateLimitRequest } from "../../DistributedCache.js"
 import { getMany, setMany } from "@effect-failclosed/core"
 import type { RedisClientService } from "../../RedisClient.js"
-import { escapeGlob } from "../keys.js"
 import { type Store, StoreFailure } from "../store.js"
 import { clusterDomains, clusterMasters, isCluster, keySlot } from "./cluster.js"
 import { evalScript, RELEASE_LOCK, scriptOf, toDecision } from "./scripts.js"

@@ -392,14 +392,15 @@ export class ReadPipeline<V, M = unknown> {
 
   /** the raw entry decoded: its value and freshness, or why it is not one */
   private decoded(raw: string): Decoded<V, M> | Invalid {
+    if (!isTagged(raw)) return this.decodedUntagged(raw, undefined)
+    const tagged = readTagged(raw)
+    if (tagged === undefined) return new Invalid("the stored entry's tags are corrupt")
+    return this.decodedUntagged(tagged.entry, tagged.marks)
+  }
+
+  /** an entry under its tags (if any): plain or sealed */
+  private decodedUntagged(raw: string, marks: ReadonlyArray<TagMark> | undefined): Decoded<V, M> | Invalid {
     let envelope: Envelope | undefined
-    let marks: ReadonlyArray<TagMark> | undefined
-    if (isTagged(raw)) {
-      const tagged = readTagged(raw)
-      if (tagged === undefined) return new Invalid("the stored entry's tags are corrupt")
-      marks = tagged.marks
-      raw = tagged.entry
-    }
     let json = raw
     if (isSealed(raw)) {
       envelope = unseal(raw)

@@ -15,9 +15,17 @@
  * read in a tracked near cache.
  */
 import * as crypto from "node:crypto"
+import { encodeSegment, hashString } from "./keys.js"
 
 /** the feature tag of stamp keys, after `<prefix>:` @internal */
 export const STAMP_FEATURE = "t"
+
+/**
+ * The head of a keyspace's tag stamps, `<keyPrefix>:t:<name>:` (then `<tenant>:<tag hash>`, as an entry's partition).
+ * @internal
+ */
+export const tagStampHead = (keyPrefix: string, name: string): string =>
+  `${keyPrefix}:${STAMP_FEATURE}:${encodeSegment(name)}:`
 
 /** at most this many tags per entry */
 export const MAX_TAGS = 64
@@ -28,12 +36,9 @@ export const MAX_TAG_LENGTH = 1024
 const TAGGED_HEAD = "#1:"
 const TAGGED_MARK = 35 // "#"
 
-/** base64url characters of a tag hash (144 bits, as the other hashes of the key layout) */
-const TAG_HASH_LENGTH = 24
-
 /**
- * The hash of a tag in its stamp key: SHA-256 of its JSON text (well-formed UTF-8 even for lone surrogates),
- * base64url, the first 144 bits.
+ * The hash of a tag in its stamp key: the key codec's hash of a string (SHA-256 of its JSON text, base64url, the first
+ * 144 bits), as for a rate-limit subject or a nonce.
  *
  * @example
  * ```ts
@@ -45,8 +50,7 @@ const TAG_HASH_LENGTH = 24
  * @since 0.2.0
  * @category tags
  */
-export const tagHash = (tag: string): string =>
-  crypto.createHash("sha256").update(JSON.stringify(tag)).digest("base64url").slice(0, TAG_HASH_LENGTH)
+export const tagHash = (tag: string): string => hashString(tag)
 
 /**
  * A new stamp token: 128 random bits, base64url (22 characters).

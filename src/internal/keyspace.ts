@@ -18,6 +18,7 @@ import {
   ReadPipeline,
   type StoreEntry,
   tagEntry,
+  tagStampHead,
   tagHash,
   tagHashes,
   tagsProblem
@@ -174,7 +175,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     let stamps = stampsByCache.get(cache)
     if (stamps === undefined) {
       const entryHead = keyspacePrefixOf(cache)
-      const stampHead = `${cache.keyPrefix}:t:${entryHead.slice(cache.keyPrefix.length + 1)}`
+      const stampHead = tagStampHead(cache.keyPrefix, name)
       stamps = makeStamps(cache, name, entryHead, stampHead, nearSettings?.maxStalenessMillis ?? 1_000)
       stampsByCache.set(cache, stamps)
     }
@@ -302,10 +303,10 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     observe("invalidateTag", (cache): Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid> => {
       const problem = tagsProblem([tag])
       if (problem !== undefined) return Effect.fail(invalidValue(problem.replace("tags[0]", "tag"), "tags"))
-      const tenantIssue = tenantProblem(options?.tenant)
+      const tenantIssue = tenantProblem(options?.tenant, maxTenantLength)
       if (tenantIssue !== undefined) return Effect.fail(invalidValue(tenantIssue, "tenant"))
       const stamps = stampsOf(cache)
-      const stampKey = stamps.stampKeyOf(partitionOf(cache.keyPrefix, options?.tenant), tagHash(tag))
+      const stampKey = stamps.stampKeyOf(keys.partition(cache.keyPrefix, options?.tenant), tagHash(tag))
       return Effect.asVoid(deleteStamp(cache, stamps, stampKey))
     })
 

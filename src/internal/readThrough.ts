@@ -49,7 +49,13 @@ export const roundTrip = <V, M>(
       pipeline.settle(key, pending, entry, now, stale, stamps)
     )
   }
-  if (pending === STORE) return Effect.flatMap(cache.get(key), settled)
+  if (pending === STORE) {
+    return Effect.flatMap(cache.get(key), (entry) =>
+      pipeline.unknownStamps(key, entry.value) === undefined
+        ? Effect.succeed(pipeline.settle(key, STORE, entry, now, stale))
+        : settled(entry)
+    )
+  }
   return Effect.onInterrupt(
     Effect.matchEffect(cache.get(key), {
       onFailure: (error) => {

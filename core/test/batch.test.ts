@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type RedisServer, startRedis } from "../../test/support/RedisServer.js"
 import { type RedisCluster, startRedisCluster } from "../../test/support/RedisCluster.js"
 import { getMany, groupByOwner, setMany } from "../src/batch.js"
-import { keySlot } from "../../src/internal/redis/cluster.js"
+import { keySlot } from "../src/redis/cluster.js"
 
 /** calls of each command on one server since its last CONFIG RESETSTAT */
 const commandCalls = async (server: RedisServer): Promise<Record<string, number>> => {

@@ -50,6 +50,7 @@ export const roundTrip = <V, M>(
     )
   }
   if (pending === STORE) {
+    // a flatMap to a succeeded Effect: `Effect.map` adds a closure and a `sync` step
     return Effect.flatMap(cache.get(key), (entry) =>
       pipeline.unknownStamps(key, entry.value) === undefined
         ? Effect.succeed(pipeline.settle(key, STORE, entry, now, stale))

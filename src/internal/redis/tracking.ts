@@ -28,7 +28,7 @@
  */
 import * as Effect from "effect/Effect"
 import { type Cluster, Redis, type RedisOptions } from "ioredis"
-import { isCluster, SLOT_COUNT } from "./cluster.js"
+import { isCluster, SLOT_COUNT } from "@effect-failclosed/core"
 import { TrackingConnection, type TrackingConnectionOwner } from "./trackingConnection.js"
 
 /** what a near cache hears from its tracking connections */

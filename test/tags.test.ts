@@ -237,6 +237,34 @@ describe("refreshAhead", () => {
     }).pipe(Effect.provide(LocalOnly))
   )
 
+  it.scopedLive("with lock, on Redis: one refresh across nodes, sealed entries read by get", () =>
+    Effect.gen(function* () {
+      const redis = yield* redisServer()
+      const a: Node = yield* strictNode(redis.url)
+      const b: Node = yield* strictNode(redis.url)
+      let computed = 0
+      const compute = Effect.sync(() => ({ n: ++computed, org: 1 }))
+      const options = { timeToLive: "2 seconds", refreshAhead: 0.5, lock: true } as const
+      yield* on(a)(Items.getOrCompute("r", compute, options))
+      // catches: an entry sealed for refreshAhead that a plain get cannot read
+      expect(valueOf(yield* on(b)(Items.get("r")))).toBe(1)
+      yield* Effect.sleep("1100 millis")
+      // past half its time to live: 10 callers on each node answer at once with the value found
+      const answers = yield* Effect.all(
+        [
+          ...Array.from({ length: 10 }, () => on(a)(Items.getOrCompute("r", compute, options))),
+          ...Array.from({ length: 10 }, () => on(b)(Items.getOrCompute("r", compute, options)))
+        ],
+        { concurrency: "unbounded" }
+      )
+      expect(answers.every((c) => c.value.n === 1)).toBe(true)
+      yield* Effect.sleep("300 millis")
+      // catches: one refresh per node (the lock not taken) or per caller
+      expect(computed).toBe(2)
+      expect(valueOf(yield* on(b)(Items.get("r")))).toBe(2)
+    })
+  )
+
   it.effect("refreshAhead out of (0, 1) is a typed error", () =>
     Effect.gen(function* () {
       for (const refreshAhead of [0, 1, -0.5, 2, Number.NaN]) {

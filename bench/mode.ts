@@ -17,11 +17,10 @@ import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { type Cached, DistributedCache, type DistributedCacheService } from "../src/DistributedCache.js"
 import { CacheBackendUnavailable } from "../src/errors.js"
-import { Breaker } from "../src/internal/breaker.js"
-import { canonicalJson, hashCanonical, keyspaceHead, NO_TENANT_SEGMENT } from "@effect-failclosed/core"
+import { Breaker, canonicalJson, hashCanonical, keyspaceHead, NO_TENANT_SEGMENT } from "@effect-failclosed/core"
 import { makeStrict } from "../src/internal/policy.js"
-import { makeRedisStore } from "../src/internal/redis/store.js"
-import type { Store, StoreFailure } from "../src/internal/store.js"
+import type { StoreFailure } from "@effect-failclosed/core"
+import { redisEffects, redisStoreOf, type Store } from "../src/internal/store.js"
 import { RedisClient } from "../src/RedisClient.js"
 import {
   COMMAND_TIMEOUT,
@@ -123,8 +122,12 @@ export const modeCases = async (
     )
   )
   const clock = Effect.runSync(Effect.clock)
-  const store = makeRedisStore(redis)
-  const strict = makeStrict({ store, breaker: new Breaker(clock, 500), keyPrefix: KEY_PREFIX })
+  const store = redisEffects(redisStoreOf(redis))
+  const strict = makeStrict({
+    store,
+    breaker: new Breaker(() => clock.unsafeCurrentTimeMillis(), 500),
+    keyPrefix: KEY_PREFIX
+  })
   const bypass = bypassed(store)
   const client = redis.client
 

@@ -13,13 +13,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { DistributedCache } from "./DistributedCache.js"
 import { CacheBackendUnavailable } from "./errors.js"
-import { Breaker } from "./internal/breaker.js"
-import { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN } from "@effect-failclosed/core"
-import { makeMemoryStore } from "./internal/memoryStore.js"
+import { Breaker, DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN, makeMemoryStore } from "@effect-failclosed/core"
 import { emitSecurityEvent } from "./internal/observability.js"
 import { makeDegraded, makeLocal, makeStrict } from "./internal/policy.js"
-import { makeRedisStore } from "./internal/redis/store.js"
 import { makeTracking } from "./internal/redis/tracking.js"
+import { redisEffects, redisStoreOf } from "./internal/store.js"
 import { optionChecks } from "./internal/options.js"
 import { RedisClient, type RedisClientService } from "./RedisClient.js"
 
@@ -125,7 +123,7 @@ const replicasOf = (options: StrictDistributedOptions) => {
 const startupProbe = (redis: RedisClientService, timeout: Duration.Duration) =>
   Effect.zipRight(
     redis.awaitReady(timeout),
-    Effect.mapError(makeRedisStore(redis).ping, (f) => f.reason)
+    Effect.mapError(redisEffects(redisStoreOf(redis)).ping, (f) => f.reason)
   )
 
 /**
@@ -144,8 +142,9 @@ const redisModeSettings = (options: StrictDistributedOptions) => {
   const connect = Effect.gen(function* () {
     const redis = yield* RedisClient
     const clock = yield* Effect.clock
-    const store = makeRedisStore(redis, yield* replicas(redis))
-    const breaker = new Breaker(clock, cooldownMillis)
+    const store = redisEffects(redisStoreOf(redis, yield* replicas(redis)))
+    // the breaker's time is Effect's Clock: TestClock drives the cooldown
+    const breaker = new Breaker(() => clock.unsafeCurrentTimeMillis(), cooldownMillis)
     const startupFailure = yield* startupProbe(redis, startupTimeout ?? redis.startupTimeout).pipe(
       Effect.as(undefined),
       Effect.catchAll((reason) => Effect.succeed(reason))
@@ -236,7 +235,13 @@ export const explicitDegraded = (
           detail: `Redis at ${redis.description} is unavailable (${startupFailure}); serving node-local, marked degraded`
         })
       }
-      return makeDegraded({ store, fallback: makeMemoryStore({ capacity, clock }), breaker, keyPrefix, tracking })
+      return makeDegraded({
+        store,
+        fallback: makeMemoryStore({ capacity, now: () => clock.unsafeCurrentTimeMillis() }),
+        breaker,
+        keyPrefix,
+        tracking
+      })
     })
   )
 }
@@ -260,7 +265,9 @@ export const localOnly = (options: LocalOnlyOptions = {}): Layer.Layer<Distribut
   const capacity = check.positiveInteger("capacity", options.capacity, 10_000)
   return Layer.effect(
     DistributedCache,
-    Effect.map(Effect.clock, (clock) => makeLocal(makeMemoryStore({ capacity, clock }), keyPrefix))
+    Effect.map(Effect.clock, (clock) =>
+      makeLocal(makeMemoryStore({ capacity, now: () => clock.unsafeCurrentTimeMillis() }), keyPrefix)
+    )
   )
 }
 

@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import type * as Core from "@effect-failclosed/core"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
@@ -133,17 +134,19 @@ export interface CacheStats {
  * @since 0.1.0
  * @category models
  */
-export type RateLimitAlgorithm = "fixed-window" | "sliding-window" | "token-bucket"
+export type RateLimitAlgorithm = Core.RateLimitAlgorithm
 
 /**
- * One rate-limit decision to be taken atomically by the store.
+ * One rate-limit decision to be taken atomically by the store: `key` is the full store key of the
+ * subject (built by `RateLimiter`), then the algorithm, the limit, the window in milliseconds and
+ * the cost.
  *
  * @example
  * ```ts
  * import type { RateLimitRequest } from "effect-failclosed"
  *
  * const request: RateLimitRequest = {
- *   key: "fc:{rl:example}",
+ *   key: "fc:{rf:example:-:hash}",
  *   algorithm: "fixed-window",
  *   limit: 10,
  *   windowMillis: 1_000,
@@ -154,14 +157,7 @@ export type RateLimitAlgorithm = "fixed-window" | "sliding-window" | "token-buck
  * @since 0.1.0
  * @category models
  */
-export interface RateLimitRequest {
-  /** the full store key of the subject (built by `RateLimiter`) */
-  readonly key: string
-  readonly algorithm: RateLimitAlgorithm
-  readonly limit: number
-  readonly windowMillis: number
-  readonly cost: number
-}
+export type RateLimitRequest = Core.RateLimitRequest
 
 /**
  * The outcome of a rate-limit decision, as the store takes it (`RateLimiter.RateLimitResult` adds

@@ -39,7 +39,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { DistributedCache, type DistributedCacheService } from "./DistributedCache.js"
 import { CacheBackendUnavailable } from "./errors.js"
-import { FeatureKeys, keyValueStoreHead } from "@effect-failclosed/core"
+import { exceedsBytes, FeatureKeys, keyValueStoreHead } from "@effect-failclosed/core"
 import { optionChecks, ttlMillisOf } from "./internal/options.js"
 import { readEntry } from "./internal/readThrough.js"
 
@@ -196,11 +196,10 @@ const makeService = (
     if (typeof value === "string" && LONE_SURROGATE.test(value)) {
       return Effect.fail(badValue("value is not well-formed UTF-16 (a lone surrogate)"))
     }
-    const stored = typeof value === "string" ? TAG_STRING + value : TAG_BYTES + Encoding.encodeBase64(value)
-    // UTF-8 takes at least one byte per UTF-16 code unit: the length is a cheap first test
-    if (stored.length - 1 > maxValueBytes || Buffer.byteLength(stored, "utf8") - 1 > maxValueBytes) {
+    const payload = typeof value === "string" ? value : Encoding.encodeBase64(value)
+    if (exceedsBytes(payload, maxValueBytes))
       return Effect.fail(badValue(`value is larger than ${maxValueBytes} bytes`))
-    }
+    const stored = (typeof value === "string" ? TAG_STRING : TAG_BYTES) + payload
     return Effect.asVoid(Effect.mapError(cache.set(storeKey(key), stored, ttlMillis), mapSet))
   }
 

@@ -45,7 +45,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { DistributedCache, type DistributedCacheService } from "./DistributedCache.js"
 import { CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid } from "./errors.js"
-import { FeatureKeys, persistenceHead } from "@effect-failclosed/core"
+import { exceedsBytes, FeatureKeys, persistenceHead } from "@effect-failclosed/core"
 import { optionChecks, ttlMillisOf } from "./internal/options.js"
 import { readEntry } from "./internal/readThrough.js"
 
@@ -185,8 +185,7 @@ const makeStore = (
       return invalidValue(method, `the value is not JSON-serialisable (${String(error)})`)
     }
     if (json === undefined) return invalidValue(method, "the value is not JSON-serialisable")
-    // UTF-8 takes at least one byte per UTF-16 code unit: the length is a cheap first test
-    if (json.length > maxValueBytes || Buffer.byteLength(json, "utf8") > maxValueBytes) {
+    if (exceedsBytes(json, maxValueBytes)) {
       return invalidValue(method, `the value is larger than ${maxValueBytes} bytes`)
     }
     let ttlMillis: number | undefined

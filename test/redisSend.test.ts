@@ -6,9 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Layer, Schema } from "effect"
 import { Keyspace, RedisClient, strictDistributed } from "effect-failclosed"
 import { Redis } from "ioredis"
-import { makeRedisStore } from "../src/internal/redis/store.js"
-import { makeSender } from "../src/internal/redis/send.js"
-import { evalScript, scriptOf, toDecision } from "../src/internal/redis/scripts.js"
+import { evalScript, makeSender, scriptOf, toDecision } from "@effect-failclosed/core"
+import { redisEffects, redisStoreOf } from "../src/internal/store.js"
 import { startRedis, type RedisServer } from "./support/RedisServer.js"
 
 let redis: RedisServer
@@ -164,7 +163,7 @@ describe("the store's commands", () => {
     await client.config("RESETSTAT")
     const results = await Promise.all([decide(s, "fixed-window", "cb:f"), outcome(s, "get", ["cb:nothing"])])
     expect(results).toEqual([
-      { error: undefined, reply: { allowed: true, remaining: 0, retryAfter: Duration.zero } },
+      { error: undefined, reply: { allowed: true, remaining: 0, retryAfterMillis: 0 } },
       { error: undefined, reply: null }
     ])
     expect(await calls("eval")).toBe(1)
@@ -196,12 +195,12 @@ describe("the store's commands", () => {
     ])
     expect(results[0]).toEqual({ error: undefined, reply: "OK" })
     expect(results[1]).toEqual({ error: undefined, reply: null })
-    expect(results[2]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfter: Duration.zero } })
-    expect(results[3]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfter: Duration.zero } })
-    expect(results[4]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfter: Duration.zero } })
+    expect(results[2]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfterMillis: 0 } })
+    expect(results[3]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfterMillis: 0 } })
+    expect(results[4]).toEqual({ error: undefined, reply: { allowed: true, remaining: 1, retryAfterMillis: 0 } })
     // the decision over a key of another type fails alone
     expect((results[5]!.error as Error).message).toMatch(/WRONGTYPE/)
-    expect(results[6]).toEqual({ error: undefined, reply: { allowed: true, remaining: 0, retryAfter: Duration.zero } })
+    expect(results[6]).toEqual({ error: undefined, reply: { allowed: true, remaining: 0, retryAfterMillis: 0 } })
     expect((results[7]!.reply as { allowed: boolean }).allowed).toBe(false)
     expect(results[8]).toEqual({ error: undefined, reply: "1" })
     // the decisions' keys have their time to live, as alone
@@ -233,7 +232,7 @@ describe("the store's commands", () => {
         sent.push((command as unknown as { _commandTimeoutTimer?: unknown })._commandTimeoutTimer)
         return result
       }
-      yield* makeRedisStore(redisClient).get("cb:timer")
+      yield* redisEffects(redisStoreOf(redisClient)).get("cb:timer")
       yield* Effect.promise(() => c.get("cb:timer"))
       // the store's GET, then the direct GET (which keeps ioredis' timer, the client's commandTimeout + 2 s)
       expect(sent).toHaveLength(2)

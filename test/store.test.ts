@@ -5,18 +5,19 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, TestClock } from "effect"
 import { RedisClient } from "effect-failclosed"
-import { makeMemoryStore } from "../src/internal/memoryStore.js"
-import { makeRedisStore } from "../src/internal/redis/store.js"
-import type { Store } from "../src/internal/store.js"
+import { makeMemoryStore } from "@effect-failclosed/core"
+import { memoryEffects, redisEffects, redisStoreOf, type Store } from "../src/internal/store.js"
 import { redisServer } from "./support/RedisServer.js"
 
-const memory = Effect.map(Effect.clock, (clock): Store<never> => makeMemoryStore({ capacity: 100, clock }))
+const memory = Effect.map(Effect.clock, (clock): Store<never> =>
+  memoryEffects(makeMemoryStore({ capacity: 100, now: () => clock.unsafeCurrentTimeMillis() }))
+)
 
 const redis = Effect.gen(function* () {
   const server = yield* redisServer()
   const client = yield* RedisClient.make({ url: server.url })
   yield* Effect.orDie(client.awaitReady(client.startupTimeout))
-  return makeRedisStore(client) as Store<unknown>
+  return redisEffects(redisStoreOf(client)) as Store<unknown>
 })
 
 const stores = { memory, redis } as const

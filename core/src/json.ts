@@ -5,10 +5,6 @@
  * these is reported as a reason instead.
  */
 
-/** @internal */
-export type JsonResult =
-  { readonly _tag: "ok"; readonly json: string } | { readonly _tag: "err"; readonly reason: string }
-
 const isPlainObject = (u: object): boolean => {
   const proto = Object.getPrototypeOf(u)
   return proto === Object.prototype || proto === null
@@ -163,14 +159,6 @@ const firstUnfaithful = (value: unknown): string | undefined => {
     }
   }
   return visit(value, false)
-}
-
-/** @internal */
-export const toFaithfulJson = (value: unknown): JsonResult => {
-  if (value === undefined) return { _tag: "err", reason: "undefined is not representable in JSON" }
-  const reason = unfaithfulReason(value)
-  if (reason !== undefined) return { _tag: "err", reason }
-  return { _tag: "ok", json: JSON.stringify(value) }
 }
 
 /**

@@ -8,12 +8,10 @@
  * decodes it, fills the near cache when the answer may be kept, and reports what happened. Time and decoding come in
  * as functions the wrapper passes (its clock, its Schema); what happened comes back as plain data ({@link Read}).
  *
- * Freshness lives in the entry. An entry written with a stale window is sealed in a small envelope,
- * `~1:<writtenAt>:<freshUntil>:<json>` (epoch milliseconds of the writer's clock), and kept in the store for its time
- * to live plus the longest stale window. `~` cannot start JSON, so a reader tells the two kinds apart by one
- * character, and plain entries are read as they are. A sealed entry past `freshUntil` is a miss unless the caller
- * asked for stale values; that holds wherever the entry is read from, the near cache included.
+ * Freshness lives in the entry (the envelope, `envelope.ts`): a sealed entry past `freshUntil` is a miss unless the
+ * caller asked for stale values; that holds wherever the entry is read from, the near cache included.
  */
+import { type Envelope, Invalid, isSealed, unseal } from "./envelope.js"
 
 /** where an answer came from: Redis, the memory of a LocalOnly cache, or the fallback of an ExplicitDegraded one */
 export type Backend = "redis" | "local" | "local_degraded"
@@ -25,48 +23,11 @@ export interface StoreEntry {
   readonly degraded: boolean
 }
 
-/** a stored entry that does not decode, with why (a failure is data, never a throw) */
-export class Invalid {
-  readonly _tag = "Invalid"
-  constructor(readonly reason: string) {}
-}
-
 /** the wrapper's decoder (a Schema): the value, or why the entry is not one */
 export type Decode<V> = (json: string) => V | Invalid
 
 /** epoch milliseconds of the wrapper's clock (read only when an entry carries its freshness) */
 export type Now = () => number
-
-// --- the sealed envelope -------------------------------------------------------------------------------------------
-
-const MARK = 126 // "~"
-const HEAD = "~1:"
-
-/** true when a stored entry is sealed in an envelope (see the module doc) */
-export const isSealed = (raw: string): boolean => raw.charCodeAt(0) === MARK
-
-/** the freshness a sealed entry carries, and its JSON */
-export interface Envelope {
-  readonly writtenAt: number
-  readonly freshUntil: number
-  readonly json: string
-}
-
-/** the envelope of a sealed entry, or undefined when it is not one (a corrupt entry) */
-export const unseal = (raw: string): Envelope | undefined => {
-  if (!raw.startsWith(HEAD)) return undefined
-  const a = raw.indexOf(":", HEAD.length)
-  const b = a < 0 ? -1 : raw.indexOf(":", a + 1)
-  if (b < 0) return undefined
-  const writtenAt = Number(raw.slice(HEAD.length, a))
-  const freshUntil = Number(raw.slice(a + 1, b))
-  if (!Number.isSafeInteger(writtenAt) || !Number.isSafeInteger(freshUntil)) return undefined
-  return { writtenAt, freshUntil, json: raw.slice(b + 1) }
-}
-
-/** `json` sealed with its freshness: written at `writtenAt`, fresh for `ttlMillis` */
-export const seal = (json: string, writtenAt: number, ttlMillis: number): string =>
-  `${HEAD}${writtenAt}:${writtenAt + ttlMillis}:${json}`
 
 // --- what a read reports -------------------------------------------------------------------------------------------
 
@@ -339,7 +300,8 @@ export class ReadPipeline<V, M = unknown> {
       if (envelope === undefined) return new Invalid("the stored entry's envelope is corrupt")
       json = envelope.json
     }
-    const value = this.decode(json)
+    const decode = this.decode
+    const value = decode(json)
     if (value instanceof Invalid) return value
     return { value, envelope, shared: undefined }
   }

@@ -5,18 +5,16 @@
  * redis-servers in test/NearCache.test.ts).
  */
 import { describe, expect, it } from "vitest"
+import { Invalid, seal, unseal } from "../src/envelope.js"
 import {
-  Invalid,
   isRead,
   type Near,
   type NearEntry,
   type NearTicket,
   ReadPipeline,
   type Read,
-  seal,
   STORE,
-  type StoreEntry,
-  unseal
+  type StoreEntry
 } from "../src/readPipeline.js"
 
 /** a decoder that counts its calls: JSON numbers only */

@@ -7,7 +7,6 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { type Found, Invalid, isRead, type NearSettings, type Read, ReadPipeline } from "@effect-failclosed/core"
 import type { Cached, DistributedCache, DistributedCacheService } from "../DistributedCache.js"
 import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid, type InputField } from "../errors.js"
 import { cachedOf } from "./cached.js"
@@ -17,10 +16,17 @@ import {
   canonicalJson,
   deepFreeze,
   describePath,
+  exceedsBytes,
+  faithfulJson,
   FeatureKeys,
+  type Found,
+  Invalid,
+  isRead,
   keyspaceHead,
+  type NearSettings,
+  type Read,
+  ReadPipeline,
   tenantProblem,
-  toFaithfulJson,
   unfaithfulReason
 } from "@effect-failclosed/core"
 import { feature, increment, keyspaceMetrics, type Report } from "./observability.js"
@@ -78,10 +84,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       if (unfaithful !== undefined) return { reason: `key: ${unfaithful}` }
       canonical = canonicalJson(encoded)
     }
-    // a UTF-16 code unit is at most 3 bytes of UTF-8: most keys need no byte count
-    if (canonical.length * 3 > maxKeyBytes && Buffer.byteLength(canonical, "utf8") > maxKeyBytes) {
-      return { reason: `key is larger than ${maxKeyBytes} bytes` }
-    }
+    if (exceedsBytes(canonical, maxKeyBytes)) return { reason: `key is larger than ${maxKeyBytes} bytes` }
     return canonical
   }
 
@@ -113,14 +116,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       }
       encoded = e.right
     }
-    if (encoded === undefined) return Either.left(invalidValue("undefined is not representable in JSON"))
-    const json = toFaithfulJson(encoded)
-    if (json._tag === "err") return Either.left(invalidValue(json.reason))
-    // a UTF-16 code unit is at most 3 bytes of UTF-8: most values need no byte count
-    if (json.json.length * 3 > maxValueBytes && Buffer.byteLength(json.json, "utf8") > maxValueBytes) {
-      return Either.left(invalidValue(`encoded value is larger than ${maxValueBytes} bytes`))
-    }
-    return Either.right(json.json)
+    const json = faithfulJson(encoded, maxValueBytes)
+    return typeof json === "string" ? Either.right(json) : Either.left(invalidValue(json.reason))
   }
 
   /** the one decoder of this keyspace's entries (the read pipeline calls it): deeply frozen values, in every mode */

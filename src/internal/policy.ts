@@ -13,9 +13,8 @@ import * as Effect from "effect/Effect"
 import type { Backend, Cached, CacheGet, CacheStats, DistributedCacheService } from "../DistributedCache.js"
 import type { CacheModeName } from "../DistributedCache.js"
 import { CacheBackendUnavailable } from "../errors.js"
-import { type Breaker, CLOSED, OPEN } from "./breaker.js"
+import { type Breaker, CLOSED, type MemoryStore, OPEN, type StoreFailure } from "@effect-failclosed/core"
 import { makeCached } from "./cached.js"
-import type { MemoryStore } from "./memoryStore.js"
 import { NearCache, type RefillRead } from "./nearCache.js"
 import {
   classify,
@@ -30,7 +29,7 @@ import {
   traceStore
 } from "./observability.js"
 import type { Tracking } from "./redis/tracking.js"
-import type { Store, StoreFailure } from "./store.js"
+import { memoryEffects, type Store } from "./store.js"
 
 /**
  * The operations an ExplicitDegraded cache serves node-locally while Redis is unavailable, with how its runtime event
@@ -132,7 +131,7 @@ const makeService = (options: {
       ? getEffect
       : Object.assign(getEffect, {
           local: (key: string): Cached<string> | undefined => {
-            const entry = memory.unsafeRead(key)
+            const entry = memory.read(key)
             if (entry === undefined) counters.misses++
             else counters.hits++
             return entry
@@ -198,9 +197,10 @@ const traced = <A, E>(
 export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   // memory operations are not timed: two clock reads would cost more than the operation
+  const effects = memoryEffects(memory)
   const guard: Guard = {
     mode: "LocalOnly",
-    run: (operation, _key, use) => traced("LocalOnly", "local", operation, () => Effect.map(use(memory), fromLocal))
+    run: (operation, _key, use) => traced("LocalOnly", "local", operation, () => Effect.map(use(effects), fromLocal))
   }
   return makeService({ guard, keyPrefix, counters, backend: () => "local", localEntries: memory.size, memory })
 }
@@ -246,6 +246,7 @@ const redisGuard = (options: {
   readonly counters: Counters
 }): { readonly guard: Guard; readonly domains: Domains; readonly refill: RefillRead } => {
   const { counters, fallback, mode, store } = options
+  const fallbackEffects = fallback === undefined ? undefined : memoryEffects(fallback)
   const domains = new Domains(options.breaker)
   const domainOf = store.domainOf
   const metricsOf = operationMetrics(mode)
@@ -256,7 +257,7 @@ const redisGuard = (options: {
   // Redis answered again, not even during a later outage.
   const transition = () => {
     gauges(domains.anyOpen)
-    fallback?.unsafeReset()
+    fallback?.reset()
   }
   const failure = (operation: string, kind: FailureReason, reason: string) =>
     classify(new CacheBackendUnavailable({ mode, operation, reason }), kind)
@@ -293,7 +294,9 @@ const redisGuard = (options: {
   ): Effect.Effect<Cached<A>, CacheBackendUnavailable> => {
     const metrics = metricsOf(operation)
     const orElse: (error: CacheBackendUnavailable) => Effect.Effect<Cached<A>, CacheBackendUnavailable> =
-      fallback !== undefined && FALLS_BACK.has(operation) ? () => Effect.map(use(fallback), fromFallback) : Effect.fail
+      fallbackEffects !== undefined && FALLS_BACK.has(operation)
+        ? () => Effect.map(use(fallbackEffects), fromFallback)
+        : Effect.fail
     let breaker = domains.whole
     let admission = breaker.admit()
     const domain = domainOf === undefined ? "" : key === undefined ? EVERY_DOMAIN : domainOf(key)

@@ -1,73 +1,120 @@
 /**
- * The store floor: one interface, two implementations (memory in `memoryStore.ts`, Redis in `redis/store.ts`).
- * Features are written once against the `DistributedCache` service; the policy (`policy.ts`) builds that service
- * from a store and decides what a store failure means. Every operation is a plain Effect.
+ * The stores as Effects: the core's two stores (`RedisStore`, callbacks; `MemoryStore`, synchronous) seen through one
+ * interface, {@link Store}, so that the policy (`policy.ts`) writes every operation once for both. A Redis operation
+ * is one `Effect.async` around the core's call (what the Effect floor pays for an ioredis call, nothing more); a
+ * memory operation is one `Effect.sync`.
  */
 import * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
+import {
+  type Decision,
+  type Done,
+  makeRedisStore,
+  type MemoryStore,
+  type RedisStore,
+  type RedisStoreOptions,
+  type StoreFailure
+} from "@effect-failclosed/core"
 import type { RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
+import type { RedisClientService } from "../RedisClient.js"
 
 /**
- * A store operation could not be carried out. `unavailable`: the backend did not answer
- * (connection refused or closed, timeout, loading, failover); this is what trips the
- * cooldown. `rejected`: the backend answered with an error (wrong type, out of memory, ACL):
- * the operation fails closed but the backend is up. `reason` never contains a secret.
- * @internal
- */
-export class StoreFailure {
-  readonly _tag = "StoreFailure"
-  constructor(
-    readonly kind: "unavailable" | "rejected",
-    readonly reason: string
-  ) {}
-}
-
-/**
- * The operations every store offers, named as the `DistributedCache` service names them. `E` is how an operation
- * fails: `StoreFailure` for Redis, `never` for memory.
+ * The operations every store offers, as Effects, named as the `DistributedCache` service names them (see the core's
+ * `RedisStore` for what each does). `E` is how an operation fails: `StoreFailure` for Redis, `never` for memory.
  * @internal
  */
 export interface Store<E = StoreFailure> {
   readonly backend: "redis" | "local"
-  /**
-   * The failure domain of a key: keys of one domain become unavailable and recover together, and the modes keep one
-   * cooldown per domain. In a Redis Cluster: the slot range of the shard that owns the key's slot (`slots 0-5460`,
-   * stable across a failover). Undefined: the store is one domain.
-   */
+  /** the failure domain of a key (see the core's `RedisStore.domainOf`); undefined: the store is one domain */
   readonly domainOf: ((key: string) => string) | undefined
-  /** answers when the backend answers */
   readonly ping: Effect.Effect<void, E>
-  /** the entry of `key`, or null */
   readonly get: (key: string) => Effect.Effect<string | null, E>
-  /** ttlMillis: a positive integer, or undefined for no expiry */
   readonly set: (key: string, value: string, ttlMillis: number | undefined) => Effect.Effect<void, E>
-  /** deletes `key`: true when there was a live entry */
   readonly invalidate: (key: string) => Effect.Effect<boolean, E>
-  /** deletes every key that starts with `prefix` (a partition prefix from internal/keys); returns how many */
   readonly clear: (prefix: string) => Effect.Effect<number, E>
-  /** counts the live keys that start with `prefix` */
   readonly count: (prefix: string) => Effect.Effect<number, E>
-  /** atomically claims `key` for ttlMillis: true when it was free */
   readonly claim: (key: string, ttlMillis: number) => Effect.Effect<boolean, E>
-  /** one atomic rate-limit decision */
   readonly rateLimit: (request: RateLimitRequest) => Effect.Effect<RateLimitDecision, E>
-  /**
-   * Takes the lock `key` for `token` (a value unique to the taker) for ttlMillis: true when it was free. The lock
-   * ends when its time to live does, or when its owner releases it.
-   */
   readonly acquireLock: (key: string, token: string, ttlMillis: number) => Effect.Effect<boolean, E>
-  /** releases the lock `key` only if `token` still owns it: true when it did */
   readonly releaseLock: (key: string, token: string) => Effect.Effect<boolean, E>
-  /** drops every entry (the degraded fallback, on a transition); a no-op for Redis */
-  readonly reset: Effect.Effect<void>
 }
 
+/** a core decision as the service's (its wait as a Duration) */
+const toRateLimitDecision = (d: Decision): RateLimitDecision => ({
+  allowed: d.allowed,
+  remaining: d.remaining,
+  retryAfter: d.retryAfterMillis > 0 ? Duration.millis(d.retryAfterMillis) : Duration.zero
+})
+
+type Resume<A> = (effect: Effect.Effect<A, StoreFailure>) => void
+
+/** the core's callback, resuming the fiber */
+const resumeWith =
+  <A>(resume: Resume<A>): Done<A> =>
+  (failure, value) =>
+    resume(failure === undefined ? Effect.succeed(value) : Effect.fail(failure))
+
 /**
- * A decision of either store, from what both compute: allowed, the budget left, and the wait in milliseconds.
+ * One core call as an Effect. No canceler: with one, Effect wraps the wait in `onInterrupt` (a mask and an exit
+ * handler per call); an interrupted fiber ignores a late reply, and the call's deadline ends it.
+ */
+const callOf = <A>(call: (done: Done<A>) => void): Effect.Effect<A, StoreFailure> =>
+  Effect.async<A, StoreFailure>((resume) => call(resumeWith(resume)))
+
+/**
+ * The Redis store as Effects. `get` and `set`, the hot calls, build their `Effect.async` directly (one closure fewer
+ * than {@link callOf}).
  * @internal
  */
-export const decisionOf = (allowed: boolean, remaining: number, retryAfterMillis: number): RateLimitDecision => ({
-  allowed,
-  remaining: Math.max(0, remaining),
-  retryAfter: allowed || retryAfterMillis <= 0 ? Duration.zero : Duration.millis(retryAfterMillis)
+export const redisEffects = (store: RedisStore): Store => ({
+  backend: "redis",
+  domainOf: store.domainOf,
+  ping: callOf(store.ping),
+  get: (key) => Effect.async<string | null, StoreFailure>((resume) => store.get(key, resumeWith(resume))),
+  set: (key, value, ttlMillis) =>
+    Effect.async<void, StoreFailure>((resume) => store.set(key, value, ttlMillis, resumeWith(resume))),
+  invalidate: (key) => callOf((done) => store.invalidate(key, done)),
+  clear: (prefix) => callOf((done) => store.clear(prefix, done)),
+  count: (prefix) => callOf((done) => store.count(prefix, done)),
+  claim: (key, ttlMillis) => callOf((done) => store.claim(key, ttlMillis, done)),
+  rateLimit: (request) =>
+    Effect.map(
+      callOf<Decision>((done) => store.rateLimit(request, done)),
+      toRateLimitDecision
+    ),
+  acquireLock: (key, token, ttlMillis) => callOf((done) => store.acquireLock(key, token, ttlMillis, done)),
+  releaseLock: (key, token) => callOf((done) => store.releaseLock(key, token, done))
 })
+
+/**
+ * The memory store as Effects: each operation one `Effect.sync`.
+ * @internal
+ */
+export const memoryEffects = (store: MemoryStore): Store<never> => ({
+  backend: "local",
+  domainOf: undefined,
+  ping: Effect.void,
+  get: (key) => Effect.sync(() => store.get(key)),
+  set: (key, value, ttlMillis) => Effect.sync(() => store.set(key, value, ttlMillis)),
+  invalidate: (key) => Effect.sync(() => store.invalidate(key)),
+  clear: (prefix) => Effect.sync(() => store.clear(prefix)),
+  count: (prefix) => Effect.sync(() => store.count(prefix)),
+  claim: (key, ttlMillis) => Effect.sync(() => store.claim(key, ttlMillis)),
+  rateLimit: (request) => Effect.sync(() => toRateLimitDecision(store.rateLimit(request))),
+  acquireLock: (key, token, ttlMillis) => Effect.sync(() => store.acquireLock(key, token, ttlMillis)),
+  releaseLock: (key, token) => Effect.sync(() => store.releaseLock(key, token))
+})
+
+/**
+ * The core's Redis store over a `RedisClient`: its command timeout, its secret-free error texts.
+ * @internal
+ */
+export const redisStoreOf = (
+  redis: RedisClientService,
+  options?: Omit<RedisStoreOptions, "commandTimeoutMillis" | "describeError">
+): RedisStore =>
+  makeRedisStore(redis.client, {
+    ...options,
+    commandTimeoutMillis: Duration.toMillis(redis.commandTimeout),
+    describeError: redis.describeError
+  })

@@ -13,7 +13,7 @@ import {
   SecurityEvent,
   strictDistributed
 } from "effect-failclosed"
-import { keySlot } from "../../src/internal/redis/cluster.js"
+import { keySlot } from "@effect-failclosed/core"
 import { redisCluster, type RedisCluster } from "../support/RedisCluster.js"
 import { redisSentinel } from "../support/RedisSentinel.js"
 

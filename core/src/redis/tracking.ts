@@ -39,13 +39,8 @@
 import { type Cluster, Redis, type RedisOptions } from "ioredis"
 import type { NearState } from "../nearEvents.js"
 import type { NearTracking, TrackingListener } from "../nearCache.js"
+import { isCluster, SLOT_COUNT } from "./cluster.js"
 import { TrackingConnection, type TrackingConnectionOwner } from "./trackingConnection.js"
-
-/** the slots of a Redis Cluster */
-const SLOT_COUNT = 16384
-
-/** whether a client is a Cluster client (ioredis marks it) */
-const isCluster = (client: Redis | Cluster): client is Cluster => (client as Cluster).isCluster === true
 
 /** the options of a tracking connection, over the data client's own */
 const TRACKING_OPTIONS: RedisOptions = {

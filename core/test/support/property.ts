@@ -73,3 +73,13 @@ export const hostileString = (maxLength: number): fc.Arbitrary<string> =>
       }
     )
     .map((s) => s.slice(0, maxLength))
+
+/** text that breaks or forges a log line: line ends, separators, bidi and ANSI controls, quotes, lone surrogates */
+export const hostileText = fc.string({
+  unit: fc.oneof(
+    fc.constantFrom("\n", "\r", "\u0085", "\u2028", "\u2029", "\u202e", "\u2066", "\u001b[31m", "\u007f", '"', "\\"),
+    fc.string({ unit: "binary", minLength: 1, maxLength: 1 }),
+    fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c))
+  ),
+  maxLength: 80
+})

@@ -14,6 +14,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
+import { cappedBackoff, failFastOptions } from "@effect-failclosed/core"
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
 import type {
   RedisClient,
@@ -33,45 +34,23 @@ const check = optionChecks("RedisClient")
 
 const DEFAULT_URL = "redis://127.0.0.1:6379"
 
-// --- connection options ----------------------------------------------------------------------------------------------
+// --- connection options: the fail-fast ioredis options are the core's (core/src/redis/options.ts) ----------------------
 
-/**
- * How much later than `commandTimeout` ioredis' own per-command timer fails a command sent on `client` directly. The
- * store's commands do not have this timer: each has one deadline, the store's (`Deadlines`, judged after the replies
- * already received are read, so a stall of this process is not taken for an unavailable Redis), and its commands
- * tell ioredis not to arm a timer of its own (see `redis/send.ts`).
- */
-const DIRECT_COMMAND_GRACE_MILLIS = 2_000
-
-/**
- * The ioredis options that make a client fail fast: no offline queue, no re-send after a reconnect, no retry of a
- * failed command, a connect deadline, a capped reconnect backoff.
- * @internal
- */
-export const failFastOptions = (o: {
+/** the core's fail-fast options from the settings' durations */
+const failFast = (o: {
   readonly commandTimeout: Duration.Duration
   readonly connectTimeout: Duration.Duration
   readonly maxReconnectDelay: Duration.Duration
   readonly enableAutoPipelining: boolean
-}): RedisOptions => ({
-  enableOfflineQueue: false,
-  autoResendUnfulfilledCommands: false,
-  maxRetriesPerRequest: 0,
-  commandTimeout: Duration.toMillis(o.commandTimeout) + DIRECT_COMMAND_GRACE_MILLIS,
-  connectTimeout: Duration.toMillis(o.connectTimeout),
-  retryStrategy: cappedBackoff(o.maxReconnectDelay),
-  // closing waits this long at most for Redis to acknowledge, then destroys the socket (a paused Redis never does)
-  disconnectTimeout: Math.min(Duration.toMillis(o.connectTimeout), 500),
-  // a failed ready check must not wait forever either
-  enableReadyCheck: true,
-  enableAutoPipelining: o.enableAutoPipelining,
-  lazyConnect: false
-})
+}): RedisOptions =>
+  failFastOptions({
+    commandTimeoutMillis: Duration.toMillis(o.commandTimeout),
+    connectTimeoutMillis: Duration.toMillis(o.connectTimeout),
+    maxReconnectDelayMillis: Duration.toMillis(o.maxReconnectDelay),
+    enableAutoPipelining: o.enableAutoPipelining
+  })
 
-const cappedBackoff = (cap: Duration.Duration) => {
-  const capMillis = Duration.toMillis(cap)
-  return (times: number) => Math.min(25 * 2 ** Math.min(times, 10), capMillis)
-}
+const backoffOf = (cap: Duration.Duration) => cappedBackoff(Duration.toMillis(cap))
 
 const reveal = (u: string | Redacted.Redacted<string> | undefined): string | undefined =>
   u === undefined ? undefined : Redacted.isRedacted(u) ? Redacted.value(u) : u
@@ -335,7 +314,7 @@ const closeCluster = (client: Cluster): Effect.Effect<void> =>
  * a capped backoff.
  */
 const reviveWhenEnded = (client: Redis, maxDelay: Duration.Duration) => {
-  const backoff = cappedBackoff(maxDelay)
+  const backoff = backoffOf(maxDelay)
   let stopped = false
   let attempts = 0
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -406,7 +385,7 @@ const openSingle = (s: ReturnType<typeof singleSettings>) => {
   const password = reveal(options.password)
   const describeError = makeSecretScrubber([password, urlPassword(url), url])
   const redisOptions: RedisOptions = {
-    ...failFastOptions({ ...s, enableAutoPipelining: options.enableAutoPipelining ?? true }),
+    ...failFast({ ...s, enableAutoPipelining: options.enableAutoPipelining ?? true }),
     ...(options.username !== undefined ? { username: options.username } : {}),
     ...(password !== undefined ? { password } : {}),
     ...(options.tls !== undefined ? { tls: options.tls } : {})
@@ -430,7 +409,7 @@ const openCluster = (s: ReturnType<typeof clusterSettings>) => {
   // connection is being opened and never reconnects a lost node (it refreshes the slot map instead); the
   // cluster-level `enableOfflineQueue: false` below makes a command to a node that is not connected fail at once.
   const redisOptions: RedisOptions = {
-    ...failFastOptions({ ...s, enableAutoPipelining }),
+    ...failFast({ ...s, enableAutoPipelining }),
     ...(options.username !== undefined ? { username: options.username } : {}),
     ...(password !== undefined ? { password } : {}),
     ...(options.tls !== undefined ? { tls: options.tls } : {})
@@ -440,7 +419,7 @@ const openCluster = (s: ReturnType<typeof clusterSettings>) => {
     enableOfflineQueue: false,
     enableReadyCheck: true,
     scaleReads: "master",
-    clusterRetryStrategy: cappedBackoff(s.maxReconnectDelay),
+    clusterRetryStrategy: backoffOf(s.maxReconnectDelay),
     maxRedirections: s.maxRedirections,
     retryDelayOnFailover: s.retryDelay,
     retryDelayOnClusterDown: s.retryDelay,
@@ -467,14 +446,14 @@ const openSentinel = (s: ReturnType<typeof sentinelSettings>) => {
   const sentinelPassword = reveal(options.sentinelPassword)
   const describeError = makeSecretScrubber([password, sentinelPassword])
   const redisOptions: RedisOptions = {
-    ...failFastOptions({ ...s, enableAutoPipelining: options.enableAutoPipelining ?? true }),
+    ...failFast({ ...s, enableAutoPipelining: options.enableAutoPipelining ?? true }),
     sentinels: s.sentinels,
     name: s.name,
     role: "master",
     db: s.db,
     // never give up: a connector that returns no delay ends the client for good. Each round asks every
     // sentinel, each question bounded by connectTimeout and sentinelCommandTimeout.
-    sentinelRetryStrategy: cappedBackoff(s.maxReconnectDelay),
+    sentinelRetryStrategy: backoffOf(s.maxReconnectDelay),
     // the failover detector's subscriptions come back when a sentinel does, at most every 5 seconds
     sentinelReconnectStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 10), 5_000),
     sentinelCommandTimeout: Duration.toMillis(s.commandTimeout),

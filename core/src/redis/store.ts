@@ -1,14 +1,13 @@
 /**
  * The Redis store: each operation is one plain command (or one script), sent by the {@link Sender} (one deadline per
- * call, the commands of a tick written together), and every error becomes a secret-free StoreFailure.
+ * call, the commands of a tick written together), and every error becomes a secret-free StoreFailure. An operation
+ * takes a callback ({@link Done}) and calls it once: no Promise per call on the hot path (a get is one command, one
+ * deadline object and the callbacks `bound` settles), so a wrapper makes each call one `Effect.async` and nothing
+ * more.
  */
-import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
-import { escapeGlob } from "@effect-failclosed/core"
 import { type Cluster, Command, type Redis } from "ioredis"
-import type { RateLimitRequest } from "../../DistributedCache.js"
-import type { RedisClientService } from "../../RedisClient.js"
-import { type Store, StoreFailure } from "../store.js"
+import { escapeGlob } from "../keys.js"
+import { type Done, type RateLimitRequest, type RedisStore, StoreFailure } from "../store.js"
 import { clusterDomains, clusterMasters, isCluster, keySlot } from "./cluster.js"
 import { evalScript, RELEASE_LOCK, scriptOf, toDecision } from "./scripts.js"
 import { makeSender, TIMED_OUT } from "./send.js"
@@ -84,6 +83,10 @@ const onEveryNode = async (client: Redis | Cluster, f: (node: Redis, cluster: bo
 
 /** @internal */
 export interface RedisStoreOptions {
+  /** every command's deadline */
+  readonly commandTimeoutMillis: number
+  /** a driver or reply error as one secret-free line (the client's scrubber) */
+  readonly describeError: (error: unknown) => string
   /** claims and rate-limit decisions wait (`WAIT`) for this many replicas, and fail closed when fewer acknowledge */
   readonly waitForReplicas?: number | undefined
   /** the `WAIT` timeout, less than the command timeout */
@@ -96,34 +99,33 @@ const asDeleted = (reply: unknown) => Number(reply) > 0
 const isOk = (reply: unknown) => reply === "OK"
 const isOne = (reply: unknown) => Number(reply) === 1
 
+/** what a failed call passes as its (meaningless) value */
+const NONE = undefined as never
+
 /** @internal */
-export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOptions = {}): Store => {
-  const client = redis.client
-  const fail = toStoreFailure(redis.describeError)
-  const commandTimeout = Duration.toMillis(redis.commandTimeout)
+export const makeRedisStore = (client: Redis | Cluster, options: RedisStoreOptions): RedisStore => {
+  const fail = toStoreFailure(options.describeError)
+  const commandTimeout = options.commandTimeoutMillis
   const sender = makeSender(client, commandTimeout)
   const timedOut = new StoreFailure("unavailable", "timeout")
   const failureOf = (error: unknown): StoreFailure => (error === TIMED_OUT ? timedOut : fail(error))
+  const unexpected = (error: unknown) =>
+    new StoreFailure("rejected", `unexpected reply (${error instanceof Error ? error.message : "not an Error"})`)
 
-  /**
-   * One call as an Effect. No canceler: with one, Effect wraps the wait in `onInterrupt` (a mask and an exit handler
-   * per call); an interrupted fiber ignores a late reply, and the call's deadline ends it.
-   */
-  const call = <A>(send: () => Promise<unknown>, map: (reply: unknown) => A): Effect.Effect<A, StoreFailure> =>
-    Effect.async<A, StoreFailure>((resume) =>
-      sender.bound(send, (error, reply) => {
-        if (error !== undefined) return resume(Effect.fail(failureOf(error)))
-        let a: A
-        try {
-          a = map(reply)
-        } catch (defect) {
-          return resume(Effect.die(defect))
-        }
-        resume(Effect.succeed(a))
-      })
-    )
-  const command = <A>(name: string, args: ReadonlyArray<string | number>, map: (reply: unknown) => A) =>
-    call(() => sender.command(name, args), map)
+  /** one call: `send` bounded by the deadline, its reply mapped; a reply `map` refuses fails closed, never throws */
+  const call = <A>(send: () => Promise<unknown>, map: (reply: unknown) => A, done: Done<A>): void =>
+    sender.bound(send, (error, reply) => {
+      if (error !== undefined) return done(failureOf(error), NONE)
+      let a: A
+      try {
+        a = map(reply)
+      } catch (e) {
+        return done(unexpected(e), NONE)
+      }
+      done(undefined, a)
+    })
+  const command = <A>(name: string, args: ReadonlyArray<string | number>, map: (reply: unknown) => A, done: Done<A>) =>
+    call(() => sender.command(name, args), map, done)
   /** clear and count: several commands, each bounded by the command timeout */
   const bounded: Bounded = <A>(send: () => Promise<A>) =>
     new Promise<A>((resolve, reject) =>
@@ -131,8 +133,12 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
         error === undefined ? resolve(reply as A) : reject(error)
       )
     )
-  const wholeStore = (f: (node: Redis, cluster: boolean) => Promise<number>) =>
-    Effect.tryPromise({ try: () => onEveryNode(client, f), catch: failureOf })
+  const wholeStore = (f: (node: Redis, cluster: boolean) => Promise<number>, done: Done<number>) => {
+    onEveryNode(client, f).then(
+      (n) => done(undefined, n),
+      (error: unknown) => done(failureOf(error), NONE)
+    )
+  }
 
   // --- WAIT for replicas (claims and decisions, when asked) -------------------------------------------------------
 
@@ -176,24 +182,27 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
         : `only ${acked} of ${replicas} replica(s) acknowledged within ${replicaTimeout} ms; failing closed`
     )
   /** the write, then (when asked) WAIT, within one command timeout; fewer acknowledgements than asked fail closed */
-  const replicated = <A>(key: string, write: () => Promise<unknown>, map: (reply: unknown) => A) =>
+  const replicated = <A>(key: string, write: () => Promise<unknown>, map: (reply: unknown) => A, done: Done<A>) =>
     replicas === 0
-      ? call(write, map)
-      : Effect.flatMap(
-          call(
-            async () => {
-              const connection = connectionOf(key)
-              const reply = await write()
-              const acked = await waitFor(key, connection)
-              // a write and a WAIT that reached different masters prove nothing
-              return [reply, connectionOf(key) === connection ? acked : -1] as const
-            },
-            (result) => {
-              const [reply, acked] = result as readonly [unknown, number]
-              return [map(reply), acked] as const
-            }
-          ),
-          ([a, acked]) => (acked >= replicas ? Effect.succeed(a) : Effect.fail(notReplicated(acked)))
+      ? call(write, map, done)
+      : call(
+          async () => {
+            const connection = connectionOf(key)
+            const reply = await write()
+            const acked = await waitFor(key, connection)
+            // a write and a WAIT that reached different masters prove nothing
+            return [reply, connectionOf(key) === connection ? acked : -1] as const
+          },
+          (result) => {
+            const [reply, acked] = result as readonly [unknown, number]
+            return [map(reply), acked] as const
+          },
+          (failure, result) => {
+            if (failure !== undefined) return done(failure, NONE)
+            const [a, acked] = result
+            if (acked >= replicas) done(undefined, a)
+            else done(notReplicated(acked), NONE)
+          }
         )
 
   const decide = (request: RateLimitRequest) => {
@@ -205,23 +214,23 @@ export const makeRedisStore = (redis: RedisClientService, options: RedisStoreOpt
   return {
     backend: "redis",
     domainOf: isCluster(client) ? clusterDomains(client) : undefined,
-    ping: command("ping", [], asVoid),
-    get: (key) => command("get", [key], asString),
-    set: (key, value, ttlMillis) =>
-      command("set", ttlMillis === undefined ? [key, value] : [key, value, "PX", ttlMillis], asVoid),
-    invalidate: (key) => command("unlink", [key], asDeleted),
-    clear: (prefix) => {
+    ping: (done) => command("ping", [], asVoid, done),
+    get: (key, done) => command("get", [key], asString, done),
+    set: (key, value, ttlMillis, done) =>
+      command("set", ttlMillis === undefined ? [key, value] : [key, value, "PX", ttlMillis], asVoid, done),
+    invalidate: (key, done) => command("unlink", [key], asDeleted, done),
+    clear: (prefix, done) => {
       const pattern = escapeGlob(prefix) + "*"
-      return wholeStore((node, cluster) => scanAndDelete(node, pattern, cluster, bounded))
+      wholeStore((node, cluster) => scanAndDelete(node, pattern, cluster, bounded), done)
     },
-    count: (prefix) => {
+    count: (prefix, done) => {
       const pattern = escapeGlob(prefix) + "*"
-      return wholeStore((node) => scanAndCount(node, pattern, bounded))
+      wholeStore((node) => scanAndCount(node, pattern, bounded), done)
     },
-    claim: (key, ttlMillis) => replicated(key, () => sender.command("set", [key, "1", "PX", ttlMillis, "NX"]), isOk),
-    rateLimit: (request) => replicated(request.key, decide(request), toDecision),
-    acquireLock: (key, token, ttlMillis) => command("set", [key, token, "PX", ttlMillis, "NX"], isOk),
-    releaseLock: (key, token) => call(() => evalScript(sender.command, RELEASE_LOCK, [key], [token]), isOne),
-    reset: Effect.void
+    claim: (key, ttlMillis, done) =>
+      replicated(key, () => sender.command("set", [key, "1", "PX", ttlMillis, "NX"]), isOk, done),
+    rateLimit: (request, done) => replicated(request.key, decide(request), toDecision, done),
+    acquireLock: (key, token, ttlMillis, done) => command("set", [key, token, "PX", ttlMillis, "NX"], isOk, done),
+    releaseLock: (key, token, done) => call(() => evalScript(sender.command, RELEASE_LOCK, [key], [token]), isOne, done)
   }
 }

@@ -1,12 +1,11 @@
 /**
  * Rate-limit decisions over node-local state: the same algorithms, state and arithmetic as the
- * Lua scripts of redisRateLimit.ts, with `now` from Effect's Clock (passed in by the memory
- * store, so TestClock drives it). Every state entry carries `expiresAt` (the moment the Redis
+ * Lua scripts of redis/scripts.ts, with `now` from the wrapper's clock (passed in by the memory
+ * store: Effect's Clock, so TestClock drives it). Every state entry carries `expiresAt` (the moment the Redis
  * key would expire) so the store can sweep idle entries, and an entry found past its expiry is
  * treated as absent, exactly like an expired Redis key.
  */
-import type { RateLimitAlgorithm, RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
-import { decisionOf } from "./store.js"
+import { type Decision, decisionOf, type RateLimitAlgorithm, type RateLimitRequest } from "./store.js"
 
 interface FixedWindowState {
   readonly algorithm: "fixed-window"
@@ -57,7 +56,7 @@ const current = <S extends RateLimitState>(
   return s as S
 }
 
-const fixedWindow = (state: Map<string, unknown>, request: RateLimitRequest, now: number): RateLimitDecision => {
+const fixedWindow = (state: Map<string, unknown>, request: RateLimitRequest, now: number): Decision => {
   const { cost, limit, windowMillis: window } = request
   let start = now - (now % window)
   const s = current<FixedWindowState>(state, request.key, "fixed-window", now)
@@ -80,7 +79,7 @@ const fixedWindow = (state: Map<string, unknown>, request: RateLimitRequest, now
 
 const COMPACT_AT = 1024
 
-const slidingWindow = (state: Map<string, unknown>, request: RateLimitRequest, now: number): RateLimitDecision => {
+const slidingWindow = (state: Map<string, unknown>, request: RateLimitRequest, now: number): Decision => {
   const { cost, limit, windowMillis: window } = request
   let s = current<SlidingWindowState>(state, request.key, "sliding-window", now)
   if (s === undefined) {
@@ -125,7 +124,7 @@ const slidingWindow = (state: Map<string, unknown>, request: RateLimitRequest, n
   return decisionOf(true, limit - s.total, ALLOWED_NO_WAIT)
 }
 
-const tokenBucket = (state: Map<string, unknown>, request: RateLimitRequest, now: number): RateLimitDecision => {
+const tokenBucket = (state: Map<string, unknown>, request: RateLimitRequest, now: number): Decision => {
   const { cost, limit, windowMillis: window } = request
   const s = current<TokenBucketState>(state, request.key, "token-bucket", now)
   let debt = 0
@@ -151,11 +150,7 @@ const tokenBucket = (state: Map<string, unknown>, request: RateLimitRequest, now
 }
 
 /** @internal */
-export const memoryRateLimit = (
-  state: Map<string, unknown>,
-  request: RateLimitRequest,
-  now: number
-): RateLimitDecision => {
+export const memoryRateLimit = (state: Map<string, unknown>, request: RateLimitRequest, now: number): Decision => {
   switch (request.algorithm) {
     case "fixed-window":
       return fixedWindow(state, request, now)

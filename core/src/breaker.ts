@@ -7,8 +7,9 @@
  * A generation counter makes transitions exact: a failure only opens the breaker when no
  * recovery happened since the failed call was admitted, so one outage gives one transition
  * even with hundreds of calls in flight.
+ *
+ * Time is `now`, the wrapper's clock (Effect's Clock, so TestClock drives the cooldown).
  */
-import type * as Clock from "effect/Clock"
 
 /** @internal */
 export const CLOSED = 0
@@ -29,18 +30,18 @@ export class Breaker {
   private probing = false
 
   constructor(
-    private readonly clock: Clock.Clock,
+    private readonly now: () => number,
     private readonly cooldownMillis: number
   ) {}
 
   /** a new, closed breaker with the same clock and cooldown (one per failure domain) */
   sibling(): Breaker {
-    return new Breaker(this.clock, this.cooldownMillis)
+    return new Breaker(this.now, this.cooldownMillis)
   }
 
   admit(): Admission {
     if (!this.isOpen) return CLOSED
-    if (this.probing || this.clock.unsafeCurrentTimeMillis() < this.openUntil) return OPEN
+    if (this.probing || this.now() < this.openUntil) return OPEN
     this.probing = true
     return PROBE
   }
@@ -52,7 +53,7 @@ export class Breaker {
     const transition = !this.isOpen
     if (transition || wasProbe) {
       this.isOpen = true
-      this.openUntil = this.clock.unsafeCurrentTimeMillis() + this.cooldownMillis
+      this.openUntil = this.now() + this.cooldownMillis
     }
     return transition
   }
@@ -78,6 +79,6 @@ export class Breaker {
   /** opens without a transition event (the startup failure has its own event) */
   openAtStartup(): void {
     this.isOpen = true
-    this.openUntil = this.clock.unsafeCurrentTimeMillis() + this.cooldownMillis
+    this.openUntil = this.now() + this.cooldownMillis
   }
 }

@@ -2,8 +2,8 @@
  * One timer for every command deadline of a store: a call that has not settled by its deadline is told so, never
  * earlier, and a settled one never.
  */
-import { describe, expect, it } from "@effect/vitest"
-import { Deadlines } from "../src/internal/redis/deadlines.js"
+import { describe, expect, it } from "vitest"
+import { Deadlines } from "../src/index.js"
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 

@@ -33,14 +33,14 @@ export const TIMED_OUT: unique symbol = Symbol("timed out")
  * How a call to Redis ends: `error` is a driver or reply error, or {@link TIMED_OUT} (undefined on success).
  * @internal
  */
-export type Done = (error: unknown, reply: unknown) => void
+export type SendDone = (error: unknown, reply: unknown) => void
 
 /** @internal */
 export interface Sender {
   /** one command, its reply as a UTF-8 string (or an array of them) */
   readonly command: (name: string, args: ReadonlyArray<string | number>) => Promise<unknown>
   /** runs `send` (one or more commands) and settles `done` once: with its outcome, or TIMED_OUT at the deadline */
-  readonly bound: (send: () => Promise<unknown>, done: Done) => void
+  readonly bound: (send: () => Promise<unknown>, done: SendDone) => void
 }
 
 /**

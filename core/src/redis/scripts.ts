@@ -28,8 +28,7 @@
  * which rounds to 14 digits.
  */
 import { createHash } from "node:crypto"
-import type { RateLimitAlgorithm, RateLimitDecision } from "../../DistributedCache.js"
-import { decisionOf } from "../store.js"
+import { type Decision, decisionOf, type RateLimitAlgorithm } from "../store.js"
 
 const CLOCK = `
 local t = redis.call('TIME')
@@ -196,7 +195,7 @@ return 0
  * A script's reply as a decision; throws on anything else.
  * @internal
  */
-export const toDecision = (reply: unknown): RateLimitDecision => {
+export const toDecision = (reply: unknown): Decision => {
   if (!Array.isArray(reply) || reply.length !== 3) throw new Error("unexpected rate-limit script reply")
   const r = reply as [number, number, number]
   return decisionOf(r[0] === 1, r[1], r[2])

@@ -171,8 +171,10 @@ describe("near cache: a stall pauses it", () => {
         // (target 100 ms), up to 150 ms with the whole suite running beside it: the bound checked here is 500 ms
         expect(hits).toBeGreaterThanOrEqual(Math.ceil(0.95 * rest.length))
         expect(backAfter).toBeLessThan(500)
-        // no Redis read for the untouched keys: every GET was a read of k-0 (the fresh read, and reads until near)
-        expect(gets).toBe(1 + k0Misses)
+        // no Redis read for the untouched keys served near: every GET was a read of k-0 (the fresh read, and reads
+        // until near) or of an untouched key that was not a near hit (a heartbeat lapsing again while this loaded
+        // machine reads the 199 keys pauses near hits: those reads go to Redis)
+        expect(gets).toBe(1 + k0Misses + (rest.length - hits))
         expect((yield* flushes).count - flushesBefore, "a stall never empties the near cache").toBe(0)
         // and k-0 is never served with its old value again
         for (let i = 0; i < 10; i++) expect(valueOf(yield* on(b)(Items.get("k-0")))).toBe(1)

@@ -115,7 +115,8 @@ const ownFrames = (stack: string): Array<Frame> => {
     const path = m[2]!
     const rel = relative(root, path.startsWith("/") ? path : fileURLToPath(pathToFileURL(path)))
     if (!/^(core\/src|src|effect4\/src)\//.test(rel)) continue
-    const name = m[1] === undefined || m[1] === "<anonymous>" ? "(anonymous)" : m[1]
+    const raw = m[1]?.replace(/ \[as [^\]]+\]$/, "")
+    const name = raw === undefined || raw === "<anonymous>" ? "(anonymous)" : raw
     const fn = name.replace(/^async /, "")
     frames.push({ file: rel, fn })
   }

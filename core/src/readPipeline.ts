@@ -300,7 +300,8 @@ export class ReadPipeline<V, M = unknown> {
       if (envelope === undefined) return new Invalid("the stored entry's envelope is corrupt")
       json = envelope.json
     }
-    const value = this.decode(json)
+    const decode = this.decode
+    const value = decode(json)
     if (value instanceof Invalid) return value
     return { value, envelope, shared: undefined }
   }

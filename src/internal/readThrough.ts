@@ -32,7 +32,10 @@ export const roundTrip = <V, M>(
   now: Now,
   stale: boolean
 ): Effect.Effect<Read<V, M>, CacheBackendUnavailable> => {
-  if (pending === STORE) return Effect.map(cache.get(key), (entry) => pipeline.settle(key, STORE, entry, now, stale))
+  if (pending === STORE) {
+    // a flatMap to a succeeded Effect: `Effect.map` adds a closure and a `sync` step
+    return Effect.flatMap(cache.get(key), (entry) => Effect.succeed(pipeline.settle(key, STORE, entry, now, stale)))
+  }
   return Effect.onInterrupt(
     Effect.matchEffect(cache.get(key), {
       onFailure: (error) => {

@@ -5,6 +5,7 @@
  * both lines share one key layout, one set of scripts and one entry envelope.
  */
 export * from "./breaker.js"
+export * from "./connection.js"
 export * from "./envelope.js"
 export * from "./json.js"
 export * from "./keys.js"

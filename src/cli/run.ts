@@ -137,6 +137,8 @@ export const run = async (
       const url = values.url ?? env["REDIS_URL"]
       if (url === undefined || url === "") throw new Usage("give --url or set REDIS_URL")
       if (!/^rediss?:\/\//.test(url)) throw new Usage("the Redis URL must start with redis:// or rediss://")
+      // never echoed: it may carry a password
+      if (!URL.canParse(url)) throw new Usage("the Redis URL does not parse")
       const inspection = await inspect(rest[0]!, {
         url,
         username: env["REDIS_USERNAME"] || undefined,

@@ -152,13 +152,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   }
 
   /**
-   * This keyspace's reads on one cache (one per cache, made on first use): the cache's node-local memory (LocalOnly),
-   * or Redis with this keyspace's near cache in front of it when it has one. With a value Schema without
-   * transformations, an entry is decoded once and every hit of it shares one frozen value and one answer.
-   */
-  /**
    * This keyspace's tag stamps on one cache (one per cache, made on first use; their near cache, and with it the
-   * tracking of their prefix, only when a tagged entry is first met): `<prefix>:t:<rest of the keyspace head>`.
+   * tracking of their prefix, only when a tagged entry is first met): `<prefix>:t:<name>:`.
    */
   const stampsByCache = new WeakMap<DistributedCacheService, Stamps>()
   const stampsOf = (cache: DistributedCacheService): Stamps => {
@@ -172,6 +167,11 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     return stamps
   }
 
+  /**
+   * This keyspace's reads on one cache (one per cache, made on first use): the cache's node-local memory (LocalOnly),
+   * or Redis with this keyspace's near cache in front of it when it has one. With a value Schema without
+   * transformations, an entry is decoded once and every hit of it shares one frozen value and one answer.
+   */
   const pipelines = new WeakMap<DistributedCacheService, ReadPipeline<V, Answer<V>>>()
   let lastCache: DistributedCacheService | undefined
   let lastPipeline: ReadPipeline<V, Answer<V>> | undefined

@@ -24,7 +24,7 @@ const STAMP_CAPACITY = 10_000
 export type Stamps = TagStamps
 
 /**
- * The stamps of a keyspace on `cache`. `entryHead` is the keyspace's key head (`<prefix>:<name>:`), `stampHead` the
+ * The stamps of a keyspace on `cache`. `entryHead` is the keyspace's key head (`<prefix>:k:<name>:`), `stampHead` the
  * stamps' (`<prefix>:t:<name>:`): an entry's stamp partition is its own partition under the stamps' head.
  * @internal
  */

@@ -28,6 +28,7 @@ import {
   replayGuardHead,
   scanPattern,
   type ScanTarget,
+  tagStampHead,
   tenantProblem,
   tenantSegment
 } from "../src/index.js"
@@ -38,7 +39,14 @@ const params = seeded("keys")
 // --- the features, as the Effect package builds their keys -----------------------------------------------------------
 
 type Feature =
-  "keyspace" | "fixed-window" | "sliding-window" | "token-bucket" | "replayGuard" | "keyValueStore" | "persistence"
+  | "keyspace"
+  | "fixed-window"
+  | "sliding-window"
+  | "token-bucket"
+  | "replayGuard"
+  | "keyValueStore"
+  | "persistence"
+  | "tagStamp"
 const FEATURES: ReadonlyArray<Feature> = [
   "keyspace",
   "fixed-window",
@@ -46,7 +54,8 @@ const FEATURES: ReadonlyArray<Feature> = [
   "token-bucket",
   "replayGuard",
   "keyValueStore",
-  "persistence"
+  "persistence",
+  "tagStamp"
 ]
 /** the tag after `<prefix>:` */
 const TAG: Record<Feature, string> = {
@@ -56,7 +65,8 @@ const TAG: Record<Feature, string> = {
   "token-bucket": "{rt",
   replayGuard: "{g",
   keyValueStore: "v",
-  persistence: "p"
+  persistence: "p",
+  tagStamp: "t"
 }
 const headOf = (feature: Feature, keyPrefix: string, name: string): string => {
   switch (feature) {
@@ -68,12 +78,15 @@ const headOf = (feature: Feature, keyPrefix: string, name: string): string => {
       return keyValueStoreHead(keyPrefix, name)
     case "persistence":
       return persistenceHead(keyPrefix, name)
+    case "tagStamp":
+      // a keyspace's tag stamps: `<stamp head><tenant>:<tag hash>` (the tag hashed as a string, core/src/tags.ts)
+      return tagStampHead(keyPrefix, name)
     default:
       return rateLimiterHead(keyPrefix, ALGORITHM_TAG[feature], name)
   }
 }
 const isTagged = (feature: Feature) => TAG[feature].startsWith("{")
-/** a Keyspace hashes canonical JSON; the others a string (subject, nonce, store key) */
+/** a Keyspace hashes canonical JSON; the others a string (subject, nonce, store key, tag) */
 const keysOf = (feature: Feature, name: string) =>
   new FeatureKeys(
     (keyPrefix) => headOf(feature, keyPrefix, name),
@@ -86,7 +99,7 @@ const keyOf = (feature: Feature, keyPrefix: string, name: string, tenant: string
 
 /** the left inverse of the layout: a key back into its parts (throws when it is not a layout key) */
 const parseKey = (key: string) => {
-  const m = /^([A-Za-z0-9._-]{1,64}):(k|\{r[fst]|\{g|v|p):([^:]+):([^:]+):([A-Za-z0-9_-]+)(\}?)$/.exec(key)
+  const m = /^([A-Za-z0-9._-]{1,64}):(k|\{r[fst]|\{g|v|p|t):([^:]+):([^:]+):([A-Za-z0-9_-]+)(\}?)$/.exec(key)
   if (m === null) throw new Error(`not a layout key: ${JSON.stringify(key)}`)
   const [, prefix, tag, nameSegment, tenantSeg, hash, end] = m as unknown as [
     string,
@@ -257,9 +270,10 @@ describe("key layout", () => {
 
 describe("SCAN patterns", () => {
   /** a target and whether a key of (feature, name, tenant) belongs to it */
+  // every feature but the tag stamps has a ScanTarget (their keys are among those a pattern must not match)
   const targetArb = fc.oneof(
     fc.record({
-      feature: featureArb,
+      feature: fc.constantFrom(...FEATURES.filter((f) => f !== "tagStamp")),
       name: tiny,
       tenant: fc.option(fc.option(tiny, { nil: null }), { nil: undefined })
     })
@@ -274,6 +288,8 @@ describe("SCAN patterns", () => {
         return { keyValueStore: t.name }
       case "persistence":
         return { persistence: t.name }
+      case "tagStamp":
+        throw new Error("no ScanTarget for tag stamps")
       default:
         return { rateLimiter: t.name, algorithm: t.feature, tenant: t.tenant }
     }

@@ -82,3 +82,38 @@ export class Breaker {
     this.openUntil = this.now() + this.cooldownMillis
   }
 }
+
+/**
+ * One breaker per failure domain of a store (its `domainOf`: a Redis Cluster shard's slot range). The whole-store
+ * breaker (domain `""`) gates every domain while it is open: a store without domains has only that one.
+ * @internal
+ */
+export class BreakerDomains {
+  private readonly byDomain = new Map<string, Breaker>()
+  constructor(readonly whole: Breaker) {}
+
+  /** the breaker of `domain` (made, closed, on first use) */
+  of(domain: string): Breaker {
+    if (domain === "") return this.whole
+    let breaker = this.byDomain.get(domain)
+    if (breaker === undefined) {
+      breaker = this.whole.sibling()
+      this.byDomain.set(domain, breaker)
+    }
+    return breaker
+  }
+
+  /** true while any breaker is open */
+  get anyOpen(): boolean {
+    if (this.whole.isOpen) return true
+    for (const breaker of this.byDomain.values()) if (breaker.isOpen) return true
+    return false
+  }
+
+  /** each breaker's state, for a health check: the whole store's (`all`), then each domain's that served traffic */
+  states(): Array<{ readonly domain: string; readonly open: boolean }> {
+    const states = [{ domain: "all", open: this.whole.isOpen }]
+    for (const [domain, breaker] of this.byDomain) states.push({ domain, open: breaker.isOpen })
+    return states
+  }
+}

@@ -20,7 +20,14 @@ import type {
 } from "../DistributedCache.js"
 import type { CacheModeName } from "../DistributedCache.js"
 import { CacheBackendUnavailable } from "../errors.js"
-import { type Breaker, CLOSED, type MemoryStore, OPEN, type StoreFailure } from "@effect-failclosed/core"
+import {
+  type Breaker,
+  BreakerDomains,
+  CLOSED,
+  type MemoryStore,
+  OPEN,
+  type StoreFailure
+} from "@effect-failclosed/core"
 import { makeCached } from "./cached.js"
 import { NearCache, type RefillRead } from "./nearCache.js"
 import {
@@ -248,42 +255,13 @@ export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCa
 const COOLDOWN_REASON = "cooldown after a failure; Redis is not contacted until it ends"
 
 /**
- * One breaker per failure domain of the store (`Store.domainOf`). The whole-store breaker (domain `""`) gates every
- * domain while it is open: a store without domains has only that one.
- */
-class Domains {
-  private readonly byDomain = new Map<string, Breaker>()
-  constructor(readonly whole: Breaker) {}
-  of(domain: string): Breaker {
-    if (domain === "") return this.whole
-    let breaker = this.byDomain.get(domain)
-    if (breaker === undefined) {
-      breaker = this.whole.sibling()
-      this.byDomain.set(domain, breaker)
-    }
-    return breaker
-  }
-  get anyOpen(): boolean {
-    if (this.whole.isOpen) return true
-    for (const breaker of this.byDomain.values()) if (breaker.isOpen) return true
-    return false
-  }
-  /** each breaker's state, for the health check: the whole store's (`all`), then each domain's that served traffic */
-  states(): Array<{ readonly domain: string; readonly open: boolean }> {
-    const states = [{ domain: "all", open: this.whole.isOpen }]
-    for (const [domain, breaker] of this.byDomain) states.push({ domain, open: breaker.isOpen })
-    return states
-  }
-}
-
-/**
  * The health of a Redis mode: a PING sent beside the breakers (bounded by the store's command timeout; it neither
  * waits for a cooldown nor ends one), then the breakers and near caches as they are once it answered.
  */
 const redisHealth = (
   mode: CacheModeName,
   store: Store,
-  domains: Domains,
+  domains: BreakerDomains,
   backend: () => Backend,
   tracking: Tracking | undefined
 ): Effect.Effect<CacheHealth> =>
@@ -309,10 +287,10 @@ const redisGuard = (options: {
   readonly breaker: Breaker
   readonly fallback: MemoryStore | undefined
   readonly counters: Counters
-}): { readonly guard: Guard; readonly domains: Domains; readonly refill: RefillRead } => {
+}): { readonly guard: Guard; readonly domains: BreakerDomains; readonly refill: RefillRead } => {
   const { counters, fallback, mode, store } = options
   const fallbackEffects = fallback === undefined ? undefined : memoryEffects(fallback)
-  const domains = new Domains(options.breaker)
+  const domains = new BreakerDomains(options.breaker)
   const domainOf = store.domainOf
   const metricsOf = operationMetrics(mode)
   const gauges = stateGauges(mode)

@@ -11,7 +11,7 @@
  *   store while Redis is unavailable, marked `local_degraded`.
  */
 import * as Effect from "effect/Effect"
-import { type Breaker, CLOSED, OPEN } from "@effect-failclosed/core"
+import { type Breaker, BreakerDomains, CLOSED, OPEN } from "@effect-failclosed/core"
 import type { Backend, Cached, CacheModeName, CacheStats, DistributedCacheService } from "../DistributedCache.js"
 import { CacheBackendUnavailable } from "../errors.js"
 import * as SecurityEvent from "../SecurityEvent.js"
@@ -141,35 +141,15 @@ const COOLDOWN_REASON = "cooldown after a failure; Redis is not contacted until 
 const EVERY_DOMAIN = "every shard"
 const redisOf = (label: string) => (label === "" ? "Redis" : `Redis (${label})`)
 
-/** one breaker per failure domain; the whole-store breaker (domain "") gates every domain while it is open */
-class Domains {
-  private readonly byDomain = new Map<string, Breaker>()
-  constructor(readonly whole: Breaker) {}
-  of(domain: string): Breaker {
-    if (domain === "") return this.whole
-    let breaker = this.byDomain.get(domain)
-    if (breaker === undefined) {
-      breaker = this.whole.sibling()
-      this.byDomain.set(domain, breaker)
-    }
-    return breaker
-  }
-  get anyOpen(): boolean {
-    if (this.whole.isOpen) return true
-    for (const breaker of this.byDomain.values()) if (breaker.isOpen) return true
-    return false
-  }
-}
-
 const redisGuard = (options: {
   readonly mode: CacheModeName
   readonly store: Store
   readonly breaker: Breaker
   readonly fallback: MemoryStore | undefined
   readonly counters: Counters
-}): { readonly guard: Guard; readonly domains: Domains } => {
+}): { readonly guard: Guard; readonly domains: BreakerDomains } => {
   const { counters, fallback, mode, store } = options
-  const domains = new Domains(options.breaker)
+  const domains = new BreakerDomains(options.breaker)
   const domainOf = store.domainOf
   // what was written node-locally during an outage is never served after Redis answered again
   const transition = () => fallback?.reset()

@@ -4,17 +4,15 @@
  * `Effect.callback` and no Promise; a local answer (memory) is `Effect.sync`.
  */
 import type * as Effect from "effect/Effect"
+import type { StoreFailure } from "@effect-failclosed/core"
 import type { Cached, RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
 
 /**
- * A store operation could not be carried out: `unavailable` (no answer, timeout, loading, failover: trips the
- * cooldown) or `rejected` (Redis answered with an error: fails closed, Redis is up). `reason` never holds a secret.
+ * A store operation could not be carried out (the core's: `unavailable` trips the cooldown, `rejected` fails closed
+ * with Redis up; `reason` never holds a secret).
  * @internal
  */
-export interface StoreFailure {
-  readonly kind: "unavailable" | "rejected"
-  readonly reason: string
-}
+export type { StoreFailure } from "@effect-failclosed/core"
 
 /**
  * The operations of a store, named as `DistributedCache` names them; `E` is how one fails (`never` for memory).

@@ -47,7 +47,8 @@ const makeStore = (
         return fail(`the stored entry of store "${storeId}" is not JSON`, cause)
       }
     })
-  const set = (key: string, value: object, ttl: Duration.Duration | undefined) => {
+  /** the value's JSON, or the failure of a value that cannot be stored */
+  const encode = (value: object): string | Effect.Effect<never, EffectPersistence.PersistenceError> => {
     let json: string | undefined
     try {
       json = JSON.stringify(value)
@@ -56,6 +57,9 @@ const makeStore = (
     }
     if (json === undefined) return fail("the value is not JSON-serialisable")
     if (exceedsBytes(json, maxValueBytes)) return fail(`the value is larger than ${maxValueBytes} bytes`)
+    return json
+  }
+  const write = (key: string, json: string, ttl: Duration.Duration | undefined) => {
     let ttlMillis: number | undefined
     if (ttl !== undefined && Duration.isFinite(ttl)) {
       const millis = Math.ceil(Duration.toMillis(ttl))
@@ -65,11 +69,26 @@ const makeStore = (
     }
     return Effect.asVoid(Effect.mapError(cache.set(storeKey(key), json, ttlMillis), unavailable))
   }
+  const set = (key: string, value: object, ttl: Duration.Duration | undefined) => {
+    const json = encode(value)
+    return typeof json === "string" ? write(key, json, ttl) : json
+  }
+  /** every value is checked before any entry is written: one that cannot be stored fails the batch, nothing written */
+  const setMany = (entries: Iterable<readonly [string, object, Duration.Duration | undefined]>) =>
+    Effect.suspend(() => {
+      const writes: Array<Effect.Effect<void, EffectPersistence.PersistenceError>> = []
+      for (const [key, value, ttl] of entries) {
+        const json = encode(value)
+        if (typeof json !== "string") return json
+        writes.push(write(key, json, ttl))
+      }
+      return Effect.all(writes, { discard: true })
+    })
   return {
     get,
     getMany: (keys) => Effect.forEach(keys, get) as never,
     set,
-    setMany: (entries) => Effect.forEach(entries, ([key, value, ttl]) => set(key, value, ttl), { discard: true }),
+    setMany,
     remove: (key) => Effect.asVoid(Effect.mapError(cache.invalidate(storeKey(key)), unavailable)),
     clear: Effect.suspend(() => Effect.asVoid(Effect.mapError(cache.clear(prefix), unavailable)))
   }

@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as EffectKeyValueStore from "effect/persistence/KeyValueStore"
+import * as EffectPersistence from "effect/persistence/Persistence"
 import * as EffectRateLimiter from "effect/persistence/RateLimiter"
 import * as Persistable from "effect/persistence/Persistable"
 import * as PersistedCache from "effect/persistence/PersistedCache"
@@ -63,6 +64,22 @@ describe("Effect 4 persistence modules on the DistributedCache", () => {
       )
       assert.deepStrictEqual(names, ["user 1 (1)", "user 1 (1)"])
     })
+  )
+
+  it.effect("a batch with a value that cannot be stored fails before any of its entries is written", () =>
+    Effect.gen(function* () {
+      const backing = yield* EffectPersistence.BackingPersistence
+      const store = yield* backing.make("s")
+      const error = yield* Effect.flip(
+        store.setMany([
+          ["a", { n: 1 }, undefined],
+          ["b", { n: 10n }, undefined],
+          ["c", { n: 3 }, undefined]
+        ])
+      )
+      assert.include(error.message, "not JSON-serialisable")
+      assert.deepStrictEqual(yield* store.getMany(["a", "b", "c"]), [undefined, undefined, undefined])
+    }).pipe(Effect.provide(Persistence.layerBacking({ maxValueBytes: 1_000 }).pipe(Layer.provide(localOnly()))))
   )
 
   it.live("KeyValueStore and PersistedCache on StrictDistributed: entries in Redis, shared by two nodes", () =>

@@ -11,6 +11,7 @@
  *   ReplayGuard     <prefix>:{g:<name>:<tenant>:<hash>}
  *   KeyValueStore   <prefix>:v:<name>:-:<hash>
  *   Persistence     <prefix>:p:<store id>:-:<hash>
+ *   tag stamp       <prefix>:t:<name>:<tenant>:<tag hash>             (a Keyspace's tags: core/src/tags.ts)
  *
  * - `<prefix>` matches `[A-Za-z0-9._-]{1,64}`: no `:`.
  * - `<name>` and `<tenant>` are segments: a string of `[A-Za-z0-9._-]` is written as it is (except `-` alone),

@@ -43,8 +43,8 @@ export interface TrackingListener {
 export interface NearTracking {
   /** bumped at every loss of coherence: a ticket of an older generation never stores */
   readonly generation: number
-  /** registers a near cache: its prefix (tracked) and its bound */
-  readonly register: (prefix: string, maxStalenessMillis: number, listener: TrackingListener) => void
+  /** registers a near cache: its prefix (tracked), its bound, and its keyspace's name (reported by the health check) */
+  readonly register: (prefix: string, maxStalenessMillis: number, listener: TrackingListener, keyspace: string) => void
   /** whether a near hit within `maxStalenessMillis` may be served at `now` */
   readonly proven: (maxStalenessMillis: number, now?: number) => boolean
   /** a near cache found its proof lapsed at `now`: near hits pause, a heartbeat goes out */
@@ -113,7 +113,7 @@ export class NearCache<T = unknown> implements Near<T>, TrackingListener {
     this.miss = counters.miss
     this.evicted = counters.evicted
     this.flushedMetric = counters.flushed
-    tracking.register(settings.prefix, settings.maxStalenessMillis, this)
+    tracking.register(settings.prefix, settings.maxStalenessMillis, this, settings.keyspace)
   }
 
   get size(): number {

@@ -98,6 +98,8 @@ export class Tracking implements NearTracking {
   private maxStalenessMillis = Infinity
   /** each near cache's proof, by prefix: its own bound, and the state last told to it */
   private readonly proofs = new Map<string, { readonly maxStalenessMillis: number; state: NearState }>()
+  /** each near cache's keyspace, by prefix: what the health check proves per keyspace */
+  private readonly keyspaces = new Map<string, string>()
   private closed = false
   /** the `run_id` each master's connection last saw ("" for the single node or the Sentinel master) */
   private readonly runIds = new Map<string, string>()
@@ -144,10 +146,11 @@ export class Tracking implements NearTracking {
    * Registers a near cache: its keyspace prefix (tracked with BCAST) and its bound. A new prefix (re)opens the
    * connections with every prefix: the near caches start empty.
    */
-  register(prefix: string, maxStalenessMillis: number, listener: TrackingListener): void {
+  register(prefix: string, maxStalenessMillis: number, listener: TrackingListener, keyspace: string): void {
     if (this.closed || this.client === undefined) return
     const known = this.listeners.has(prefix)
     this.listeners.set(prefix, listener)
+    this.keyspaces.set(prefix, keyspace)
     this.proofs.set(prefix, { maxStalenessMillis, state: this.proofs.get(prefix)?.state ?? "off" })
     if (maxStalenessMillis < this.maxStalenessMillis) {
       this.maxStalenessMillis = maxStalenessMillis
@@ -157,6 +160,14 @@ export class Tracking implements NearTracking {
       this.timer.unref?.()
     }
     if (!known) this.reopen()
+  }
+
+  /** each near cache's keyspace, and whether it may serve a near hit now (for the health check) */
+  keyspaceProofs(now: number = performance.now()): Array<{ readonly keyspace: string; readonly proven: boolean }> {
+    return Array.from(this.proofs, ([prefix, proof]) => ({
+      keyspace: this.keyspaces.get(prefix) ?? "",
+      proven: this.proven(proof.maxStalenessMillis, now)
+    }))
   }
 
   /** true while a near hit within `maxStalenessMillis` may be served: every master's connection is proven */

@@ -4,7 +4,7 @@
  * password or the URL.
  */
 import { Redis } from "ioredis"
-import { makeSecretScrubber } from "../internal/redact.js"
+import { makeSecretScrubber } from "@effect-failclosed/core"
 import { describeKey, isSealed, type KeyKind, unseal } from "./layout.js"
 
 /** where Redis is, as `RedisClient.layerConfig()` reads it (the password and username may also come apart) */

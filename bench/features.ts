@@ -17,11 +17,12 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as PrimaryKey from "effect/PrimaryKey"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import { Keyspace, LocalOnly } from "../src/index.js"
+import { Keyspace, LocalOnly, Observability } from "../src/index.js"
 import * as FailClosedPersistence from "../src/Persistence.js"
 import { effectWorkers, hitId, KEYS, libraryLayer, rawClient, TTL_MILLIS, User, users, waitReady } from "./fixtures.js"
 import { type Case, promiseWorkers, type Runner, type ServerCpu } from "./harness.js"
@@ -37,7 +38,10 @@ const nearMissIds = () => {
 }
 const valueOf = (id: number) => users[id % KEYS]!
 
-const keyspace = (name: string, nearCache?: { readonly capacity: number }) =>
+const keyspace = (
+  name: string,
+  nearCache?: { readonly capacity: number; readonly maxStaleness?: Duration.DurationInput }
+) =>
   Keyspace.make({
     name,
     key: Schema.Struct({ id: Schema.Number }),
@@ -49,6 +53,12 @@ const keyspace = (name: string, nearCache?: { readonly capacity: number }) =>
 const Near = keyspace("bench-near", { capacity: NEAR_CAPACITY })
 /** Near's entries written without its near cache, before it opens its tracking connection (no invalidations, no refills) */
 const NearFill = keyspace("bench-near")
+/**
+ * The CPU-bound rows' keyspace: a short `maxStaleness`, so that a 200 ms sample of near hits that never waits for I/O
+ * outlives its proof several times (each lapse pauses the near hits until one read has gone to Redis), and its fill
+ */
+const NearCpu = keyspace("bench-near-cpu", { capacity: NEAR_CAPACITY, maxStaleness: "50 millis" })
+const NearCpuFill = keyspace("bench-near-cpu")
 /** the same keyspace without a near cache, holding the same entries */
 const Plain = keyspace("bench-plain")
 /** entries written by getOrCompute with a stale window */
@@ -144,6 +154,7 @@ export const featureCases = async (
         )
       )
     await fill((id) => NearFill.set({ id }, valueOf(id)), KEYS + NEAR_MISS_KEYS)
+    await fill((id) => NearCpuFill.set({ id }, valueOf(id)), KEYS)
     await fill((id) => Plain.set({ id }, valueOf(id)), KEYS + NEAR_MISS_KEYS)
     await fill((id) => Swr.getOrCompute({ id }, Effect.succeed(valueOf(id)), SWR), KEYS)
     await eff((i) => effectCache.get(hitId(i)))(KEYS)
@@ -163,6 +174,18 @@ export const featureCases = async (
     const nearMiss = nearMissIds()
     const plainMiss = nearMissIds()
     const near = "Near cache (StrictDistributed), sequential"
+    const flushesOfNearCpu = () =>
+      Effect.runSync(Metric.value(Observability.nearFlushes.pipe(Metric.tagged("keyspace", "bench-near-cpu")))).count
+    /** a run that must not empty the near cache (a lapse of its proof pauses it; only a loss empties it) */
+    const neverEmptied =
+      (run: Runner): Runner =>
+      async (ops) => {
+        const before = flushesOfNearCpu()
+        await run(ops)
+        if (flushesOfNearCpu() !== before)
+          throw new Error("bench: a CPU-bound loop of near hits emptied the near cache")
+      }
+    const eventLoopTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
     const goc = "getOrCompute options (StrictDistributed), sequential"
     const cases: Array<Case> = [
       {
@@ -180,6 +203,28 @@ export const featureCases = async (
             label: "bentocache L1 + L2 + bus, L1 hit",
             run: promiseWorkers(1, (i) => bento.get({ key: `user:${hitId(i)}` })),
             target: { ratio: 4.0 }
+          }
+        ],
+        serverCpu
+      },
+      {
+        group: near,
+        name: "get (near hit), one CPU-bound fiber, maxStaleness 50 ms",
+        library: {
+          label: "no yield to the event loop",
+          run: neverEmptied(lib((i) => NearCpu.get({ id: hitId(i) })))
+        },
+        baselines: [
+          {
+            label: "yields to the event loop every 100 reads",
+            run: neverEmptied(
+              lib((i) =>
+                i % 100 === 99
+                  ? Effect.zipRight(NearCpu.get({ id: hitId(i) }), eventLoopTurn)
+                  : NearCpu.get({ id: hitId(i) })
+              )
+            ),
+            target: { ratio: 0.9 }
           }
         ],
         serverCpu
@@ -232,11 +277,16 @@ export const featureCases = async (
     // the first near-cache read opens the tracking connection, whose prefix Redis then checks on every write: not
     // before this section starts, so that the sections before it do not pay for it
     const prepare = async () => {
+      // both near-cache keyspaces registered first: a keyspace registered later re-enables tracking, which empties
+      // the near caches of the others
+      await rt.runPromise(Effect.all([Near.get({ id: 0 }), NearCpu.get({ id: 0 })]))
       // the near hit set, read again until it is one (reads before the tracking connection is ready are not kept)
       for (let attempt = 0; ; attempt++) {
         await lib((i) => Near.get({ id: hitId(i) }))(KEYS)
+        await lib((i) => NearCpu.get({ id: hitId(i) }))(KEYS)
         const probe = await rt.runPromise(Near.get({ id: KEYS - 1 }))
-        if (Option.isSome(probe) && probe.value.near) return
+        const cpuProbe = await rt.runPromise(NearCpu.get({ id: KEYS - 1 }))
+        if (Option.isSome(probe) && probe.value.near && Option.isSome(cpuProbe) && cpuProbe.value.near) return
         if (attempt === 50) throw new Error("bench: the near cache does not serve near hits")
         await new Promise((resolve) => setTimeout(resolve, 20))
       }

@@ -5,7 +5,7 @@
  *
  *   npm run bench                      # full run (about 4 minutes)
  *   BENCH_QUICK=1 npm run bench        # a fast, noisier run
- *   BENCH_ONLY=local,redis npm run bench   # some sections (local, redis, features, batches, ratelimit, mode, memory)
+ *   BENCH_ONLY=local,redis npm run bench   # some sections (local, redis, features, batches, ratelimit, mode, memory, effect4)
  *   BENCH_CHART=out.svg npm run bench  # the ratio bar chart elsewhere (default docs/img/performance.svg; not for a quick run)
  *   BENCH_JSON=out.json npm run bench  # also write every figure as JSON: { commit, versions, redis,
  *                                      #   settings, results: Result[] (harness.ts), memory }
@@ -46,8 +46,11 @@ const settings: Settings = QUICK
   ? { rounds: 3, sampleMillis: 50, warmupOps: 1024 }
   : { rounds: 11, sampleMillis: 200, warmupOps: 1024 }
 
+// effect4: the Effect 4 line's rows, run after this script by `npm run bench` (effect4/bench/index.ts, on Node 24)
 const only = new Set(
-  (process.env["BENCH_ONLY"] ?? "local,redis,features,batches,ratelimit,mode,memory").split(",").map((s) => s.trim())
+  (process.env["BENCH_ONLY"] ?? "local,redis,features,batches,ratelimit,mode,memory,effect4")
+    .split(",")
+    .map((s) => s.trim())
 )
 
 const log = (line: string) => process.stderr.write(line + "\n")

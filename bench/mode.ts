@@ -78,6 +78,7 @@ const bypassed = (store: Store): DistributedCacheService => {
     mode: "StrictDistributed",
     keyPrefix: KEY_PREFIX,
     stats: Effect.dieMessage("not measured"),
+    health: Effect.dieMessage("not measured"),
     get: (key) => Effect.mapBoth(store.get(key), { onFailure: onFailure.get, onSuccess: read }),
     set: (key, value, ttl) =>
       Effect.mapBoth(store.set(key, value, ttl), { onFailure: onFailure.set, onSuccess: written }),

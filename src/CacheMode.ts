@@ -202,7 +202,7 @@ export const strictDistributed = (
 
 /**
  * Opt-in degradation: when Redis is unavailable (at startup or at runtime), get/set (and rate
- * limits and replay claims) are served by a node-local fallback, every such result is marked
+ * limits, replay claims and getOrCompute locks) are served by a node-local fallback, every such result is marked
  * `degraded: true`, and one security event is logged per transition. invalidate and clear
  * still fail with `CacheBackendUnavailable`. When Redis answers again the fallback's contents
  * are dropped and `BACKEND_RECOVERED` is logged. The Layer cannot fail.

@@ -122,6 +122,44 @@ export interface CacheStats {
 }
 
 /**
+ * What one cache knows of its own health, now (what `Health.check` reports, with a status): where
+ * it serves from, whether Redis answers, the cooldown breaker of each failure domain, and whether
+ * each near cache may serve. It holds no URL, address, password, key or tenant id.
+ *
+ * @example
+ * ```ts
+ * import type { CacheHealth } from "effect-failclosed"
+ *
+ * const anyCooldown = (health: CacheHealth) => health.breakers.some((b) => b.open)
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CacheHealth {
+  readonly mode: CacheModeName
+  /** the backend that serves now */
+  readonly backend: Backend
+  /**
+   * Redis answered a `PING` within `commandTimeout` (sent beside the breaker: it neither waits for
+   * a cooldown nor ends one); null for `LocalOnly`, which never uses Redis
+   */
+  readonly reachable: boolean | null
+  /**
+   * The cooldown breaker of each failure domain: `"all"` for the whole store (a single Redis or
+   * Sentinel: the only one), and in a Redis Cluster each shard that served traffic, by its slot
+   * range (`"slots 0-5460"`). `open`: in a cooldown after a failure, Redis not contacted. Empty
+   * for `LocalOnly`.
+   */
+  readonly breakers: ReadonlyArray<{ readonly domain: string; readonly open: boolean }>
+  /**
+   * Each keyspace with a near cache on this cache, and whether it may serve near hits now (it
+   * proves it hears Redis' invalidations; when not, its reads go to Redis).
+   */
+  readonly nearCaches: ReadonlyArray<{ readonly keyspace: string; readonly proven: boolean }>
+}
+
+/**
  * Rate-limit algorithms.
  *
  * @example
@@ -205,6 +243,8 @@ export interface DistributedCacheService {
   /** the key prefix every store key of this cache starts with (option `keyPrefix`) */
   readonly keyPrefix: string
   readonly stats: Effect.Effect<CacheStats>
+  /** this cache's health now; answers within `commandTimeout` and never fails (see `Health.check`) */
+  readonly health: Effect.Effect<CacheHealth>
   /** reads a raw entry (counts a hit or a miss); `value` is undefined on a miss. See {@link CacheGet} */
   readonly get: CacheGet
   /** writes a raw entry; ttlMillis a positive integer or undefined for none */

@@ -79,6 +79,14 @@ export const makeUnavailable: Effect.Effect<DistributedCacheService> = Effect.sy
       failures,
       localEntries: 0
     })),
+    // what the health check of StrictDistributed answers while Redis is down
+    health: Effect.succeed({
+      mode: "StrictDistributed",
+      backend: "redis",
+      reachable: false,
+      breakers: [{ domain: "all", open: true }],
+      nearCaches: []
+    }),
     get: () => fail("get"),
     set: () => fail("set"),
     getMany: () => fail("getMany"),

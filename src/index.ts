@@ -12,6 +12,7 @@ export {
   type Backend,
   type Cached,
   type CacheGet,
+  type CacheHealth,
   CacheModeName,
   type CacheStats,
   DistributedCache,
@@ -117,3 +118,8 @@ export * as KeyLayout from "./KeyLayout.js"
  * @since 0.1.0
  */
 export * as TestCache from "./TestCache.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Health from "./Health.js"

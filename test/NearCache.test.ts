@@ -562,7 +562,8 @@ describe("near cache: a one-sided partition", () => {
           // (few reads on a loaded machine: each waits for the command timeout or the cooldown)
           if (mode === "strict") expect(failedClosed).toBeGreaterThan(2)
           else expect(fellBack).toBeGreaterThan(2)
-          expect(logs.some((l) => l.includes("switched off"))).toBe(true)
+          // a partition that TCP outlives loses nothing: near hits pause, the entries are kept (test/NearPressure)
+          expect(logs.some((l) => l.includes("pauses its near hits"))).toBe(true)
 
           proxy.forward()
           const healed = performance.now()
@@ -592,9 +593,12 @@ describe("near cache: a one-sided partition", () => {
           }
           expect(servedNearAgain).toBe(true)
           expect(logs.some((l) => l.includes("serves again"))).toBe(true)
-          // one Warning per transition: off and back alternate (a loaded machine may add a late heartbeat's pair)
-          const transitions = logs.filter((l) => l.includes("near cache")).map((l) => l.includes("switched off"))
-          transitions.forEach((off, i) => expect(off, `transition ${i}`).toBe(i % 2 === 0))
+          // at most one Warning per second (flaps between two are counted in the second): the first says it paused,
+          // a later one that it serves again, and about 4.5 s of partition and healing log a handful, not a storm
+          const transitions = logs.filter((l) => l.includes("near cache")).map((l) => l.includes("pauses"))
+          expect(transitions[0], "the first Warning: paused").toBe(true)
+          expect(transitions.slice(1)).toContain(false)
+          expect(transitions.length).toBeLessThanOrEqual(6)
         })
     )
   }

@@ -34,7 +34,7 @@ describe("TestCache.Unavailable", () => {
       const cache = yield* DistributedCache
       const calls: Record<
         // nearCache is not an operation: a service without near caches (this one) leaves it out
-        Exclude<keyof DistributedCacheService, "mode" | "keyPrefix" | "stats" | "nearCache">,
+        Exclude<keyof DistributedCacheService, "mode" | "keyPrefix" | "stats" | "nearCache" | "health">,
         Effect.Effect<unknown, unknown>
       > = {
         get: cache.get("k"),
@@ -58,6 +58,8 @@ describe("TestCache.Unavailable", () => {
       const stats = yield* cache.stats
       expect(stats).toMatchObject({ mode: "StrictDistributed", backend: "redis", degraded: false, hits: 0, misses: 0 })
       expect(stats.failures).toBe(Object.keys(calls).length)
+      // the health check answers as StrictDistributed's does during an outage
+      expect(yield* cache.health).toMatchObject({ mode: "StrictDistributed", reachable: false })
     }).pipe(Effect.provide(TestCache.Unavailable))
   )
 

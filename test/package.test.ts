@@ -206,6 +206,8 @@ describe("the packed tarball", () => {
       expect(files).toContain(f)
     }
     expect(files).toContain("src/index.ts")
+    // the operator's command (package.json "bin")
+    expect(files).toContain("dist/cli/main.js")
     expect(files).toContain("README.md")
     expect(files).toContain("package.json")
     // the Effect-free core ships inside the tarball (bundleDependencies): one package to install, one version
@@ -247,6 +249,30 @@ describe("the packed tarball", () => {
     // the README links the guides and the HTTP example
     expect(checked).toBeGreaterThan(10)
     expect(files).toContain("examples/http-server.ts")
+  })
+
+  it("cites repository files (tests, benchmarks, scripts) that exist, and links the repository where it does: they are not shipped", () => {
+    const shipped = files.filter((f) => f === "README.md" || /^docs\/[^/]+\.md$/.test(f))
+    const repository = "https://github.com/effect-failclosed/effect-failclosed"
+    let cited = 0
+    for (const doc of shipped) {
+      const text = readFileSync(join(root, doc), "utf8")
+      const paths = [...text.matchAll(/`((?:test|bench|scripts|core\/test)\/[^`\s]*)`/g)].map((m) => m[1]!)
+      if (paths.length === 0) continue
+      expect(text, `${doc} cites ${paths[0]} without a link to the repository`).toContain(`](${repository}`)
+      for (const path of paths) {
+        // not in the tarball: a reader follows the repository link
+        expect(files, `${doc} cites ${path}`).not.toContain(path)
+        const exists = path.includes("*")
+          ? readdirSync(join(root, posix.dirname(path))).some((f) =>
+              new RegExp(`^${posix.basename(path).replace(/[.]/g, "\\.").replace(/\*/g, ".*")}$`).test(f)
+            )
+          : existsSync(join(root, path))
+        expect(exists, `${doc} cites ${path}, which is not in the repository`).toBe(true)
+        cited++
+      }
+    }
+    expect(cited).toBeGreaterThan(10)
   })
 
   it("maps the root and each public module to its source, declarations and ESM (sub-path exports)", () => {
@@ -420,6 +446,27 @@ describe("the packed tarball", () => {
       })
       const keys = yield* Effect.promise(() => redis.command("KEYS", "*"))
       expect(keys.split("\n")).toHaveLength(2)
+
+      // the operator's command ships in the package: `npx effect-failclosed` runs node_modules/.bin/effect-failclosed
+      const cli = (...args: Array<string>) =>
+        Effect.promise(() =>
+          exec(join(project, "node_modules", ".bin", "effect-failclosed"), args, {
+            cwd: project,
+            env: { ...ENV, REDIS_URL: redis.url },
+            timeout: 20_000
+          })
+        )
+      const entryKey = (yield* cli("key", "--keyspace", "profiles", "--key", '{ "id": 1 }')).stdout.trim()
+      expect(keys.split("\n")).toContain(entryKey)
+      const pattern = (yield* cli("pattern", "--keyspace", "profiles", "--no-tenant")).stdout.trim()
+      expect(yield* Effect.promise(() => redis.command("--scan", "--pattern", pattern))).toBe(entryKey)
+      const inspected = JSON.parse((yield* cli("inspect", entryKey)).stdout)
+      expect(inspected).toMatchObject({
+        key: entryKey,
+        kind: "plain entry",
+        of: { feature: "keyspace", name: "profiles", tenant: null },
+        value: { name: "Ada" }
+      })
     })
   )
 })

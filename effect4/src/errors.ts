@@ -10,6 +10,38 @@ import * as Schema from "effect/Schema"
 import { CacheModeName } from "./DistributedCache.js"
 
 /**
+ * Which input a rejection is about, for a caller that answers it (an HTTP 400 names the header it read): `key`,
+ * `value`, `tenant`, `timeToLive` and `options` for a keyspace; `nonce` and `tenant` for a replay guard; `subject`,
+ * `tenant` and `cost` for a rate limiter. Carried by `CacheValueInvalid` and `RateLimitInputInvalid` as `field`.
+ *
+ * @example
+ * ```ts
+ * import type { InputField } from "effect-failclosed-effect4"
+ *
+ * const label = (field: InputField | undefined) => (field === "tenant" ? "X-Tenant header" : "request body")
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const InputField = Schema.Literals([
+  "key",
+  "value",
+  "tenant",
+  "timeToLive",
+  "options",
+  "nonce",
+  "subject",
+  "cost"
+])
+
+/**
+ * @since 0.2.0
+ * @category errors
+ */
+export type InputField = typeof InputField.Type
+
+/**
  * Redis could not be reached, did not answer within its timeout, or is in the cooldown that follows such a failure.
  * Nothing was decided and nothing was served from node-local state. Degrade explicitly with
  * `Effect.catchTag("CacheBackendUnavailable", …)`.
@@ -102,7 +134,9 @@ export class CacheValueInvalid extends Schema.TaggedError<CacheValueInvalid>("ef
   {
     keyspace: Schema.optional(Schema.String),
     guard: Schema.optional(Schema.String),
-    reason: Schema.String
+    reason: Schema.String,
+    /** the input the rejection is about */
+    field: Schema.optional(InputField)
   }
 ) {
   /**
@@ -161,7 +195,14 @@ export class RateLimitExceeded extends Schema.TaggedError<RateLimitExceeded>("ef
  */
 export class ReplayDetected extends Schema.TaggedError<ReplayDetected>("effect-failclosed/ReplayDetected")(
   "ReplayDetected",
-  { guard: Schema.String }
+  {
+    guard: Schema.String,
+    /**
+     * true when the claim was refused by the node-local fallback of `ExplicitDegraded` while Redis was unavailable
+     * (only this node's claims of the outage were seen); false or absent when Redis refused it
+     */
+    degraded: Schema.optional(Schema.Boolean)
+  }
 ) {
   /**
    * @since 0.1.0
@@ -192,7 +233,9 @@ export class RateLimitInputInvalid extends Schema.TaggedError<RateLimitInputInva
   "effect-failclosed/RateLimitInputInvalid"
 )("RateLimitInputInvalid", {
   limiter: Schema.String,
-  reason: Schema.String
+  reason: Schema.String,
+  /** the input the rejection is about: `subject`, `tenant` or `cost` */
+  field: Schema.optional(InputField)
 }) {
   /**
    * @since 0.1.0

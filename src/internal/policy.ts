@@ -10,7 +10,14 @@
  *   the locks: `FALLS_BACK`) from a node-local memory store while Redis is unavailable, marked `local_degraded`.
  */
 import * as Effect from "effect/Effect"
-import type { Backend, Cached, CacheGet, CacheStats, DistributedCacheService } from "../DistributedCache.js"
+import type {
+  Backend,
+  Cached,
+  CacheGet,
+  CacheHealth,
+  CacheStats,
+  DistributedCacheService
+} from "../DistributedCache.js"
 import type { CacheModeName } from "../DistributedCache.js"
 import { CacheBackendUnavailable } from "../errors.js"
 import { type Breaker, CLOSED, type MemoryStore, OPEN, type StoreFailure } from "@effect-failclosed/core"
@@ -110,6 +117,7 @@ const makeService = (options: {
   readonly memory?: MemoryStore | undefined
   /** the Redis modes: the invalidation connections of the near caches, and their background refill */
   readonly near?: { readonly tracking: Tracking; readonly refill: RefillRead } | undefined
+  readonly health: Effect.Effect<CacheHealth>
 }): DistributedCacheService => {
   const { counters, guard, memory, near } = options
   const mode = guard.mode
@@ -156,6 +164,7 @@ const makeService = (options: {
         localEntries: options.localEntries()
       }
     }),
+    health: options.health,
     get,
     set: (key, value, ttl) => guard.run("set", key, (store) => store.set(key, value, ttl)),
     // a batch spans failure domains: it is admitted as a whole-store operation, and falls back as a whole
@@ -218,7 +227,22 @@ export const makeLocal = (memory: MemoryStore, keyPrefix: string): DistributedCa
     mode: "LocalOnly",
     run: (operation, _key, use) => traced("LocalOnly", "local", operation, () => Effect.map(use(effects), fromLocal))
   }
-  return makeService({ guard, keyPrefix, counters, backend: () => "local", localEntries: memory.size, memory })
+  const health = Effect.succeed<CacheHealth>({
+    mode: "LocalOnly",
+    backend: "local",
+    reachable: null,
+    breakers: [],
+    nearCaches: []
+  })
+  return makeService({
+    guard,
+    keyPrefix,
+    counters,
+    backend: () => "local",
+    localEntries: memory.size,
+    memory,
+    health
+  })
 }
 
 const COOLDOWN_REASON = "cooldown after a failure; Redis is not contacted until it ends"
@@ -244,7 +268,32 @@ class Domains {
     for (const breaker of this.byDomain.values()) if (breaker.isOpen) return true
     return false
   }
+  /** each breaker's state, for the health check: the whole store's (`all`), then each domain's that served traffic */
+  states(): Array<{ readonly domain: string; readonly open: boolean }> {
+    const states = [{ domain: "all", open: this.whole.isOpen }]
+    for (const [domain, breaker] of this.byDomain) states.push({ domain, open: breaker.isOpen })
+    return states
+  }
 }
+
+/**
+ * The health of a Redis mode: a PING sent beside the breakers (bounded by the store's command timeout; it neither
+ * waits for a cooldown nor ends one), then the breakers and near caches as they are once it answered.
+ */
+const redisHealth = (
+  mode: CacheModeName,
+  store: Store,
+  domains: Domains,
+  backend: () => Backend,
+  tracking: Tracking | undefined
+): Effect.Effect<CacheHealth> =>
+  Effect.map(Effect.match(store.ping, { onFailure: () => false, onSuccess: () => true }), (reachable): CacheHealth => ({
+    mode,
+    backend: backend(),
+    reachable,
+    breakers: domains.states(),
+    nearCaches: tracking === undefined ? [] : tracking.keyspaceProofs()
+  }))
 
 /** the domain of operations that need every domain (clear, count) of a store that has domains */
 const EVERY_DOMAIN = "every shard"
@@ -386,14 +435,21 @@ export const makeStrict = (options: {
   readonly tracking?: Tracking | undefined
 }): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
-  const { guard, refill } = redisGuard({ ...options, mode: "StrictDistributed", fallback: undefined, counters })
+  const { domains, guard, refill } = redisGuard({
+    ...options,
+    mode: "StrictDistributed",
+    fallback: undefined,
+    counters
+  })
+  const backend = (): Backend => "redis"
   return makeService({
     guard,
     keyPrefix: options.keyPrefix,
     counters,
-    backend: () => "redis",
+    backend,
     localEntries: () => 0,
-    near: options.tracking === undefined ? undefined : { tracking: options.tracking, refill }
+    near: options.tracking === undefined ? undefined : { tracking: options.tracking, refill },
+    health: redisHealth("StrictDistributed", options.store, domains, backend, options.tracking)
   })
 }
 
@@ -407,12 +463,14 @@ export const makeDegraded = (options: {
 }): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
   const { domains, guard, refill } = redisGuard({ ...options, mode: "ExplicitDegraded", counters })
+  const backend = (): Backend => (domains.anyOpen ? "local_degraded" : "redis")
   return makeService({
     guard,
     keyPrefix: options.keyPrefix,
     counters,
-    backend: () => (domains.anyOpen ? "local_degraded" : "redis"),
+    backend,
     localEntries: options.fallback.size,
-    near: options.tracking === undefined ? undefined : { tracking: options.tracking, refill }
+    near: options.tracking === undefined ? undefined : { tracking: options.tracking, refill },
+    health: redisHealth("ExplicitDegraded", options.store, domains, backend, options.tracking)
   })
 }

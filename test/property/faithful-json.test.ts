@@ -8,7 +8,7 @@ import { Effect, Exit, Schema } from "effect"
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { CacheValueInvalid, Keyspace, LocalOnly } from "effect-failclosed"
-import { makeSecretScrubber } from "../../src/internal/redact.js"
+import { makeSecretScrubber } from "@effect-failclosed/core"
 import { hostileText } from "../../core/test/support/property.js"
 import { seeded } from "../support/property.js"
 

@@ -14,7 +14,16 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
-import { cappedBackoff, failFastOptions } from "@effect-failclosed/core"
+import {
+  awaitReady,
+  cappedBackoff,
+  closeClient as coreCloseClient,
+  closeCluster as coreCloseCluster,
+  describeUrl,
+  failFastOptions,
+  makeSecretScrubber,
+  urlPassword
+} from "@effect-failclosed/core"
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
 import type {
   RedisClient,
@@ -25,7 +34,6 @@ import type {
   RedisSentinelOptions
 } from "../../RedisClient.js"
 import { durationMillis, optionChecks } from "../options.js"
-import { makeSecretScrubber } from "../redact.js"
 
 /** the service tag (the same key as the public class `RedisClient`) */
 const tag = Context.GenericTag<RedisClient, RedisClientService>("effect-failclosed/RedisClient")
@@ -137,24 +145,6 @@ const sentinelSettings = (options: RedisSentinelOptions) => {
 const describeNodes = (nodes: ReadonlyArray<{ host: string; port: number }>): string =>
   nodes.map((n) => (n.host.includes(":") ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`)).join(",")
 
-const describeUrl = (url: string): string => {
-  try {
-    const parsed = new URL(url)
-    return `${parsed.hostname}:${parsed.port || "6379"}`
-  } catch {
-    return "(unparseable url)"
-  }
-}
-
-const urlPassword = (url: string): string | undefined => {
-  try {
-    const p = new URL(url).password
-    return p === "" ? undefined : decodeURIComponent(p)
-  } catch {
-    return undefined
-  }
-}
-
 // --- what a client may print goes to Effect's Logger -------------------------------------------------------------------
 
 /** the messages ioredis writes with console.warn (a password the server does not need, a ready check it cannot run) */
@@ -232,80 +222,25 @@ const listenToSentinels = (client: Redis, onError: (error: unknown) => void): vo
 
 // --- opening and closing -----------------------------------------------------------------------------------------------
 
-const PERMANENT_STARTUP_ERROR =
-  /WRONGPASS|NOAUTH|NOPERM|certificate|self[- ]signed|unable to verify|CERT_|ERR_TLS|wrong version number/i
-
 const awaitReadyOf =
   (client: Redis | Cluster, describeError: (e: unknown) => string) =>
   (timeout: Duration.Duration): Effect.Effect<void, string> =>
     Effect.async<void, string>((resume) => {
-      if (client.status === "ready") return resume(Effect.void)
-      let lastError = "not connected"
-      const onReady = () => {
-        cleanup()
-        resume(Effect.void)
-      }
-      const onError = (e: unknown) => {
-        lastError = describeError(e)
-        // waiting cannot fix a wrong password, a missing ACL permission or an untrusted certificate
-        if (PERMANENT_STARTUP_ERROR.test(lastError)) {
-          cleanup()
-          resume(Effect.fail(lastError))
-        }
-      }
-      const timer = setTimeout(() => {
-        cleanup()
-        resume(Effect.fail(`no connection within ${Duration.format(timeout)} (${lastError})`))
-      }, Duration.toMillis(timeout))
-      const cleanup = () => {
-        clearTimeout(timer)
-        client.off("ready", onReady)
-        client.off("error", onError)
-      }
-      client.on("ready", onReady)
-      client.on("error", onError)
-      return Effect.sync(cleanup)
+      const cancel = awaitReady(
+        client,
+        describeError,
+        Duration.toMillis(timeout),
+        Duration.format(timeout),
+        (failure) => resume(failure === undefined ? Effect.void : Effect.fail(failure))
+      )
+      return Effect.sync(cancel)
     })
 
-/** waits for `end`, at most 2 seconds (a safety net: ioredis emits it once the sockets are closed) */
-const awaitEnd = (client: Redis | Cluster, done: () => void) => {
-  const finish = () => {
-    clearTimeout(timer)
-    client.off("end", finish)
-    done()
-  }
-  const timer = setTimeout(finish, 2_000)
-  client.once("end", finish)
-}
-
-/**
- * Disconnects without reconnecting and closes the socket at once (commands still in flight fail; a paused Redis
- * would never acknowledge a graceful close), then waits for ioredis to report the end, so that no socket or timer
- * outlives the scope.
- */
 const closeClient = (client: Redis): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    client.disconnect(false)
-    // "reconnecting": no socket, and disconnect cleared the reconnect timer; "wait" turns into "end" at once
-    if (client.status === "end" || client.status === "reconnecting" || client.status === "close") {
-      return resume(Effect.void)
-    }
-    awaitEnd(client, () => resume(Effect.void))
-    client.stream?.destroy()
-  })
+  Effect.async<void>((resume) => coreCloseClient(client, () => resume(Effect.void)))
 
-/**
- * Closes a cluster client and waits until every node connection is closed. A cluster that is between two attempts
- * to reach its nodes has no connection left: then there is nothing to wait for.
- */
 const closeCluster = (client: Cluster): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    const before = client.status
-    const hadNodes = client.nodes("all").length > 0
-    client.disconnect(false)
-    if (before === "end" || before === "close" || before === "wait" || !hadNodes) return resume(Effect.void)
-    awaitEnd(client, () => resume(Effect.void))
-  })
+  Effect.async<void>((resume) => coreCloseCluster(client, () => resume(Effect.void)))
 
 /**
  * ioredis ends a Sentinel client for good when its failover detector (on `+switch-master`) closes the connector while

@@ -16,7 +16,11 @@
  *
  * Proof (`proven`): tracking was enabled on this connection incarnation, the connection is ready, and it answered a
  * PING that was sent at most `maxStaleness` ago: Redis writes replies and invalidations to one socket in order, so
- * every invalidation Redis sent before that PONG has been read before it.
+ * every invalidation Redis sent before that PONG has been read before it. A late PONG (this process stalled, Redis
+ * paused, a partition TCP outlives) loses nothing: the invalidations wait in the socket before it, so the proof
+ * comes back with the first PONG of a PING sent after the lapse. Only a new incarnation (the socket closed, Redis
+ * dropped the client, a reconnect) loses invalidations: `enabled` tells the owner, with Redis' `run_id` (read before
+ * tracking is enabled) so that a restart or a failover is told apart from a reconnect to the same server.
  * @internal
  */
 import type { Redis } from "ioredis"
@@ -25,8 +29,11 @@ import type { Redis } from "ioredis"
 export interface TrackingConnectionOwner {
   /** the keyspace prefixes to track (read when tracking is enabled) */
   readonly prefixes: () => ReadonlyArray<string>
-  /** tracking was enabled on a new incarnation: nothing read before is known to be current */
-  readonly enabled: (connection: TrackingConnection) => void
+  /**
+   * tracking was enabled on a new incarnation: nothing read before is known to be current. `runId`: the server's
+   * `run_id` (undefined when INFO is not allowed)
+   */
+  readonly enabled: (connection: TrackingConnection, runId: string | undefined) => void
   /** the connection closed (it reconnects by itself while its retry strategy allows) */
   readonly lost: (connection: TrackingConnection, reason: string) => void
   /** the connection ended for good (no more reconnects): the owner may open another */
@@ -48,6 +55,8 @@ export class TrackingConnection {
   private enabled = false
   /** performance.now() when the last answered PING was sent (on this incarnation, after tracking was enabled) */
   private proofSentAt = -Infinity
+  /** performance.now() when the last PING was sent (answered or not) */
+  private lastPingAt = -Infinity
   private pingsInFlight = 0
   /** counts the connection's "ready" events: a reply of an earlier incarnation never enables a later one */
   private incarnation = 0
@@ -87,6 +96,17 @@ export class TrackingConnection {
     if (this.enabled && this.connection.status === "ready") this.ping()
   }
 
+  /**
+   * The proof lapsed (seen by a read before the heartbeat timer): a PING now, unless one that can bring the proof back
+   * is already on its way (sent after the last proof and at most `maxStalenessMillis` ago). After a stall of this
+   * process the timer's PING may be one interval away; this one is answered one round trip after the read.
+   */
+  heartbeatIfLapsed(maxStalenessMillis: number, now: number): void {
+    if (!this.enabled || this.connection.status !== "ready") return
+    if (this.lastPingAt > this.proofSentAt && now - this.lastPingAt <= maxStalenessMillis) return
+    this.ping()
+  }
+
   /** closes the connection for good; the owner hears nothing more from it */
   drop(): void {
     if (this.dropped) return
@@ -104,8 +124,19 @@ export class TrackingConnection {
     const current = () => !this.dropped && this.incarnation === incarnation && connection.status === "ready"
     const args: Array<string> = []
     for (const prefix of this.owner.prefixes()) args.push("PREFIX", prefix)
+    let runId: string | undefined
     connection
       .client("ID")
+      .then((id) =>
+        connection.info("server").then(
+          (info) => {
+            runId = /^run_id:(\w+)/m.exec(info)?.[1]
+            return id
+          },
+          // an ACL without INFO: a restart is still seen, as the connection closing
+          () => id
+        )
+      )
       .then((id) => connection.call("CLIENT", "TRACKING", "on", "REDIRECT", String(id), "BCAST", ...args))
       .then(() => connection.subscribe(CHANNEL))
       .then(
@@ -114,7 +145,7 @@ export class TrackingConnection {
           this.enabled = true
           // a new incarnation: no earlier PONG proves anything
           this.proofSentAt = -Infinity
-          this.owner.enabled(this)
+          this.owner.enabled(this, runId)
           this.ping()
         },
         () => {
@@ -131,6 +162,7 @@ export class TrackingConnection {
     if (this.pingsInFlight >= MAX_PINGS_IN_FLIGHT) return
     this.pingsInFlight++
     const sentAt = performance.now()
+    this.lastPingAt = sentAt
     const incarnation = this.incarnation
     this.connection.ping().then(
       () => {

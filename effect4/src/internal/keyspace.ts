@@ -1,0 +1,195 @@
+/**
+ * The body of `Keyspace.make` for Effect 4. The key of an entry comes from the core's key codec (the same string an
+ * Effect 3 node builds for the same keyspace, tenant and key), every read goes through the core's read pipeline
+ * (`ReadPipeline`: a sealed entry written by a `getOrCompute` with a stale window is fresh until its envelope says,
+ * then a miss), and values are checked by the core's envelope (faithful JSON, one size check), so both lines read and
+ * write each other's entries. Only the Schema calls and the Effects are this line's.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import {
+  canonicalJson,
+  deepFreeze,
+  exceedsBytes,
+  FeatureKeys,
+  faithfulJson,
+  Invalid,
+  isRead,
+  keyspaceHead,
+  type Read,
+  ReadPipeline,
+  tenantProblem,
+  unfaithfulReason
+} from "@effect-failclosed/core"
+import { type Cached, DistributedCache, type DistributedCacheService } from "../DistributedCache.js"
+import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid, type InputField } from "../errors.js"
+import type { GetOrComputeOptions, Keyspace, KeyspaceOptions, SetOptions } from "../Keyspace.js"
+import { makeGetOrCompute, stampedeOf } from "./getOrCompute.js"
+import { optionChecks, ttlMillisOf } from "./options.js"
+
+/** @internal */
+export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keyspace<K, V> => {
+  const check = optionChecks("Keyspace")
+  const name = check.name(options.name)
+  if (!Schema.isSchema(options.key) || !Schema.isSchema(options.value)) check.invalid("key and value must be Schemas")
+  const defaultTtl = ttlMillisOf(options.timeToLive)
+  if (typeof defaultTtl === "string") check.invalid(defaultTtl)
+  const maxValueBytes = check.positiveInteger("maxValueBytes", options.maxValueBytes, 1024 * 1024)
+  const maxKeyBytes = check.positiveInteger("maxKeyBytes", options.maxKeyBytes, 8 * 1024)
+  const maxTenantLength = check.positiveInteger("maxTenantLength", options.maxTenantLength, 256)
+
+  // compiled once
+  const encodeKey = Schema.encodeResult(options.key)
+  const encodeValue = Schema.encodeResult(options.value)
+  const decodeValue = Schema.decodeUnknownResult(options.value)
+  const keys = new FeatureKeys((keyPrefix) => keyspaceHead(keyPrefix, name), "canonical")
+
+  const invalidValue = (reason: string, field: InputField) => new CacheValueInvalid({ keyspace: name, reason, field })
+  const invalidEntry = (reason: string) => new CacheEntryInvalid({ keyspace: name, reason })
+
+  /** the store key of `key` for `tenant`, or why there is none (nothing is written then) */
+  const storeKeyOf = (
+    cache: DistributedCacheService,
+    key: K,
+    tenant: string | undefined
+  ): string | CacheValueInvalid => {
+    const problem = tenantProblem(tenant, maxTenantLength)
+    if (problem !== undefined) return invalidValue(problem, "tenant")
+    const encoded = encodeKey(key)
+    if (Result.isFailure(encoded)) return invalidValue("key does not encode with the key Schema", "key")
+    const unfaithful = unfaithfulReason(encoded.success)
+    if (unfaithful !== undefined) return invalidValue(`key: ${unfaithful}`, "key")
+    const canonical = canonicalJson(encoded.success)
+    if (exceedsBytes(canonical, maxKeyBytes)) return invalidValue(`key is larger than ${maxKeyBytes} bytes`, "key")
+    return keys.key(cache.keyPrefix, tenant, canonical)
+  }
+
+  const encodeEntry = (value: V): string | CacheValueInvalid => {
+    const encoded = encodeValue(value)
+    if (Result.isFailure(encoded)) return invalidValue("value does not encode with the value Schema", "value")
+    const json = faithfulJson(encoded.success, maxValueBytes)
+    return typeof json === "string" ? json : invalidValue(json.reason, "value")
+  }
+
+  /** the one decoder (the keyspace's Schema), as the core's pipeline calls it */
+  const decodeEntry = (json: string): V | Invalid => {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(json)
+    } catch {
+      return new Invalid("the stored entry is not JSON")
+    }
+    const decoded = decodeValue(parsed)
+    return Result.isFailure(decoded)
+      ? new Invalid("the stored entry does not decode with the value Schema")
+      : deepFreeze(decoded.success)
+  }
+
+  /** one pipeline per cache: LocalOnly's synchronous memory read when the cache has one */
+  const pipelines = new WeakMap<DistributedCacheService, ReadPipeline<V>>()
+  const pipelineOf = (cache: DistributedCacheService): ReadPipeline<V> => {
+    let pipeline = pipelines.get(cache)
+    if (pipeline === undefined) {
+      // decoded values are not shared between reads: a Schema with transformations makes a new value per decode
+      pipeline = new ReadPipeline<V>({ decode: decodeEntry, shareDecoded: false, local: cache.get.local })
+      pipelines.set(cache, pipeline)
+    }
+    return pipeline
+  }
+
+  const cachedOf = (read: Read<V, unknown> & { readonly _tag: "Found" }): Cached<V> => ({
+    value: read.value,
+    backend: read.backend,
+    degraded: read.degraded,
+    near: read.near,
+    stale: read.stale,
+    age: read.ageMillis === undefined ? undefined : Duration.millis(read.ageMillis)
+  })
+
+  /**
+   * One read of `storeKey` through the pipeline: answered at once (LocalOnly memory), or one round trip whose answer
+   * the pipeline settles. `stale`: the caller accepts a value past its freshness.
+   */
+  const readOf = (
+    cache: DistributedCacheService,
+    storeKey: string,
+    stale: boolean
+  ): Effect.Effect<Read<V, unknown>, CacheBackendUnavailable> =>
+    Effect.clockWith((clock) => {
+      const now = () => clock.currentTimeMillisUnsafe()
+      const pipeline = pipelineOf(cache)
+      const step = pipeline.lookup(storeKey, now, stale)
+      if (isRead(step)) return Effect.succeed(step)
+      return Effect.map(cache.get(storeKey), (entry) => pipeline.settle(storeKey, step, entry, now, stale))
+    })
+
+  const none = Effect.succeed(Option.none<Cached<V>>())
+
+  const ttlFor = (options: SetOptions | undefined): number | undefined | string =>
+    options?.timeToLive === undefined ? defaultTtl : ttlMillisOf(options.timeToLive)
+
+  const get: Keyspace<K, V>["get"] = (key, options) =>
+    DistributedCache.use((cache) => {
+      const storeKey = storeKeyOf(cache, key, options?.tenant)
+      // a key that cannot be stored has no entry
+      if (typeof storeKey !== "string") return none
+      return Effect.flatMap(readOf(cache, storeKey, false), (read) =>
+        read._tag === "Found"
+          ? Effect.succeed(Option.some(cachedOf(read)))
+          : read.invalid === undefined
+            ? none
+            : Effect.fail(invalidEntry(read.invalid.reason))
+      )
+    })
+
+  const set: Keyspace<K, V>["set"] = (key, value, options) =>
+    DistributedCache.use((cache): Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid> => {
+      const storeKey = storeKeyOf(cache, key, options?.tenant)
+      if (typeof storeKey !== "string") return Effect.fail(storeKey)
+      const ttl = ttlFor(options)
+      if (typeof ttl === "string") return Effect.fail(invalidValue(ttl, "timeToLive"))
+      const json = encodeEntry(value)
+      if (typeof json !== "string") return Effect.fail(json)
+      return Effect.asVoid(cache.set(storeKey, json, ttl))
+    })
+
+  const invalidate: Keyspace<K, V>["invalidate"] = (key, options) =>
+    DistributedCache.use((cache) => {
+      const storeKey = storeKeyOf(cache, key, options?.tenant)
+      if (typeof storeKey !== "string") return Effect.succeed(false)
+      return cache.invalidate(storeKey)
+    })
+
+  const clear: Keyspace<K, V>["clear"] = (options) =>
+    DistributedCache.use((cache): Effect.Effect<number, CacheBackendUnavailable> => {
+      if (options?.allTenants === true) {
+        if (options.tenant !== undefined)
+          return Effect.die(new Error("clear: give either tenant or allTenants, not both"))
+        return cache.clear(keys.head(cache.keyPrefix))
+      }
+      if (tenantProblem(options?.tenant, maxTenantLength) !== undefined) return Effect.succeed(0)
+      return cache.clear(keys.partition(cache.keyPrefix, options?.tenant))
+    })
+
+  const compute = makeGetOrCompute<V>({ encode: encodeEntry, read: readOf, cachedOf })
+
+  const getOrCompute = <E, R>(
+    key: K,
+    computation: Effect.Effect<V, E, R>,
+    options?: GetOrComputeOptions<V>
+  ): Effect.Effect<Cached<V>, E | CacheBackendUnavailable | CacheValueInvalid, DistributedCache | R> =>
+    DistributedCache.use((cache) => {
+      const storeKey = storeKeyOf(cache, key, options?.tenant)
+      if (typeof storeKey !== "string") return Effect.fail(storeKey)
+      const ttl = ttlFor(options)
+      if (typeof ttl === "string") return Effect.fail(invalidValue(ttl, "timeToLive"))
+      const s = stampedeOf(options)
+      if (typeof s === "string") return Effect.fail(invalidValue(s, "options"))
+      return compute(cache, storeKey, ttl, computation, options?.shouldCache, s)
+    })
+
+  return { name, get, set, invalidate, clear, getOrCompute }
+}

@@ -18,7 +18,9 @@ describe("near cache under load (several processes)", () => {
     // the near cache did its job: many reads were near hits (most, on a machine that is not overloaded: a loaded one
     // lapses heartbeats of 300 ms), and they saved Redis GETs
     expect(report.total.nearHits / report.total.reads).toBeGreaterThan(0.25)
-    expect(report.total.redisGets).toBeLessThan(report.total.reads - report.total.nearHits + 2_000)
+    // (a GET per read that was not a near hit, plus at most one background re-read per write: the own-write rule)
+    const writes = report.phases.reduce((n, p) => n + p.writes, 0)
+    expect(report.total.redisGets).toBeLessThan(report.total.reads - report.total.nearHits + writes + 2_000)
     // the stalled process served near hits again after its stall (not emptied: no refill needed)
     expect(report.stall.nearAgainAfterMillis).toBeDefined()
     expect(report.stall.nearRatioNextSecond).toBeGreaterThan(0.3)

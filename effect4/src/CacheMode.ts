@@ -9,7 +9,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN } from "@effect-failclosed/core"
+import { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN, Tracking } from "@effect-failclosed/core"
 
 import { DistributedCache } from "./DistributedCache.js"
 import { CacheBackendUnavailable } from "./errors.js"
@@ -94,7 +94,12 @@ const redisModeSettings = (options: StrictDistributedOptions) => {
       Effect.as(undefined),
       Effect.catch((reason: string) => Effect.succeed(reason))
     )
-    return { redis, clock, store, breaker, startupFailure }
+    // near caches: the invalidation connections (the core's), opened when a near-cache keyspace first registers
+    const tracking = yield* Effect.acquireRelease(
+      Effect.sync(() => new Tracking(redis.client)),
+      (t) => Effect.sync(() => t.close())
+    )
+    return { redis, clock, store, breaker, startupFailure, tracking }
   })
   return { keyPrefix, connect }
 }
@@ -122,7 +127,7 @@ export const strictDistributed = (
   return Layer.effect(
     DistributedCache,
     Effect.gen(function* () {
-      const { breaker, redis, startupFailure, store } = yield* connect
+      const { breaker, redis, startupFailure, store, tracking } = yield* connect
       if (startupFailure !== undefined) {
         yield* SecurityEvent.emit({
           event: "BACKEND_UNAVAILABLE_AT_STARTUP",
@@ -135,7 +140,7 @@ export const strictDistributed = (
           reason: startupFailure
         })
       }
-      return makeStrict({ store, breaker, keyPrefix })
+      return makeStrict({ store, breaker, keyPrefix, tracking })
     })
   )
 }
@@ -163,7 +168,7 @@ export const explicitDegraded = (
   return Layer.effect(
     DistributedCache,
     Effect.gen(function* () {
-      const { breaker, clock, redis, startupFailure, store } = yield* connect
+      const { breaker, clock, redis, startupFailure, store, tracking } = yield* connect
       if (startupFailure !== undefined) {
         breaker.openAtStartup()
         yield* SecurityEvent.emit({
@@ -172,7 +177,7 @@ export const explicitDegraded = (
           detail: `Redis at ${redis.description} is unavailable (${startupFailure}); serving node-local, marked degraded`
         })
       }
-      return makeDegraded({ store, fallback: makeMemoryStore({ capacity, now: clock }), breaker, keyPrefix })
+      return makeDegraded({ store, fallback: makeMemoryStore({ capacity, now: clock }), breaker, keyPrefix, tracking })
     })
   )
 }

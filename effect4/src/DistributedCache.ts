@@ -8,6 +8,7 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import type { Near, NearSettings } from "@effect-failclosed/core"
 import type { CacheBackendUnavailable } from "./errors.js"
 
 /**
@@ -198,6 +199,11 @@ export interface DistributedCacheService {
   ) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
   /** releases the lock `key` if `token` still owns it; true when it did */
   readonly releaseLock: (key: string, token: string) => Effect.Effect<Cached<boolean>, CacheBackendUnavailable>
+  /**
+   * the Redis modes: a near cache for a keyspace (the core's, kept coherent by the core's tracking connections and
+   * refilled through this cache's breaker); undefined for LocalOnly
+   */
+  readonly nearCache?: ((settings: NearSettings) => Near<unknown>) | undefined
 }
 
 /**

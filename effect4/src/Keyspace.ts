@@ -45,6 +45,33 @@ export interface KeyspaceOptions<K, KI, V, VI> {
   readonly maxKeyBytes?: number | undefined
   /** the longest tenant id (default 256) */
   readonly maxTenantLength?: number | undefined
+  /**
+   * an in-process copy in front of Redis (Redis modes only), kept coherent by Redis' invalidations and served only
+   * while the node proves it hears them; invalidations come from every node of either Effect line
+   */
+  readonly nearCache?: NearCacheOptions | undefined
+}
+
+/**
+ * The options of a keyspace's near cache.
+ *
+ * @example
+ * ```ts
+ * import type { Keyspace } from "effect-failclosed-effect4"
+ *
+ * const near: Keyspace.NearCacheOptions = { capacity: 10_000, maxStaleness: "1 second" }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface NearCacheOptions {
+  /** entries held (the least recently used go first) */
+  readonly capacity: number
+  /** the longest a near entry lives (default: the keyspace's time to live) */
+  readonly timeToLive?: Duration.Input | undefined
+  /** the longest the node may go without proof that it hears invalidations (default 1 second) */
+  readonly maxStaleness?: Duration.Input | undefined
 }
 
 /**

@@ -30,7 +30,8 @@ export const nowOf =
 
 /**
  * The rest of a read that `lookup` did not answer: the store read through the cache (its mode decides what an
- * unavailable Redis means), then `settle`. A near cache's ticket is released whatever happens, interruption included.
+ * unavailable Redis means), then `settle`. A near cache's ticket is released when the read answers or fails (see
+ * below for an interrupted one).
  * @internal
  */
 export const roundTrip = <V, M>(
@@ -57,21 +58,20 @@ export const roundTrip = <V, M>(
         : settled(entry)
     )
   }
-  return Effect.onInterrupt(
-    Effect.matchEffect(cache.get(key), {
-      onFailure: (error) => {
-        pipeline.settle(key, pending, undefined, now, stale)
-        return Effect.fail(error)
-      },
-      onSuccess: (entry) =>
-        pipeline.unknownStamps(key, entry.value) === undefined
-          ? Effect.succeed(pipeline.settle(key, pending, entry, now, stale))
-          : Effect.tapError(settled(entry), () =>
-              Effect.sync(() => pipeline.settle(key, pending, undefined, now, stale))
-            )
-    }),
-    () => Effect.sync(() => pipeline.settle(key, pending, undefined, now, stale))
-  )
+  // No `onInterrupt` for an interrupted read: it cost about 7 µs of CPU per near miss (a loop of near misses of absent
+  // keys: 37 -> 30 µs per read, a keyspace without a near cache 28). An interrupted read's ticket stays joined until
+  // the key's next invalidation, write or the near cache's next flush: a ticket can only forbid a fill, never allow
+  // one, so reads that join it meanwhile fill only when no invalidation came since their own round trip began.
+  return Effect.matchEffect(cache.get(key), {
+    onFailure: (error) => {
+      pipeline.settle(key, pending, undefined, now, stale)
+      return Effect.fail(error)
+    },
+    onSuccess: (entry) =>
+      pipeline.unknownStamps(key, entry.value) === undefined
+        ? Effect.succeed(pipeline.settle(key, pending, entry, now, stale))
+        : Effect.tapError(settled(entry), () => Effect.sync(() => pipeline.settle(key, pending, undefined, now, stale)))
+  })
 }
 
 /** one whole read: answered locally (LocalOnly memory, a near hit), or the round trip @internal */

@@ -96,11 +96,20 @@ export interface Entries<V> {
     stale: boolean
   ) => Effect.Effect<Read<V, unknown>, CacheBackendUnavailable>
   readonly cachedOf: (read: Found<V>) => Cached<V>
+  /** a write through the keyspace's near cache (kept at once when `kept` says the write reached Redis) */
+  readonly writeThrough: <A, E>(
+    cache: DistributedCacheService,
+    storeKey: string,
+    json: string | undefined,
+    ttl: number | undefined,
+    write: Effect.Effect<A, E>,
+    kept: (a: A) => boolean
+  ) => Effect.Effect<A, E>
 }
 
 /** the getOrCompute of one keyspace @internal */
 export const makeGetOrCompute = <V>(entries: Entries<V>) => {
-  const { cachedOf, encode, read } = entries
+  const { cachedOf, encode, read, writeThrough } = entries
   const inflight = new WeakMap<DistributedCacheService, Map<string, Deferred.Deferred<Cached<V>, unknown>>>()
   const refreshing = new WeakMap<DistributedCacheService, Set<string>>()
   const perCache = <A>(map: WeakMap<DistributedCacheService, A>, cache: DistributedCacheService, make: () => A) => {
@@ -138,14 +147,24 @@ export const makeGetOrCompute = <V>(entries: Entries<V>) => {
       const json = encode(value)
       if (typeof json !== "string") return Effect.fail(json)
       const write = (stored: string, ttlMillis: number | undefined, age: Duration.Duration | undefined) =>
-        Effect.map(cache.set(storeKey, stored, ttlMillis), (written): Cached<V> => ({
-          value,
-          backend: written.backend,
-          degraded: written.degraded,
-          near: false,
-          stale: false,
-          age
-        }))
+        Effect.map(
+          writeThrough(
+            cache,
+            storeKey,
+            stored,
+            ttlMillis,
+            cache.set(storeKey, stored, ttlMillis),
+            (written) => written.backend === "redis"
+          ),
+          (written): Cached<V> => ({
+            value,
+            backend: written.backend,
+            degraded: written.degraded,
+            near: false,
+            stale: false,
+            age
+          })
+        )
       if (!sealed) return write(json, ttl, undefined)
       // sealed with its freshness, kept for the longest stale window beyond it (the envelope of the core)
       return Effect.flatMap(now, (at) => write(seal(json, at, ttl), ttl + keepMillis, Duration.zero))

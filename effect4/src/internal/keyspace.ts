@@ -19,6 +19,7 @@ import {
   Invalid,
   isRead,
   keyspaceHead,
+  type NearSettings,
   type Read,
   ReadPipeline,
   tenantProblem,
@@ -28,7 +29,7 @@ import { type Cached, DistributedCache, type DistributedCacheService } from "../
 import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid, type InputField } from "../errors.js"
 import type { GetOrComputeOptions, Keyspace, KeyspaceOptions, SetOptions } from "../Keyspace.js"
 import { makeGetOrCompute, stampedeOf } from "./getOrCompute.js"
-import { optionChecks, ttlMillisOf } from "./options.js"
+import { durationMillis, optionChecks, ttlMillisOf } from "./options.js"
 
 /** @internal */
 export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keyspace<K, V> => {
@@ -40,6 +41,22 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
   const maxValueBytes = check.positiveInteger("maxValueBytes", options.maxValueBytes, 1024 * 1024)
   const maxKeyBytes = check.positiveInteger("maxKeyBytes", options.maxKeyBytes, 8 * 1024)
   const maxTenantLength = check.positiveInteger("maxTenantLength", options.maxTenantLength, 256)
+  const near = options.nearCache
+  let nearSettings: Omit<NearSettings, "prefix" | "keyspace"> | undefined
+  if (near !== undefined) {
+    if (typeof near !== "object" || near === null || near.capacity === undefined) {
+      check.invalid("nearCache must be an object with a capacity")
+    }
+    const capacity = check.positiveInteger("nearCache.capacity", near.capacity, 0)
+    let timeToLiveMillis = typeof defaultTtl === "number" ? defaultTtl : undefined
+    if (near.timeToLive !== undefined) {
+      const ttl = durationMillis("nearCache.timeToLive", near.timeToLive, "timeToLive")
+      if (typeof ttl === "string") check.invalid(ttl)
+      timeToLiveMillis = ttl === Infinity ? timeToLiveMillis : (ttl as number)
+    }
+    const maxStalenessMillis = check.duration("nearCache.maxStaleness", near.maxStaleness, "timeout", "1 second")
+    nearSettings = { capacity, timeToLiveMillis, maxStalenessMillis }
+  }
 
   // compiled once
   const encodeKey = Schema.encodeResult(options.key)
@@ -94,7 +111,16 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     let pipeline = pipelines.get(cache)
     if (pipeline === undefined) {
       // decoded values are not shared between reads: a Schema with transformations makes a new value per decode
-      pipeline = new ReadPipeline<V>({ decode: decodeEntry, shareDecoded: false, local: cache.get.local })
+      pipeline = new ReadPipeline<V>({
+        decode: decodeEntry,
+        shareDecoded: false,
+        local: cache.get.local,
+        // the near cache of a Redis mode (the core's: tracking, proof, refill); LocalOnly has none
+        near:
+          nearSettings === undefined || cache.nearCache === undefined
+            ? undefined
+            : cache.nearCache({ ...nearSettings, prefix: keys.head(cache.keyPrefix), keyspace: name })
+      })
       pipelines.set(cache, pipeline)
     }
     return pipeline
@@ -122,9 +148,42 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       const now = () => clock.currentTimeMillisUnsafe()
       const pipeline = pipelineOf(cache)
       const step = pipeline.lookup(storeKey, now, stale)
-      if (isRead(step)) return Effect.succeed(step)
-      return Effect.map(cache.get(storeKey), (entry) => pipeline.settle(storeKey, step, entry, now, stale))
+      const read: Effect.Effect<Read<V, unknown>, CacheBackendUnavailable> = isRead(step)
+        ? Effect.succeed(step)
+        : Effect.matchEffect(cache.get(storeKey), {
+            onSuccess: (entry) => Effect.succeed(pipeline.settle(storeKey, step, entry, now, stale)),
+            // the near cache's ticket of the round trip is given back: a failed read fills nothing
+            onFailure: (error) =>
+              Effect.andThen(
+                Effect.sync(() => pipeline.settle(storeKey, step, undefined, now, stale)),
+                Effect.fail(error)
+              )
+          })
+      // the one Warning when this keyspace's near cache went off or came back (at most one a second)
+      const note = pipeline.near?.transition()
+      return note === undefined ? read : Effect.andThen(Effect.logWarning(note), read)
     })
+
+  /** a write through the near cache: its entry goes before the write, the written value is kept after it */
+  const writeThrough = <A, E>(
+    cache: DistributedCacheService,
+    storeKey: string,
+    json: string | undefined,
+    ttl: number | undefined,
+    write: Effect.Effect<A, E>,
+    kept: (a: A) => boolean
+  ): Effect.Effect<A, E> => {
+    const pipeline = pipelineOf(cache)
+    if (pipeline.near === undefined) return write
+    return Effect.suspend(() => {
+      const ticket = pipeline.beginWrite(storeKey)
+      return Effect.onExit(write, (exit) =>
+        Effect.sync(() =>
+          pipeline.endWrite(storeKey, ticket, exit._tag === "Success" && kept(exit.value) ? json : undefined, ttl)
+        )
+      )
+    })
+  }
 
   const none = Effect.succeed(Option.none<Cached<V>>())
 
@@ -153,28 +212,36 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       if (typeof ttl === "string") return Effect.fail(invalidValue(ttl, "timeToLive"))
       const json = encodeEntry(value)
       if (typeof json !== "string") return Effect.fail(json)
-      return Effect.asVoid(cache.set(storeKey, json, ttl))
+      return Effect.asVoid(writeThrough(cache, storeKey, json, ttl, cache.set(storeKey, json, ttl), inRedis))
     })
 
   const invalidate: Keyspace<K, V>["invalidate"] = (key, options) =>
     DistributedCache.use((cache) => {
       const storeKey = storeKeyOf(cache, key, options?.tenant)
       if (typeof storeKey !== "string") return Effect.succeed(false)
-      return cache.invalidate(storeKey)
+      return writeThrough(cache, storeKey, undefined, undefined, cache.invalidate(storeKey), () => false)
     })
+
+  /** a clear drops the near entries of its partition before it is sent, and again when it answered */
+  const clearThrough = (cache: DistributedCacheService, prefix: string) => {
+    const near = pipelineOf(cache).near
+    if (near === undefined) return cache.clear(prefix)
+    const drop = Effect.sync(() => near.dropPrefix(prefix))
+    return Effect.andThen(drop, Effect.ensuring(cache.clear(prefix), drop))
+  }
 
   const clear: Keyspace<K, V>["clear"] = (options) =>
     DistributedCache.use((cache): Effect.Effect<number, CacheBackendUnavailable> => {
       if (options?.allTenants === true) {
         if (options.tenant !== undefined)
           return Effect.die(new Error("clear: give either tenant or allTenants, not both"))
-        return cache.clear(keys.head(cache.keyPrefix))
+        return clearThrough(cache, keys.head(cache.keyPrefix))
       }
       if (tenantProblem(options?.tenant, maxTenantLength) !== undefined) return Effect.succeed(0)
-      return cache.clear(keys.partition(cache.keyPrefix, options?.tenant))
+      return clearThrough(cache, keys.partition(cache.keyPrefix, options?.tenant))
     })
 
-  const compute = makeGetOrCompute<V>({ encode: encodeEntry, read: readOf, cachedOf })
+  const compute = makeGetOrCompute<V>({ encode: encodeEntry, read: readOf, cachedOf, writeThrough })
 
   const getOrCompute = <E, R>(
     key: K,
@@ -193,3 +260,5 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
 
   return { name, get, set, invalidate, clear, getOrCompute }
 }
+
+const inRedis = (written: Cached<void>) => written.backend === "redis"

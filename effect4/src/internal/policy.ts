@@ -11,7 +11,15 @@
  *   store while Redis is unavailable, marked `local_degraded`.
  */
 import * as Effect from "effect/Effect"
-import { type Breaker, BreakerDomains, CLOSED, OPEN } from "@effect-failclosed/core"
+import {
+  type Breaker,
+  BreakerDomains,
+  CLOSED,
+  NearCache,
+  type NearRefill,
+  OPEN,
+  type Tracking
+} from "@effect-failclosed/core"
 import type { Backend, Cached, CacheModeName, CacheStats, DistributedCacheService } from "../DistributedCache.js"
 import { CacheBackendUnavailable } from "../errors.js"
 import * as SecurityEvent from "../SecurityEvent.js"
@@ -60,13 +68,19 @@ const MISS: Record<Backend, Cached<undefined>> = {
 }
 const valueOf = <A>(cached: Cached<A>): A => cached.value
 
+/** the near caches' counters: this line keeps no metrics yet */
+const NO_COUNT = { hit: () => {}, miss: () => {}, evicted: () => {}, flushed: () => {} }
+
 const makeService = (options: {
   readonly guard: Guard
   readonly keyPrefix: string
   readonly counters: Counters
   readonly backend: () => Backend
   readonly localEntries: () => number
+  /** the Redis modes: the invalidation connections of the near caches, and their background refill */
+  readonly near?: { readonly tracking: Tracking; readonly refill: NearRefill } | undefined
 }): DistributedCacheService => {
+  const near = options.near
   const { counters, guard } = options
   const read = (entry: Cached<string | null>): Cached<string | undefined> => {
     if (entry.value === null) {
@@ -117,7 +131,13 @@ const makeService = (options: {
     claim: (key, ttl) => guard.run("claim", key, (store) => store.claim(key, ttl)),
     rateLimit: (request) => guard.run("rateLimit", request.key, (store) => store.rateLimit(request)),
     acquireLock: (key, token, ttl) => guard.run("acquireLock", key, (store) => store.acquireLock(key, token, ttl)),
-    releaseLock: (key, token) => guard.run("releaseLock", key, (store) => store.releaseLock(key, token))
+    releaseLock: (key, token) => guard.run("releaseLock", key, (store) => store.releaseLock(key, token)),
+    nearCache:
+      near === undefined
+        ? undefined
+        : (settings) =>
+            // monotonic time for the proof of coherence: the native clock, as the Effect 3 line
+            new NearCache(near.tracking, settings, near.refill, NO_COUNT, performance.now.bind(performance))
   }
 }
 
@@ -147,7 +167,7 @@ const redisGuard = (options: {
   readonly breaker: Breaker
   readonly fallback: MemoryStore | undefined
   readonly counters: Counters
-}): { readonly guard: Guard; readonly domains: BreakerDomains } => {
+}): { readonly guard: Guard; readonly domains: BreakerDomains; readonly refill: NearRefill } => {
   const { counters, fallback, mode, store } = options
   const domains = new BreakerDomains(options.breaker)
   const domainOf = store.domainOf
@@ -220,7 +240,23 @@ const redisGuard = (options: {
     return isProbe ? Effect.onInterrupt(round, () => Effect.sync(() => breaker.probeAbandoned())) : round
   }
 
-  return { domains, guard: { mode, run: attempt } }
+  /**
+   * A near cache's background read of a key after its own write's invalidation: only while the breaker of the key's
+   * domain is closed (never while Redis is held unavailable, never as the probe), never from the fallback; a failure
+   * is left to the foreground operations to find.
+   */
+  const refill: NearRefill = (key, done) => {
+    const domain = domainOf === undefined ? "" : domainOf(key)
+    if (domains.whole.isOpen || (domain !== "" && domains.of(domain).isOpen)) return done(undefined)
+    Effect.runCallback(
+      Effect.orElseSucceed(store.get(key), () => undefined),
+      {
+        onExit: (exit) => done(exit._tag === "Success" ? exit.value : undefined)
+      }
+    )
+  }
+
+  return { domains, refill, guard: { mode, run: attempt } }
 }
 
 /** @internal */
@@ -228,10 +264,18 @@ export const makeStrict = (options: {
   readonly store: Store
   readonly breaker: Breaker
   readonly keyPrefix: string
+  readonly tracking: Tracking
 }): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
-  const { guard } = redisGuard({ ...options, mode: "StrictDistributed", fallback: undefined, counters })
-  return makeService({ guard, keyPrefix: options.keyPrefix, counters, backend: () => "redis", localEntries: () => 0 })
+  const { guard, refill } = redisGuard({ ...options, mode: "StrictDistributed", fallback: undefined, counters })
+  return makeService({
+    guard,
+    keyPrefix: options.keyPrefix,
+    counters,
+    backend: () => "redis",
+    localEntries: () => 0,
+    near: { tracking: options.tracking, refill }
+  })
 }
 
 /** @internal */
@@ -240,14 +284,16 @@ export const makeDegraded = (options: {
   readonly fallback: MemoryStore
   readonly breaker: Breaker
   readonly keyPrefix: string
+  readonly tracking: Tracking
 }): DistributedCacheService => {
   const counters: Counters = { hits: 0, misses: 0, failures: 0 }
-  const { domains, guard } = redisGuard({ ...options, mode: "ExplicitDegraded", counters })
+  const { domains, guard, refill } = redisGuard({ ...options, mode: "ExplicitDegraded", counters })
   return makeService({
     guard,
     keyPrefix: options.keyPrefix,
     counters,
     backend: () => (domains.anyOpen ? "local_degraded" : "redis"),
-    localEntries: options.fallback.size
+    localEntries: options.fallback.size,
+    near: { tracking: options.tracking, refill }
   })
 }

@@ -19,6 +19,7 @@
  * | `ReplayGuard`   | `<prefix>:{g:<name>:<tenant>:<hash of the nonce>}`               |
  * | `KeyValueStore` | `<prefix>:v:<name>:-:<hash of the key's JSON>`                   |
  * | Persistence     | `<prefix>:p:<store id>:-:<hash of the key's JSON>`               |
+ * | tag stamp       | `<prefix>:t:<keyspace name>:<tenant>:<hash of the tag's JSON>`   |
  *
  * A typical key (`fc`, keyspace `profiles`, tenant `acme`, key `{ userId: 12345 }`) is
  * `fc:k:profiles:acme:` and 24 characters: 43 bytes. This layout is new in 0.2.0 (see

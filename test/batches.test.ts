@@ -122,6 +122,15 @@ describe("getMany / setMany", () => {
       expect(Exit.isFailure(ttl) && JSON.stringify(ttl.cause)).toContain('"field":"timeToLive"')
       const read = yield* Effect.exit(Items.getMany(["a"], { tenant: "" }))
       expect(Exit.isFailure(read) && JSON.stringify(read.cause)).toContain("CacheValueInvalid")
+      // the batch itself: not an array (a JavaScript caller), or an empty one with a bad tenant id
+      for (const exit of [
+        yield* Effect.exit(Items.setMany({ length: 1 } as never)),
+        yield* Effect.exit(Effect.asVoid(Items.getMany("ab" as never))),
+        yield* Effect.exit(Items.setMany([], { tenant: "" })),
+        yield* Effect.exit(Effect.asVoid(Items.getMany([], { tenant: "" })))
+      ]) {
+        expect(Exit.isFailure(exit) && JSON.stringify(exit.cause)).toContain("CacheValueInvalid")
+      }
     }).pipe(Effect.provide(LocalOnly))
   )
 

@@ -300,6 +300,18 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       return Effect.asVoid(deleteStamp(cache, stamps, stampKey))
     })
 
+  /** what is wrong with a batch as a whole (not an array, a bad tenant id), before its elements are looked at */
+  const batchProblem = (
+    batch: unknown,
+    notAnArray: string,
+    field: InputField,
+    tenant: string | undefined
+  ): CacheValueInvalid | undefined => {
+    if (!Array.isArray(batch)) return invalidValue(notAnArray, field)
+    const problem = tenantProblem(tenant, maxTenantLength)
+    return problem === undefined ? undefined : invalidValue(problem, "tenant")
+  }
+
   const getMany: Keyspace<K, V>["getMany"] = (keys, options) =>
     observe(
       "getMany",
@@ -312,6 +324,9 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         CacheBackendUnavailable | CacheEntryInvalid | CacheValueInvalid
       > => {
         const metrics = metricsOf(cache.mode)
+        // checked before the keys too: an empty batch with a bad tenant id fails as a full one does
+        const badInput = batchProblem(keys, "keys must be an array of keys", "key", options?.tenant)
+        if (badInput !== undefined) return Effect.fail(badInput)
         const storeKeys: Array<string> = []
         for (let i = 0; i < keys.length; i++) {
           const storeKey = storeKeyOf(cache, keys[i]!, options?.tenant)
@@ -397,6 +412,13 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
 
   const setMany: Keyspace<K, V>["setMany"] = (entries, options) =>
     observe("setMany", (cache): Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid> => {
+      const badInput = batchProblem(
+        entries,
+        "entries must be an array of [key, value] pairs",
+        "options",
+        options?.tenant
+      )
+      if (badInput !== undefined) return Effect.fail(badInput)
       const ttl = ttlFor(options)
       if (typeof ttl === "string") return Effect.fail(invalidValue(ttl, "timeToLive"))
       const batch: Array<readonly [string, string, number | undefined]> = []

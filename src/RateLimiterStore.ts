@@ -227,6 +227,8 @@ export const make = (
   // the pacer of onExceeded "delay" is the limiter `<name>:paced`, and a limiter name has at most 128 characters
   if (name.length > 128 - PACED_SUFFIX.length)
     check.invalid(`name must be at most ${128 - PACED_SUFFIX.length} characters`)
+  // a store named `<x>:paced` would share its token-bucket state with the pacer of the store `<x>`
+  if (name.endsWith(PACED_SUFFIX)) check.invalid(`name must not end with "${PACED_SUFFIX}" (the pacers' names)`)
   const maxKeyLength = check.positiveInteger("maxKeyLength", options?.maxKeyLength, 1024)
   return Effect.map(DistributedCache, (cache) => makeService(cache, name, maxKeyLength))
 }

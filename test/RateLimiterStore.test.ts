@@ -8,7 +8,7 @@ import * as ExperimentalRateLimiter from "@effect/experimental/RateLimiter"
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Layer, Option, TestClock } from "effect"
 import { type DistributedCache, LocalOnly, RateLimiter, RedisClient, strictDistributed } from "effect-failclosed"
-import { backendUnavailable, layer } from "effect-failclosed/RateLimiterStore"
+import { backendUnavailable, layer, make } from "effect-failclosed/RateLimiterStore"
 import {
   clientLayer,
   COMMAND_TIMEOUT_MS,
@@ -67,6 +67,11 @@ const consumeOf = (options: {
   )
 
 describe("RateLimiterStore: @effect/experimental's RateLimiter cases, TestClock on LocalOnly", () => {
+  it("a name ending with :paced is refused: it would share state with the pacer of another store", () => {
+    expect(() => make({ name: "api:paced" })).toThrow(/must not end with ":paced"/)
+    expect(() => make({ name: "api:pacedx" })).not.toThrow()
+  })
+
   it.effect("fixed-window, onExceeded fail: 5 per minute, retryAfter to the end of the window", () =>
     Effect.gen(function* () {
       const consume = yield* consumeOf({ algorithm: "fixed-window", onExceeded: "fail" })

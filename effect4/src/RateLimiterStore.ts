@@ -164,6 +164,8 @@ export const layer = (
 ): Layer.Layer<EffectRateLimiter.RateLimiterStore, never, DistributedCache> => {
   const check = optionChecks("RateLimiterStore")
   const name = check.name(options.name ?? "effect-rate-limiter")
+  // a store named `<x>:paced` would share its token-bucket state with the pacer of the store `<x>`
+  if (name.endsWith(PACED_SUFFIX)) check.invalid(`name must not end with "${PACED_SUFFIX}" (the pacers' names)`)
   const maxKeyLength = check.positiveInteger("maxKeyLength", options.maxKeyLength, 1024)
   return Layer.effect(
     EffectRateLimiter.RateLimiterStore,

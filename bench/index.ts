@@ -5,7 +5,7 @@
  *
  *   npm run bench                      # full run (about 4 minutes)
  *   BENCH_QUICK=1 npm run bench        # a fast, noisier run
- *   BENCH_ONLY=local,redis npm run bench   # some sections (local, redis, features, ratelimit, mode, memory, effect4)
+ *   BENCH_ONLY=local,redis npm run bench   # some sections (local, redis, features, batches, ratelimit, mode, memory, effect4)
  *   BENCH_CHART=out.svg npm run bench  # the ratio bar chart elsewhere (default docs/img/performance.svg; not for a quick run)
  *   BENCH_JSON=out.json npm run bench  # also write every figure as JSON: { commit, versions, redis,
  *                                      #   settings, results: Result[] (harness.ts), memory }
@@ -33,6 +33,7 @@ import {
   toMarkdown
 } from "./harness.js"
 import { writePerformanceChart } from "./charts.js"
+import { batchCases } from "./batches.js"
 import { featureCases } from "./features.js"
 import { localCases } from "./local.js"
 import type { MemoryReport } from "./memory.js"
@@ -47,7 +48,9 @@ const settings: Settings = QUICK
 
 // effect4: the Effect 4 line's rows, run after this script by `npm run bench` (effect4/bench/index.ts, on Node 24)
 const only = new Set(
-  (process.env["BENCH_ONLY"] ?? "local,redis,features,ratelimit,mode,memory,effect4").split(",").map((s) => s.trim())
+  (process.env["BENCH_ONLY"] ?? "local,redis,features,batches,ratelimit,mode,memory,effect4")
+    .split(",")
+    .map((s) => s.trim())
 )
 
 const log = (line: string) => process.stderr.write(line + "\n")
@@ -183,6 +186,8 @@ const main = async () => {
     })
     // after the sections whose Redis figures are targets: its near cache's tracking prefix is checked on every write
     await setUp("features", "Near cache, getOrCompute options and PersistedCache", () => featureCases(server.url, cpu))
+    // after features: its tagged keyspaces open tracking prefixes of their own (checked by Redis on every write)
+    await setUp("batches", "Batches and tags", () => batchCases(server.url, cpu, log))
     // last of the Redis sections: its claims and decisions write keys that expire within seconds, and their expiry
     // costs Redis CPU that would land in the samples of the section after it
     await setUp("ratelimit", "Rate limits and replay guard vs raw EVALSHA / SET NX PX / rate-limiter-flexible", () =>

@@ -96,6 +96,8 @@ const bypassed = (store: Store): DistributedCacheService => {
         onFailure: onFailure.rateLimit,
         onSuccess: (value) => ({ value, backend: "redis", degraded: false, near: false, stale: false })
       }),
+    getMany: () => Effect.dieMessage("not measured"),
+    setMany: () => Effect.dieMessage("not measured"),
     acquireLock: () => Effect.dieMessage("not measured"),
     releaseLock: () => Effect.dieMessage("not measured")
   }

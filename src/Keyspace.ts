@@ -123,6 +123,29 @@ export interface TenantOptions {
 export interface SetOptions extends TenantOptions {
   /** overrides the keyspace's timeToLive for this entry */
   readonly timeToLive?: Duration.DurationInput | undefined
+  /**
+   * the entry's tags (at most 64 non-empty strings): `invalidateTag(tag, { tenant })` makes every entry of this
+   * keyspace and tenant carrying one of them a miss on every node (docs/tags-and-batches.md)
+   */
+  readonly tags?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * Options of `setMany`: one tenant and one time to live for the whole batch.
+ *
+ * @example
+ * ```ts
+ * import type { Keyspace } from "effect-failclosed"
+ *
+ * const batch: Keyspace.SetManyOptions = { tenant: "acme", timeToLive: "5 minutes" }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface SetManyOptions extends TenantOptions {
+  /** overrides the keyspace's timeToLive for every entry of the batch */
+  readonly timeToLive?: Duration.DurationInput | undefined
 }
 
 /**
@@ -165,7 +188,23 @@ export interface ClearOptions extends TenantOptions {
  * @since 0.1.0
  * @category models
  */
-export interface GetOrComputeOptions<V> extends SetOptions {
+export interface GetOrComputeOptions<V> extends TenantOptions {
+  /**
+   * overrides the keyspace's timeToLive for the computed entry; a function of the computed value lets the value
+   * decide (adaptive caching: `(user) => user.vip ? "1 minute" : "1 hour"`)
+   */
+  readonly timeToLive?: Duration.DurationInput | ((value: V) => Duration.DurationInput) | undefined
+  /**
+   * the computed entry's tags (see {@link SetOptions}), or a function of the computed value giving them
+   * (`(user) => ["org:" + user.orgId]`)
+   */
+  readonly tags?: ReadonlyArray<string> | ((value: V) => ReadonlyArray<string>) | undefined
+  /**
+   * a fraction of the time to live (0 < x < 1): a hit older than that answers at once with the value it found and
+   * starts one background refresh (one per key per process; one across nodes with `lock`). Nobody waits for it; a
+   * failing refresh is logged and leaves the value
+   */
+  readonly refreshAhead?: number | undefined
   /** a computed value is stored only when this returns true (default: always) */
   readonly shouldCache?: ((value: V) => boolean) | undefined
   /**
@@ -246,6 +285,41 @@ export interface Keyspace<K, V> {
     key: K,
     value: V,
     options?: SetOptions
+  ) => Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid, DistributedCache>
+  /**
+   * Reads many entries: near hits in process, the rest in one round trip (one MGET per Redis node). The answers
+   * are in the order of the keys. A key or tenant id no entry can have fails the whole call with
+   * `CacheValueInvalid` (its `reason` names the index) before anything is read; a stored entry that does not decode
+   * fails it with `CacheEntryInvalid`, as `get` does. One backend answers the batch: in ExplicitDegraded every
+   * result of a batch served node-locally is marked `degraded`.
+   */
+  readonly getMany: (
+    keys: ReadonlyArray<K>,
+    options?: TenantOptions
+  ) => Effect.Effect<
+    ReadonlyArray<Option.Option<Cached<V>>>,
+    CacheBackendUnavailable | CacheEntryInvalid | CacheValueInvalid,
+    DistributedCache
+  >
+  /**
+   * Writes many `[key, value]` entries in one round trip per Redis node. Every element is checked first: one invalid
+   * key, value, tenant id or timeToLive fails the call with `CacheValueInvalid` (its `reason` names the index) and
+   * nothing is written. Not a transaction: a batch that fails on Redis may have written some entries.
+   */
+  readonly setMany: (
+    entries: ReadonlyArray<readonly [key: K, value: V]>,
+    options?: SetManyOptions
+  ) => Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid, DistributedCache>
+  /**
+   * Makes every entry of this keyspace and tenant written with `tag` a miss, on every node (near caches included,
+   * within their `maxStaleness`); entries written afterwards with the tag are visible. One Redis command, whatever
+   * the number of entries. Fails closed in every Redis mode (`CacheBackendUnavailable`, ExplicitDegraded included): a
+   * deletion that Redis did not confirm is never done only locally. An invalid tag or tenant id fails with
+   * `CacheValueInvalid`.
+   */
+  readonly invalidateTag: (
+    tag: string,
+    options?: TenantOptions
   ) => Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid, DistributedCache>
   /** Deletes an entry; true when there was one. Fails closed in every Redis mode. */
   readonly invalidate: (

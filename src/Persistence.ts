@@ -25,8 +25,9 @@
  * - degraded marks: under `ExplicitDegraded`, `get`/`set` are served by the node-local fallback
  *   while Redis is unavailable and the result cannot say so (the security events and
  *   `DistributedCache.stats` tell); `remove` and `clear` fail closed in every Redis mode.
- * - atomic batches: `setMany` writes entry by entry (pipelined), so a failure may leave some of
- *   the entries written; `getMany` reads entry by entry.
+ * - atomic batches: `setMany` writes entry by entry (pipelined), so a Redis failure may leave
+ *   some of the entries written (a value that cannot be stored fails the batch before any entry
+ *   is written); `getMany` reads entry by entry.
  * - `PersistedCache`'s own in-memory tier (`inMemoryCapacity`, `inMemoryTTL`, 10 seconds by
  *   default) is node-local and caches failures too: see docs/effect-experimental.md.
  *
@@ -172,12 +173,14 @@ const makeStore = (
   const invalidValue = (method: "set" | "setMany", reason: string) =>
     Effect.fail(errorOf[method](new CacheValueInvalid({ keyspace: storeId, reason: `${reason}; nothing was written` })))
 
-  const write = (
+  /** a value as it is stored: the write to make (an expired time to live: a removal), or why it cannot be stored */
+  type Write = { readonly key: string; readonly json: string | undefined; readonly ttlMillis: number | undefined }
+  const prepare = (
     method: "set" | "setMany",
     key: string,
     value: unknown,
     ttl: Option.Option<Duration.Duration>
-  ): Effect.Effect<void, Persistence.PersistenceError> => {
+  ): Write | Effect.Effect<never, Persistence.PersistenceError> => {
     let json: string | undefined
     try {
       json = JSON.stringify(value)
@@ -192,22 +195,38 @@ const makeStore = (
     if (Option.isSome(ttl)) {
       const millis = ttlMillisOf(ttl.value)
       // a time to live of zero or less: the entry is expired at once, so none may stay behind
-      if (typeof millis === "string")
-        return Effect.asVoid(Effect.mapError(cache.invalidate(storeKey(key)), errorOf[method]))
+      if (typeof millis === "string") return { key: storeKey(key), json: undefined, ttlMillis: undefined }
       ttlMillis = millis
     }
-    return Effect.asVoid(Effect.mapError(cache.set(storeKey(key), json, ttlMillis), errorOf[method]))
+    return { key: storeKey(key), json, ttlMillis }
+  }
+  const perform = (method: "set" | "setMany", w: Write): Effect.Effect<void, Persistence.PersistenceError> =>
+    w.json === undefined
+      ? Effect.asVoid(Effect.mapError(cache.invalidate(w.key), errorOf[method]))
+      : Effect.asVoid(Effect.mapError(cache.set(w.key, w.json, w.ttlMillis), errorOf[method]))
+
+  const set = (key: string, value: unknown, ttl: Option.Option<Duration.Duration>) => {
+    const w = prepare("set", key, value, ttl)
+    return Effect.isEffect(w) ? w : perform("set", w)
+  }
+  /** every entry checked before any is written: a value that cannot be stored fails the batch, and nothing is written */
+  const setMany = (
+    entries: Iterable<readonly [string, unknown, Option.Option<Duration.Duration>]>
+  ): Effect.Effect<void, Persistence.PersistenceError> => {
+    const writes: Array<Write> = []
+    for (const [key, value, ttl] of entries) {
+      const w = prepare("setMany", key, value, ttl)
+      if (Effect.isEffect(w)) return w
+      writes.push(w)
+    }
+    return Effect.forEach(writes, (w) => perform("setMany", w), { concurrency: "unbounded", discard: true })
   }
 
   return {
     get,
     getMany: (keys) => Effect.forEach(keys, getOne, { concurrency: "unbounded" }),
-    set: (key, value, ttl) => write("set", key, value, ttl),
-    setMany: (entries) =>
-      Effect.forEach(entries, ([key, value, ttl]) => write("setMany", key, value, ttl), {
-        concurrency: "unbounded",
-        discard: true
-      }),
+    set,
+    setMany: (entries) => Effect.suspend(() => setMany(entries)),
     remove: (key) => Effect.asVoid(Effect.mapError(cache.invalidate(storeKey(key)), errorOf.remove)),
     // suspended: each run asks the cache anew, whatever its implementation does eagerly
     clear: Effect.suspend(() => Effect.asVoid(Effect.mapError(cache.clear(prefix), errorOf.clear)))

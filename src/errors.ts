@@ -102,7 +102,17 @@ export class CacheEntryInvalid extends Schema.TaggedError<CacheEntryInvalid>("ef
  * @since 0.2.0
  * @category errors
  */
-export const InputField = Schema.Literal("key", "value", "tenant", "timeToLive", "options", "nonce", "subject", "cost")
+export const InputField = Schema.Literal(
+  "key",
+  "value",
+  "tenant",
+  "timeToLive",
+  "tags",
+  "options",
+  "nonce",
+  "subject",
+  "cost"
+)
 
 /**
  * @since 0.2.0

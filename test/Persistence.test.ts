@@ -231,6 +231,18 @@ describe("Persistence: the BackingPersistence contract on Redis", () => {
         expect(Option.isNone(backendUnavailable(error))).toBe(true)
       }
       expect(yield* store.get("k")).toEqual(Option.none())
+      // one bad value in a batch: the batch fails before any of its entries is written
+      const error = yield* Effect.flip(
+        store.setMany([
+          ["a", 1, Option.none()],
+          ["b", 10n, Option.none()],
+          ["c", 3, Option.none()]
+        ])
+      )
+      assert(error.reason === "BackingError")
+      expect(error.method).toBe("setMany")
+      expect(error.cause).toBeInstanceOf(CacheValueInvalid)
+      expect(yield* store.getMany(["a", "b", "c"])).toEqual([Option.none(), Option.none(), Option.none()])
     }).pipe(Effect.scoped, Effect.provide(layerBacking({ maxValueBytes: 1_000 }).pipe(Layer.provide(LocalOnly))))
   )
 })

@@ -112,6 +112,17 @@ describe("RedisClient fails fast", () => {
     const message = Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause)
     expect(message).toMatch(/url must start with redis:\/\/ or rediss:\/\//)
     expect(message).not.toContain("hunter2")
+    // a redis:// URL that does not parse: ioredis' TypeError would carry the whole URL (password included) in `input`
+    const unparsable = Effect.runSyncExit(
+      Effect.scoped(Effect.asVoid(RedisClient.make({ url: "redis://:hunter2@127.0.0.1:99999" })))
+    )
+    expect(Exit.isFailure(unparsable) && Cause.isDie(unparsable.cause)).toBe(true)
+    const defect = Cause.squash((unparsable as Exit.Failure<unknown, unknown>).cause)
+    expect(String(defect)).toMatch(/url does not parse/)
+    expect(
+      JSON.stringify(Object.entries(defect as object)) +
+        Cause.pretty((unparsable as Exit.Failure<unknown, unknown>).cause)
+    ).not.toContain("hunter2")
     for (const bad of [{ commandTimeout: 0 }, { connectTimeout: -5 }, { maxReconnectDelay: Duration.infinity }]) {
       const e = Effect.runSyncExit(Effect.scoped(Effect.asVoid(RedisClient.make(bad))))
       expect(Exit.isFailure(e) && Cause.isDie(e.cause), JSON.stringify(bad)).toBe(true)

@@ -39,6 +39,8 @@ describe("TestCache.Unavailable", () => {
       > = {
         get: cache.get("k"),
         set: cache.set("k", "v", 1000),
+        getMany: cache.getMany(["k", "l"]),
+        setMany: cache.setMany([["k", "v", 1000]]),
         invalidate: cache.invalidate("k"),
         clear: cache.clear("fc:"),
         count: cache.count("fc:"),

@@ -10,7 +10,7 @@ import { DistributedCache, Keyspace, RedisClient, strictDistributed } from "effe
 import * as RateLimiter from "effect-failclosed/RateLimiter"
 import * as ReplayGuard from "effect-failclosed/ReplayGuard"
 import { Redis } from "ioredis"
-import { run } from "../src/cli/run.js"
+import { run, Usage } from "../src/cli/run.js"
 import { redisServer } from "./support/RedisServer.js"
 
 const PASSWORD = "cli-pw-9Xq-secret"
@@ -120,10 +120,14 @@ describe("effect-failclosed key", () => {
         [["pattern", "--tenant", "acme"], /exactly one of --keyspace/],
         [["pattern", "--rate-limiter", "l", "--algorithm", "leaky"], /--algorithm must be/],
         [["inspect", "k"], /give --url or set REDIS_URL/],
-        [["frobnicate"], /unknown command/]
+        [["frobnicate"], /unknown command/],
+        // a URL that does not parse: a usage error that never echoes it (the password in it)
+        [["inspect", "k", "--url", `redis://:${PASSWORD}@127.0.0.1:99999`], /the Redis URL does not parse/]
       ] as const) {
-        const error = yield* Effect.flip(Effect.tryPromise(() => run(argv, {})))
-        expect(String((error as { error: unknown }).error)).toMatch(message)
+        const error = (yield* Effect.flip(Effect.tryPromise(() => run(argv, {})))).error
+        expect(String(error)).toMatch(message)
+        expect(error).toBeInstanceOf(Usage)
+        expect(JSON.stringify(Object.entries(error as object)) + String(error)).not.toContain(PASSWORD)
       }
     })
   )
@@ -211,6 +215,10 @@ describe("effect-failclosed inspect", () => {
       const slidingKeys = yield* newKeys
       yield* provide(ReplayGuard.make({ name: "webhooks", window: "1 minute" }).claim("evt_1", { tenant: "shop" }))
       const [claimKey] = yield* newKeys
+      // a tagged entry, and the stamp of its tag
+      yield* provide(Profiles.set({ userId: 4, region: "eu" }, { name: "Lin" }, { tenant: "acme", tags: ["org:7"] }))
+      const taggedKey = yield* keyOf(["--tenant", "acme", "--key", '{"userId":4,"region":"eu"}'])
+      const stampKey = (yield* newKeys).find((k) => k.startsWith("fc:t:"))
       // not JSON: a corrupt entry
       const corruptKey = yield* keyOf(["--key", '{"userId":3,"region":"eu"}'])
       yield* Effect.promise(() => admin.set(corruptKey, "{not json"))
@@ -266,6 +274,19 @@ describe("effect-failclosed inspect", () => {
         kind: "replay claim",
         of: { feature: "replayGuard", name: "webhooks", tenant: "shop" },
         claimed: true
+      })
+      const tagged = yield* inspect(taggedKey)
+      expect(tagged).toMatchObject({
+        kind: "plain entry",
+        of: { feature: "keyspace", name: "profiles", tenant: "acme", lock: false },
+        value: { name: "Lin" },
+        tags: [{ tagHash: expect.any(String), token: expect.any(String) }]
+      })
+      expect(stampKey).toMatch(/^fc:t:profiles:acme:[A-Za-z0-9_-]{24}$/)
+      expect(yield* inspect(stampKey!)).toMatchObject({
+        kind: "tag stamp",
+        of: { feature: "tagStamp", name: "profiles", tenant: "acme" },
+        token: (tagged["tags"] as Array<{ token: string }>)[0]!.token
       })
       expect(yield* inspect(corruptKey)).toMatchObject({ kind: "corrupt entry", reason: "not JSON" })
       expect(yield* inspect("fc:nothing-here:-:x")).toMatchObject({ code: 1, kind: "missing" })

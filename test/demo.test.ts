@@ -42,7 +42,9 @@ describe("npm run demo", () => {
         const cached = yield* AppSessions.get({ id: "s-1" }, { tenant: "acme" }).pipe(Effect.provide(app))
         expect(Option.map(cached, (c) => c.value)).toEqual(Option.some(entry))
         expect(yield* Effect.promise(() => redis.command("KEYS", "*"))).toBe(before)
-      })
+      }),
+    // the demo is a child process (tsx): a loaded machine takes tens of seconds to start it
+    90_000
   )
 
   it.scoped("shows every mode serving from its backend when Redis is up", () =>

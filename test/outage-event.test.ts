@@ -88,6 +88,8 @@ describe("the runtime outage event of a killed redis-server", () => {
         // each one answers node-locally, marked degraded
         yield* run(Items.set("a", { n: 1 }))
         expect(Option.map(yield* run(Items.get("a")), (c) => c.degraded)).toEqual(Option.some(true))
+        yield* run(Items.setMany([["c", { n: 3 }]]))
+        expect((yield* run(Items.getMany(["c"]))).map(Option.map((c) => c.degraded))).toEqual([Option.some(true)])
         expect((yield* run(limiter.consume("s"))).degraded).toBe(true)
         expect((yield* run(guard.claim("n"))).degraded).toBe(true)
         const locked = yield* run(Items.getOrCompute("b", Effect.succeed({ n: 2 }), { lock: true }))
@@ -98,7 +100,8 @@ describe("the runtime outage event of a killed redis-server", () => {
         expect(event!.detail).toBe(
           "Redis is unavailable (" +
             /\((connection lost|connection refused)\)/.exec(event!.detail)![1] +
-            "); get, set, rate-limit decisions, replay claims, getOrCompute locks are served node-locally and marked" +
+            "); get, set, getMany, setMany, rate-limit decisions, replay claims, getOrCompute locks are served" +
+            " node-locally and marked" +
             " degraded until it answers; invalidate, clear and count fail with CacheBackendUnavailable"
         )
       })

@@ -45,6 +45,17 @@ export const makeSecretScrubber = (secrets: ReadonlyArray<string | undefined>) =
   }
 }
 
+/**
+ * Why `url` cannot be a Redis URL (`redis://` or `rediss://`, and one that parses), or undefined when it can. The
+ * reason never holds the URL: it may carry a password. (ioredis parses the URL when a client is made, and a malformed
+ * one throws a `TypeError` whose `input` is the whole URL: checked here first, that error is never thrown.)
+ * @internal
+ */
+export const redisUrlProblem = (url: string): string | undefined => {
+  if (!/^rediss?:\/\//.test(url)) return "must start with redis:// or rediss://"
+  return URL.canParse(url) ? undefined : "does not parse as a URL"
+}
+
 /** `host:port` of a Redis URL, without credentials @internal */
 export const describeUrl = (url: string): string => {
   try {

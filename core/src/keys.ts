@@ -11,6 +11,7 @@
  *   ReplayGuard     <prefix>:{g:<name>:<tenant>:<hash>}
  *   KeyValueStore   <prefix>:v:<name>:-:<hash>
  *   Persistence     <prefix>:p:<store id>:-:<hash>
+ *   tag stamp       <prefix>:t:<name>:<tenant>:<tag hash>             (a Keyspace's tags: core/src/tags.ts)
  *
  * - `<prefix>` matches `[A-Za-z0-9._-]{1,64}`: no `:`.
  * - `<name>` and `<tenant>` are segments: a string of `[A-Za-z0-9._-]` is written as it is (except `-` alone),
@@ -26,7 +27,7 @@
  *   hash takes about 2^72 SHA-256 evaluations, a preimage of a given key (another user's subject or nonce) 2^144,
  *   and the chance that any two of 2^32 live keys of one partition collide by accident is about 2^-81. 128 bits
  *   (2^64 for a collision) is within reach of a GPU farm; 192 bits would put the typical key over 48 bytes.
- * - The feature tag after `<prefix>:` (`k`, `{rf`, `{rs`, `{rt`, `{g`, `v`, `p`, each followed by `:`) is
+ * - The feature tag after `<prefix>:` (`k`, `{rf`, `{rs`, `{rt`, `{g`, `v`, `p`, `t`, each followed by `:`) is
  *   self-delimiting, and so is every segment: the layout is injective over (prefix, feature, name, tenant, key), and
  *   a partition prefix (up to and including a `:`) starts exactly the keys of that partition.
  * - Rate-limit and replay keys are Redis Cluster hash tags (`{…}`): every key a decision touches is in one slot.

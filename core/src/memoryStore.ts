@@ -80,6 +80,11 @@ export const makeMemoryStore = (options: { readonly capacity: number; readonly n
       return (entry.read ??= { value: entry.value, backend: "local", degraded: false, near: false, stale: false })
     },
     set: (key, value, ttlMillis) => put(key, value, ttlMillis === undefined ? Infinity : now() + ttlMillis),
+    getMany: (keys) => keys.map((key) => touch(key)?.value ?? null),
+    setMany: (batch) => {
+      const at = now()
+      for (const [key, value, ttl] of batch) put(key, value, ttl === undefined ? Infinity : at + ttl)
+    },
     invalidate: (key) => lookup(key, now()) !== undefined && entries.delete(key),
     clear: (prefix) => {
       let n = 0

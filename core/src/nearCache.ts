@@ -153,6 +153,16 @@ export class NearCache<T = unknown> implements Near<T>, TrackingListener {
     return entry
   }
 
+  /**
+   * The live entry of `key` without a proof check or a recency update: for a caller that proved coherence on the same
+   * tracking connections in the same synchronous step (a near hit of a tagged entry checking its tags' stamps).
+   */
+  peek(key: string): NearEntry<T> | undefined {
+    const entry = this.entries.get(key)
+    // entries without a time to live (the stamps of tags) need no clock read
+    return entry === undefined || (entry.expiresAt !== Infinity && entry.expiresAt <= this.now()) ? undefined : entry
+  }
+
   /** before a read's GET is sent */
   beginRead(key: string): Ticket {
     let ticket = this.inflight.get(key)

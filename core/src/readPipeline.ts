@@ -10,8 +10,14 @@
  *
  * Freshness lives in the entry (the envelope, `envelope.ts`): a sealed entry past `freshUntil` is a miss unless the
  * caller asked for stale values; that holds wherever the entry is read from, the near cache included.
+ *
+ * A tagged entry (`tags.ts`) carries its tag marks in front of that: it is a value only while every tag's stamp
+ * holds the token the entry carries. The stamps known in process come from `PipelineOptions.tags`; a store answer
+ * whose stamps are not all known names the stamps to read ({@link ReadPipeline.unknownStamps}), and `settle` takes
+ * what the store answered for them. A stamp that is missing or holds another token makes the entry a miss.
  */
 import { type Envelope, Invalid, isSealed, unseal } from "./envelope.js"
+import { isTagged, readTagged, type TagMark } from "./tags.js"
 
 /** where an answer came from: Redis, the memory of a LocalOnly cache, or the fallback of an ExplicitDegraded one */
 export type Backend = "redis" | "local" | "local_degraded"
@@ -122,6 +128,11 @@ export interface NearTicket {
 export interface Near<T> {
   /** the live entry of `key` while coherence is proven, else undefined */
   readonly lookup: (key: string) => NearEntry<T> | undefined
+  /**
+   * the live entry of `key`, no proof checked: only for a caller that has just proven coherence on the same
+   * connections (a lookup of another near cache of the same cache, in the same synchronous step)
+   */
+  readonly peek?: ((key: string) => NearEntry<T> | undefined) | undefined
   /** before a read's round trip */
   readonly beginRead: (key: string) => NearTicket
   /** after it: `json` is what Redis answered (null: no entry; undefined: the read failed or did not reach Redis) */
@@ -162,6 +173,10 @@ export interface NearSettings {
 interface Decoded<V, M> {
   readonly value: V
   readonly envelope: Envelope | undefined
+  /** a tagged entry's marks (undefined: untagged) */
+  readonly marks: ReadonlyArray<TagMark> | undefined
+  /** the stamp keys of `marks` for the entry's key, made on its first check (an entry lives under one key) */
+  stampKeys: ReadonlyArray<string> | undefined
   /** plain entries only: the one read of a LocalOnly or near entry */
   shared: Found<V, M> | undefined
 }
@@ -188,6 +203,23 @@ export interface PipelineOptions<V> {
   readonly local?: ((key: string) => StoreEntry | undefined) | undefined
   /** the near cache in front of Redis */
   readonly near?: Near<unknown> | undefined
+  /** the stamps of tagged entries (absent: the entries of this pipeline are never tagged, or a tag check fails) */
+  readonly tags?: TagStamps | undefined
+}
+
+/** where a pipeline finds the stamps of a tagged entry's tags */
+export interface TagStamps {
+  /** the stamp key of tag `hash` for the entry `entryKey` (in the entry's tenant partition) */
+  readonly stampKeyOf: (entryKey: string, hash: string) => string
+  /** the token a stamp holds as known in process (null: known to be missing), undefined when not known */
+  readonly known: (stampKey: string) => string | null | undefined
+  /** the near cache of the stamps, which the wrapper fills with what it reads of them (absent: none) */
+  readonly near?: Near<unknown> | undefined
+  /**
+   * `known` for a near hit: the keyspace's near cache proved coherence on the same connections in this step, so the
+   * stamps' near cache is read without proving it again (absent: `known` is asked)
+   */
+  readonly knownNear?: ((stampKey: string) => string | undefined) | undefined
 }
 
 /**
@@ -199,6 +231,8 @@ export class ReadPipeline<V, M = unknown> {
   private readonly local: ((key: string) => StoreEntry | undefined) | undefined
   private readonly decode: Decode<V>
   private readonly shareDecoded: boolean
+  /** where this pipeline finds the stamps of tagged entries */
+  readonly tags: TagStamps | undefined
   /** what a LocalOnly entry decoded to, kept next to the entry object (the memory store's, one per write) */
   private readonly localDecoded = new WeakMap<StoreEntry, Decoded<V, M>>()
 
@@ -207,6 +241,23 @@ export class ReadPipeline<V, M = unknown> {
     this.shareDecoded = options.shareDecoded
     this.local = options.local
     this.near = options.near as Near<Decoded<V, M>> | undefined
+    this.tags = options.tags
+  }
+
+  /**
+   * The stamp keys a store answer needs read before `settle` (a tagged entry whose stamps are not all known in
+   * process), or undefined when none is needed.
+   */
+  unknownStamps(key: string, raw: string | undefined): ReadonlyArray<string> | undefined {
+    if (raw === undefined || !isTagged(raw) || this.tags === undefined) return undefined
+    const tagged = readTagged(raw)
+    if (tagged === undefined) return undefined
+    let unknown: Array<string> | undefined
+    for (const mark of tagged.marks) {
+      const stampKey = this.tags.stampKeyOf(key, mark.hash)
+      if (this.tags.known(stampKey) === undefined) (unknown ??= []).push(stampKey)
+    }
+    return unknown
   }
 
   /**
@@ -226,7 +277,7 @@ export class ReadPipeline<V, M = unknown> {
         decoded = d
         if (this.shareDecoded) this.localDecoded.set(entry, decoded)
       }
-      return this.judge(decoded, "local", false, false, now, stale, MISS.local)
+      return this.judge(decoded, key, undefined, "local", false, false, now, stale, MISS.local)
     }
     const near = this.near
     if (near === undefined) return STORE
@@ -241,13 +292,14 @@ export class ReadPipeline<V, M = unknown> {
         }
       }
       if (decoded !== undefined) {
-        const read = this.judge(decoded, "redis", false, true, now, stale, undefined)
+        const read = this.judge(decoded, key, undefined, "redis", false, true, now, stale, undefined)
         if (read !== undefined) {
           near.hit()
           return read
         }
       }
-      // corrupt, or past its freshness for a caller that did not ask for stale: Redis answers (as it would)
+      // corrupt, past its freshness for a caller that did not ask for stale, or tagged with a stamp not known (or not
+      // matching) in process: Redis answers (as it would)
     }
     near.miss()
     return near.beginRead(key)
@@ -255,9 +307,17 @@ export class ReadPipeline<V, M = unknown> {
 
   /**
    * The second step: the store's answer (undefined: the read failed) to the round trip `pending` started. A clean
-   * answer from Redis fills the near cache; what it holds is reported.
+   * answer from Redis fills the near cache; what it holds is reported. `stamps`: what the store answered for the
+   * stamps {@link unknownStamps} named (a tagged entry with a stamp known nowhere is a miss).
    */
-  settle(key: string, pending: Pending, entry: StoreEntry | undefined, now: Now, stale: boolean): Read<V, M> {
+  settle(
+    key: string,
+    pending: Pending,
+    entry: StoreEntry | undefined,
+    now: Now,
+    stale: boolean,
+    stamps?: ReadonlyMap<string, string | null>
+  ): Read<V, M> {
     const near = pending === STORE ? undefined : this.near
     if (entry === undefined) {
       near?.endRead(key, pending as NearTicket, undefined)
@@ -278,7 +338,7 @@ export class ReadPipeline<V, M = unknown> {
       // the near entry and this caller share one decoded value (the wrapper's decoder froze it)
       if (kept !== undefined && this.shareDecoded) kept.memo = decoded
     }
-    return this.judge(decoded, entry.backend, entry.degraded, false, now, stale, MISS[entry.backend])!
+    return this.judge(decoded, key, stamps, entry.backend, entry.degraded, false, now, stale, MISS[entry.backend])!
   }
 
   /** before a write of `key` is sent (set, invalidate): the near entry goes, reads in flight may not fill it */
@@ -293,6 +353,14 @@ export class ReadPipeline<V, M = unknown> {
 
   /** the raw entry decoded: its value and freshness, or why it is not one */
   private decoded(raw: string): Decoded<V, M> | Invalid {
+    if (!isTagged(raw)) return this.decodedUntagged(raw, undefined)
+    const tagged = readTagged(raw)
+    if (tagged === undefined) return new Invalid("the stored entry's tags are corrupt")
+    return this.decodedUntagged(tagged.entry, tagged.marks)
+  }
+
+  /** an entry under its tags (if any): plain or sealed */
+  private decodedUntagged(raw: string, marks: ReadonlyArray<TagMark> | undefined): Decoded<V, M> | Invalid {
     let envelope: Envelope | undefined
     let json = raw
     if (isSealed(raw)) {
@@ -303,12 +371,37 @@ export class ReadPipeline<V, M = unknown> {
     const decode = this.decode
     const value = decode(json)
     if (value instanceof Invalid) return value
-    return { value, envelope, shared: undefined }
+    return { value, envelope, marks, stampKeys: undefined, shared: undefined }
   }
 
-  /** a decoded entry at `now`: fresh, stale (only when asked for), or `past` */
+  /** true when every stamp of a tagged entry holds the entry's token (known in process, or just read) */
+  private tagsHold(
+    decoded: Decoded<V, M>,
+    key: string,
+    stamps: ReadonlyMap<string, string | null> | undefined,
+    nearHit: boolean
+  ): boolean {
+    const tags = this.tags
+    const marks = decoded.marks!
+    if (tags === undefined) return false
+    const knownNear = nearHit ? tags.knownNear : undefined
+    // a near entry's hits check the same stamps every time: their keys are made once (a loop, no closure: a near hit
+    // of a tagged entry costs a Map lookup per tag more than an untagged one)
+    const stampKeys = (decoded.stampKeys ??= marks.map((mark) => tags.stampKeyOf(key, mark.hash)))
+    for (let i = 0; i < marks.length; i++) {
+      const stampKey = stampKeys[i]!
+      let token = knownNear === undefined ? tags.known(stampKey) : knownNear(stampKey)
+      if (token === undefined) token = stamps?.get(stampKey)
+      if (token !== marks[i]!.token) return false
+    }
+    return true
+  }
+
+  /** a decoded entry at `now`: fresh, stale (only when asked for), or `past` (also: its tags no longer hold) */
   private judge<P extends Miss | undefined>(
     decoded: Decoded<V, M>,
+    key: string,
+    stamps: ReadonlyMap<string, string | null> | undefined,
     backend: Backend,
     degraded: boolean,
     near: boolean,
@@ -316,6 +409,7 @@ export class ReadPipeline<V, M = unknown> {
     stale: boolean,
     past: P
   ): Found<V, M> | P {
+    if (decoded.marks !== undefined && !this.tagsHold(decoded, key, stamps, near)) return past
     const envelope = decoded.envelope
     if (envelope === undefined) {
       // plain: fresh while it exists. A LocalOnly or near entry answers every read with one object.

@@ -7,6 +7,7 @@
  * - {@link MemoryStore} (`memoryStore.ts`): the same operations, synchronous (a wrapper's `Effect.sync`), with time
  *   from a `now` function the wrapper passes (Effect's Clock, so TestClock rules).
  */
+import type { BatchEntry } from "./batch.js"
 
 /**
  * A store operation could not be carried out. `unavailable`: the backend did not answer (connection refused or
@@ -84,6 +85,10 @@ export interface RedisStore {
   readonly get: (key: string, done: Done<string | null>) => void
   /** ttlMillis: a positive integer, or undefined for no expiry */
   readonly set: (key: string, value: string, ttlMillis: number | undefined, done: Done<void>) => void
+  /** the entries of `keys`, null for a missing one, in the order of the keys: one MGET per node (`batch.ts`) */
+  readonly getMany: (keys: ReadonlyArray<string>, done: Done<ReadonlyArray<string | null>>) => void
+  /** writes every entry `[key, value, ttlMillis]`: one pipeline per node (`batch.ts`) */
+  readonly setMany: (entries: ReadonlyArray<BatchEntry>, done: Done<void>) => void
   /** deletes `key`: true when there was a live entry */
   readonly invalidate: (key: string, done: Done<boolean>) => void
   /** deletes every key that starts with `prefix` (a partition prefix of the key codec); how many */
@@ -126,6 +131,8 @@ export interface MemoryStore {
   readonly size: () => number
   readonly get: (key: string) => string | null
   readonly set: (key: string, value: string, ttlMillis: number | undefined) => void
+  readonly getMany: (keys: ReadonlyArray<string>) => ReadonlyArray<string | null>
+  readonly setMany: (entries: ReadonlyArray<BatchEntry>) => void
   readonly invalidate: (key: string) => boolean
   readonly clear: (prefix: string) => number
   readonly count: (prefix: string) => number

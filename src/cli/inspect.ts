@@ -4,8 +4,8 @@
  * password or the URL.
  */
 import { Redis } from "ioredis"
-import { makeSecretScrubber } from "@effect-failclosed/core"
-import { describeKey, isSealed, type KeyKind, unseal } from "./layout.js"
+import { makeSecretScrubber, urlPassword } from "@effect-failclosed/core"
+import { describeKey, isSealed, isTagged, type KeyKind, readTagged, unseal } from "./layout.js"
 
 /** where Redis is, as `RedisClient.layerConfig()` reads it (the password and username may also come apart) */
 export interface Connection {
@@ -28,6 +28,7 @@ export interface Inspection {
     | "rate-limit state"
     | "replay claim"
     | "store entry"
+    | "tag stamp"
     | "not the library's"
   /** what the key's shape says: feature, name, tenant */
   readonly of?: KeyKind | undefined
@@ -50,14 +51,30 @@ const parseJson = (raw: string): { readonly ok: true; readonly value: unknown } 
   }
 }
 
-/** a string value: an entry (plain or sealed), a lock, a claim, or a store's entry */
-const stringValue = (key: string, of: KeyKind | undefined, raw: string, ttlMillis: number | null, now: number) => {
+/** a string value: an entry (plain, sealed or tagged), a lock, a claim, a tag stamp, or a store's entry */
+const stringValue = (
+  key: string,
+  of: KeyKind | undefined,
+  raw: string,
+  ttlMillis: number | null,
+  now: number
+): Inspection => {
   const base = { key, of, ttlMillis }
   if (of?.feature === "replayGuard") return { ...base, kind: "replay claim", claimed: true } as const
   if (of?.feature === "keyspace" && of.lock) return { ...base, kind: "getOrCompute lock", held: true } as const
   if (of?.feature === "keyValueStore" || of?.feature === "persistence") {
     const json = parseJson(raw)
     return { ...base, kind: "store entry", value: json.ok ? json.value : raw } as const
+  }
+  // the random token of the tag's stamp: entries written with this tag carry it while it is there
+  if (of?.feature === "tagStamp") return { ...base, kind: "tag stamp", token: raw } as const
+  if (isTagged(raw)) {
+    // a Keyspace entry written with tags: the stamps' tokens it carries, then the entry as it would be stored untagged
+    const tagged = readTagged(raw)
+    if (tagged === undefined)
+      return { ...base, kind: "corrupt entry", reason: "a tagged entry whose head does not parse" } as const
+    const entry = stringValue(key, of, tagged.entry, ttlMillis, now)
+    return { ...entry, tags: tagged.marks.map((mark) => ({ tagHash: mark.hash, token: mark.token })) }
   }
   if (isSealed(raw)) {
     const envelope = unseal(raw)
@@ -125,19 +142,25 @@ const readKey = async (client: Redis, key: string, of: KeyKind | undefined, now:
 
 /** decodes what is stored under `key` (for a sliding window's decision key: its log and its meta hash) */
 export const inspect = async (key: string, connection: Connection): Promise<Inspection> => {
-  const scrub = makeSecretScrubber([connection.password, connection.url])
-  const client = new Redis(connection.url, {
-    username: connection.username,
-    password: connection.password,
-    lazyConnect: true,
-    connectTimeout: connection.timeoutMillis,
-    commandTimeout: connection.timeoutMillis,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    // ioredis' ready check sends INFO: read-only, kept
-    enableReadyCheck: true
-  })
+  const scrub = makeSecretScrubber([connection.password, urlPassword(connection.url), connection.url])
+  let client: Redis
+  try {
+    // ioredis parses the URL here: a malformed one throws a TypeError whose `input` is the whole URL, password included
+    client = new Redis(connection.url, {
+      username: connection.username,
+      password: connection.password,
+      lazyConnect: true,
+      connectTimeout: connection.timeoutMillis,
+      commandTimeout: connection.timeoutMillis,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      // ioredis' ready check sends INFO: read-only, kept
+      enableReadyCheck: true
+    })
+  } catch (error) {
+    throw new InspectFailed(`the Redis URL does not parse: ${scrub(error)}`)
+  }
   // connection errors are reported by the rejected command below, scrubbed
   client.on("error", () => {})
   try {

@@ -12,6 +12,9 @@ export { keyspaceEntryKey, type KeyspaceEntry, type ScanTarget, scanPattern } fr
 /** the envelope of an entry written with a stale window (`~1:<writtenAt>:<freshUntil>:<json>`) */
 export { isSealed, unseal } from "@effect-failclosed/core"
 
+/** a tagged entry (`#1:<tag hash>.<token>,…\n<entry>`): its tag marks, then the entry as stored untagged */
+export { isTagged, readTagged } from "@effect-failclosed/core"
+
 /** what a key is, read from its shape */
 export type KeyKind =
   | {
@@ -30,6 +33,8 @@ export type KeyKind =
       readonly part: "log" | "meta" | undefined
     }
   | { readonly feature: "replayGuard"; readonly name: string; readonly tenant: string | null }
+  /** the stamp of one tag of a keyspace (`<prefix>:t:<keyspace>:<tenant>:<tag hash>`, see the core's tags.ts) */
+  | { readonly feature: "tagStamp"; readonly name: string; readonly tenant: string | null }
   | { readonly feature: "keyValueStore" | "persistence"; readonly name: string }
 
 /** a name or tenant segment: as it is (`[A-Za-z0-9._-]`), or `~` + base64url of its UTF-16LE code units */
@@ -43,6 +48,7 @@ const ALGORITHMS = Object.fromEntries(Object.entries(ALGORITHM_TAG).map(([a, tag
 const RATE_LIMITER = new RegExp(`^[^:]+:\\{r([fst]):(${SEGMENT}):(${SEGMENT}):${HASH}\\}(:l|:m)?$`)
 const REPLAY_GUARD = new RegExp(`^[^:]+:\\{g:(${SEGMENT}):(${SEGMENT}):${HASH}\\}$`)
 const STORE = new RegExp(`^[^:]+:(v|p):(${SEGMENT}):`)
+const TAG_STAMP = new RegExp(`^[^:]+:t:(${SEGMENT}):(${SEGMENT}):${HASH}$`)
 const KEYSPACE = new RegExp(`^[^:]+:k:(${SEGMENT}):(${SEGMENT}):${HASH}(~lock)?$`)
 
 /** a segment's string; undefined for a malformed one (then the key is not one of the library's) */
@@ -70,6 +76,12 @@ export const describeKey = (key: string): KeyKind | undefined => {
   if (m !== null) {
     const name = nameOf(m[2]!)
     return name === undefined ? undefined : { feature: m[1] === "v" ? "keyValueStore" : "persistence", name }
+  }
+  m = TAG_STAMP.exec(key)
+  if (m !== null) {
+    const name = nameOf(m[1]!)
+    const tenant = tenantOf(m[2]!)
+    return name === undefined || tenant === undefined ? undefined : { feature: "tagStamp", name, tenant }
   }
   m = KEYSPACE.exec(key)
   if (m !== null) {

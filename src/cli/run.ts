@@ -8,6 +8,7 @@
  * Exit codes: 0 done, 1 the key holds nothing, 2 a usage error, 3 Redis did not answer.
  */
 import { parseArgs } from "node:util"
+import { redisUrlProblem } from "@effect-failclosed/core"
 import { inspect } from "./inspect.js"
 import { keyspaceEntryKey, type ScanTarget, scanPattern } from "./layout.js"
 
@@ -136,7 +137,9 @@ export const run = async (
       if (rest.length !== 1) throw new Usage("inspect takes one key")
       const url = values.url ?? env["REDIS_URL"]
       if (url === undefined || url === "") throw new Usage("give --url or set REDIS_URL")
-      if (!/^rediss?:\/\//.test(url)) throw new Usage("the Redis URL must start with redis:// or rediss://")
+      // never echoed: it may carry a password
+      const problem = redisUrlProblem(url)
+      if (problem !== undefined) throw new Usage(`the Redis URL ${problem}`)
       const inspection = await inspect(rest[0]!, {
         url,
         username: env["REDIS_USERNAME"] || undefined,

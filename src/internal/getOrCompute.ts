@@ -28,7 +28,7 @@ import {
   seal
 } from "@effect-failclosed/core"
 import type { Backend, Cached, CacheModeName, DistributedCacheService } from "../DistributedCache.js"
-import type { CacheBackendUnavailable, CacheValueInvalid } from "../errors.js"
+import { type CacheBackendUnavailable, CacheValueInvalid } from "../errors.js"
 import type { GetOrComputeOptions } from "../Keyspace.js"
 import { cachedOf, makeCached } from "./cached.js"
 import { failedIn, increment, perMode } from "./observability.js"
@@ -48,6 +48,8 @@ export interface Stampede {
   readonly computeTimeoutMillis: number | undefined
   /** a stale window is asked for: reads accept values past their freshness (served only within the window) */
   readonly acceptsStale: boolean
+  /** `refreshAhead`: the fraction of the time to live past which a hit starts a background refresh (0: off) */
+  readonly refreshAhead: number
 }
 
 /** the default `lockTimeout` @internal */
@@ -60,7 +62,8 @@ export const PLAIN: Stampede = {
   revalidateMillis: 0,
   ifErrorMillis: 0,
   computeTimeoutMillis: undefined,
-  acceptsStale: false
+  acceptsStale: false,
+  refreshAhead: 0
 }
 
 /**
@@ -69,11 +72,13 @@ export const PLAIN: Stampede = {
  * @internal
  */
 export const stampedeOf = (options: GetOrComputeOptions<never> | undefined): Stampede | string => {
-  if (
-    options === undefined ||
-    (options.lock !== true && options.staleWhileRevalidate === undefined && options.staleIfError === undefined)
-  ) {
-    return PLAIN
+  if (options === undefined) return PLAIN
+  const refreshAhead = options.refreshAhead
+  if (refreshAhead !== undefined && (typeof refreshAhead !== "number" || !(refreshAhead > 0) || !(refreshAhead < 1))) {
+    return "refreshAhead must be a number between 0 and 1 (a fraction of the time to live)"
+  }
+  if (options.lock !== true && options.staleWhileRevalidate === undefined && options.staleIfError === undefined) {
+    return refreshAhead === undefined ? PLAIN : { ...PLAIN, refreshAhead }
   }
   const lockTimeoutMillis =
     options.lockTimeout === undefined
@@ -99,7 +104,8 @@ export const stampedeOf = (options: GetOrComputeOptions<never> | undefined): Sta
     revalidateMillis,
     ifErrorMillis,
     computeTimeoutMillis,
-    acceptsStale: revalidateMillis > 0 || ifErrorMillis > 0
+    acceptsStale: revalidateMillis > 0 || ifErrorMillis > 0,
+    refreshAhead: refreshAhead ?? 0
   }
 }
 
@@ -194,6 +200,20 @@ export const singleFlight = <A, E, R>(
 
 // --- getOrCompute ----------------------------------------------------------------------------------------------------
 
+/**
+ * What the computed value decides of its own entry (adaptive time to live and tags): its time to live (or why it is
+ * invalid), and the tag marks it is stored under (an Effect: a tag's stamp may have to be read or created).
+ * @internal
+ */
+export interface Adaptive<V> {
+  readonly ttlOf: ((value: V) => number | undefined | CacheValueInvalid) | undefined
+  readonly tagsOf:
+    | ((
+        value: V
+      ) => Effect.Effect<((stored: string) => string) | undefined, CacheBackendUnavailable | CacheValueInvalid>)
+    | undefined
+}
+
 /** what a keyspace gives getOrCompute @internal */
 export interface Entries<V, M> {
   readonly keyspace: string
@@ -215,6 +235,9 @@ class ComputeTimedOut {
 const TIMED_OUT = new ComputeTimedOut()
 
 const inGetOrCompute = failedIn("getOrCompute")
+/** a tag's stamp read or created for getOrCompute: a failure names getOrCompute; an input error stays as it is */
+const inGetOrComputeInput = (e: CacheBackendUnavailable | CacheValueInvalid) =>
+  e._tag === "CacheBackendUnavailable" ? inGetOrCompute(e) : e
 
 /** a value past its freshness, found by a caller that asked for stale values */
 type Stale<V, M> = Found<V, M> & { readonly stale: true; readonly freshUntil: number; readonly writtenAt: number }
@@ -258,15 +281,25 @@ export const makeGetOrCompute = <V, M>(entries: Entries<V, M>) => {
     s: Stampede,
     first: Read<V, M> | Pending,
     now: Now,
-    counted: (hit: boolean) => void
+    counted: (hit: boolean) => void,
+    adaptive?: Adaptive<V>
   ): Effect.Effect<Cached<V>, E | CacheBackendUnavailable | CacheValueInvalid, R> => {
     type Failure = E | CacheBackendUnavailable | CacheValueInvalid
     const metrics = metricsOf(cache.mode)
     const pipeline = pipelineOf(cache)
-    // entries are sealed only when they can go stale: a finite time to live and a stale window asked for
+    // entries are sealed only when they can go stale (a finite time to live and a stale window asked for), or when
+    // refreshAhead needs their age
     const keepMillis = Math.max(s.revalidateMillis, s.ifErrorMillis)
-    const sealed = ttl !== undefined && keepMillis > 0
+    const sealedWith = (ttlMillis: number | undefined) =>
+      ttlMillis !== undefined && (keepMillis > 0 || s.refreshAhead > 0)
     const stale = s.acceptsStale
+    /** a fresh value old enough for refreshAhead: answered, and refreshed in the background */
+    const due = (read: Read<V, M>): boolean => {
+      if (s.refreshAhead <= 0 || read._tag !== "Found" || read.stale) return false
+      const { freshUntil, writtenAt } = read
+      if (writtenAt === undefined || freshUntil === undefined) return false
+      return now() >= writtenAt + s.refreshAhead * (freshUntil - writtenAt)
+    }
 
     /** a read again (the pipeline: near, then the store) */
     const read: Effect.Effect<Read<V, M>, CacheBackendUnavailable> = Effect.mapError(
@@ -281,8 +314,23 @@ export const makeGetOrCompute = <V, M>(entries: Entries<V, M>) => {
       }
       const json = encode(value)
       if (Either.isLeft(json)) return Effect.fail(json.left)
-      const write = (stored: string, ttlMillis: number | undefined, age: Duration.Duration | undefined) =>
-        Effect.map(
+      const ttlOfValue = adaptive?.ttlOf === undefined ? ttl : adaptive.ttlOf(value)
+      if (ttlOfValue instanceof CacheValueInvalid) return Effect.fail(ttlOfValue)
+      const tagged = adaptive?.tagsOf === undefined ? undefined : adaptive.tagsOf(value)
+      if (tagged === undefined) return storeJson(value, json.right, ttlOfValue, undefined)
+      return Effect.flatMap(Effect.mapError(tagged, inGetOrComputeInput), (wrap) =>
+        storeJson(value, json.right, ttlOfValue, wrap)
+      )
+    }
+    const storeJson = (
+      value: V,
+      json: string,
+      ttl: number | undefined,
+      wrap: ((stored: string) => string) | undefined
+    ): Effect.Effect<Cached<V>, CacheBackendUnavailable | CacheValueInvalid> => {
+      const write = (sealedJson: string, ttlMillis: number | undefined, age: Duration.Duration | undefined) => {
+        const stored = wrap === undefined ? sealedJson : wrap(sealedJson)
+        return Effect.map(
           Effect.mapError(
             Effect.suspend(() =>
               writeThrough(pipeline, storeKey, stored, ttlMillis, cache.set(storeKey, stored, ttlMillis), inRedis)
@@ -291,9 +339,10 @@ export const makeGetOrCompute = <V, M>(entries: Entries<V, M>) => {
           ),
           (written) => makeCached(value, written.backend, false, false, age)
         )
-      if (!sealed) return write(json.right, ttl, undefined)
+      }
+      if (!sealedWith(ttl)) return write(json, ttl, undefined)
       return Effect.flatMap(Clock.currentTimeMillis, (at) =>
-        write(seal(json.right, at, ttl), ttl + keepMillis, Duration.zero)
+        write(seal(json, at, ttl!), ttl! + keepMillis, Duration.zero)
       )
     }
 
@@ -414,7 +463,7 @@ export const makeGetOrCompute = <V, M>(entries: Entries<V, M>) => {
         refreshing.add(storeKey)
         const token = s.lock ? crypto.randomUUID() : ""
         const once: Effect.Effect<unknown, Failure, R> = Effect.flatMap(read, (again) =>
-          isFresh(again) ? Effect.void : computeAndStore(again, undefined)
+          isFresh(again) && !due(again) ? Effect.void : computeAndStore(again, undefined)
         )
         const work: Effect.Effect<unknown, Failure, R> = s.lock
           ? Effect.flatMap(acquire(token), (taken) => (taken ? Effect.ensuring(once, release(token)) : Effect.void))
@@ -422,7 +471,7 @@ export const makeGetOrCompute = <V, M>(entries: Entries<V, M>) => {
         return work.pipe(
           Effect.catchAllCause((cause) =>
             Effect.logWarning(
-              "effect-failclosed: getOrCompute's background refresh failed; the stale value stays (staleWhileRevalidate)",
+              "effect-failclosed: getOrCompute's background refresh failed; the value stays (staleWhileRevalidate, refreshAhead)",
               cause
             ).pipe(Effect.annotateLogs("keyspace", keyspace))
           ),
@@ -435,6 +484,7 @@ export const makeGetOrCompute = <V, M>(entries: Entries<V, M>) => {
     const decide = (found: Read<V, M>): Effect.Effect<Cached<V>, Failure, R> => {
       if (isFresh(found)) {
         counted(true)
+        if (due(found)) return Effect.as(revalidate(), cachedOf(found as Found<V, M>))
         return Effect.succeed(cachedOf(found as Found<V, M>))
       }
       counted(false)

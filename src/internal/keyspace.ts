@@ -2,6 +2,7 @@
  * The implementation of `Keyspace.make`: option checks, key hashing and partitions, the value codec (Schema, or the
  * plain check of a plain Schema), the near cache, and the operations over the `DistributedCache` of the caller.
  */
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
@@ -10,7 +11,7 @@ import * as Schema from "effect/Schema"
 import type { Cached, DistributedCache, DistributedCacheService } from "../DistributedCache.js"
 import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid, type InputField } from "../errors.js"
 import { cachedOf } from "./cached.js"
-import { makeGetOrCompute, stampedeOf } from "./getOrCompute.js"
+import { type Adaptive, makeGetOrCompute, stampedeOf } from "./getOrCompute.js"
 import { flatKeyWriter } from "./flatKey.js"
 import {
   canonicalJson,
@@ -24,8 +25,15 @@ import {
   isRead,
   keyspaceHead,
   type NearSettings,
+  type Pending,
   type Read,
   ReadPipeline,
+  type StoreEntry,
+  tagEntry,
+  tagHash,
+  tagHashes,
+  tagsProblem,
+  tagStampHead,
   tenantProblem,
   unfaithfulReason
 } from "@effect-failclosed/core"
@@ -33,7 +41,15 @@ import { feature, increment, keyspaceMetrics, type Report } from "./observabilit
 import { durationMillis, optionChecks, ttlMillisOf } from "./options.js"
 import { plainCheck } from "./plainSchema.js"
 import { nowOf, roundTrip, writeThrough } from "./readThrough.js"
-import type { GetOrComputeOptions, Keyspace, KeyspaceOptions, NearCacheOptions, SetOptions } from "../Keyspace.js"
+import { deleteStamp, fetchStamps, makeStamps, marksFor, type Stamps } from "./tagStamps.js"
+import type {
+  GetOrComputeOptions,
+  Keyspace,
+  KeyspaceOptions,
+  NearCacheOptions,
+  SetManyOptions,
+  SetOptions
+} from "../Keyspace.js"
 
 /** @internal */
 export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keyspace<K, V> => {
@@ -140,6 +156,22 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
    * or Redis with this keyspace's near cache in front of it when it has one. With a value Schema without
    * transformations, an entry is decoded once and every hit of it shares one frozen value and one answer.
    */
+  /**
+   * This keyspace's tag stamps on one cache (one per cache, made on first use; their near cache, and with it the
+   * tracking of their prefix, only when a tagged entry is first met): `<prefix>:t:<rest of the keyspace head>`.
+   */
+  const stampsByCache = new WeakMap<DistributedCacheService, Stamps>()
+  const stampsOf = (cache: DistributedCacheService): Stamps => {
+    let stamps = stampsByCache.get(cache)
+    if (stamps === undefined) {
+      const entryHead = keyspacePrefixOf(cache)
+      const stampHead = tagStampHead(cache.keyPrefix, name)
+      stamps = makeStamps(cache, name, entryHead, stampHead, nearSettings?.maxStalenessMillis ?? 1_000)
+      stampsByCache.set(cache, stamps)
+    }
+    return stamps
+  }
+
   const pipelines = new WeakMap<DistributedCacheService, ReadPipeline<V, Answer<V>>>()
   let lastCache: DistributedCacheService | undefined
   let lastPipeline: ReadPipeline<V, Answer<V>> | undefined
@@ -155,7 +187,8 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         decode: decodeEntry,
         shareDecoded: isPlainValue !== undefined,
         local: cache.get.local,
-        near
+        near,
+        tags: stampsOf(cache)
       })
       pipelines.set(cache, pipeline)
     }
@@ -207,7 +240,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     return answerOf(read).some
   }
 
-  const ttlFor = (options: SetOptions | undefined): number | undefined | string =>
+  const ttlFor = (options: SetOptions | SetManyOptions | undefined): number | undefined | string =>
     options?.timeToLive === undefined ? defaultTtl : ttlMillisOf(options.timeToLive)
 
   const get: Keyspace<K, V>["get"] = (key, options) =>
@@ -241,9 +274,163 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       if (typeof ttl === "string") return Effect.fail(invalidValue(ttl, "timeToLive"))
       const json = encodeEntry(value)
       if (Either.isLeft(json)) return Effect.fail(json.left)
-      return Effect.asVoid(
-        writeThrough(pipelineOf(cache), storeKey, json.right, ttl, cache.set(storeKey, json.right, ttl), inRedis)
+      const tags = options?.tags
+      if (tags === undefined || tags.length === 0) return writeEntry(cache, storeKey, json.right, ttl)
+      const problem = tagsProblem(tags)
+      if (problem !== undefined) return Effect.fail(invalidValue(problem, "tags"))
+      return Effect.flatMap(marksFor(cache, stampsOf(cache), storeKey, tagHashes(tags)), (marks) =>
+        writeEntry(cache, storeKey, tagEntry(marks, json.right), ttl)
       )
+    })
+
+  /** one entry written through the pipeline (its near cache keeps an own write at once) */
+  const writeEntry = (cache: DistributedCacheService, storeKey: string, stored: string, ttl: number | undefined) =>
+    Effect.suspend(() =>
+      Effect.asVoid(writeThrough(pipelineOf(cache), storeKey, stored, ttl, cache.set(storeKey, stored, ttl), inRedis))
+    )
+
+  const invalidateTag: Keyspace<K, V>["invalidateTag"] = (tag, options) =>
+    observe("invalidateTag", (cache): Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid> => {
+      const problem = tagsProblem([tag])
+      if (problem !== undefined) return Effect.fail(invalidValue(problem.replace("tags[0]", "tag"), "tags"))
+      const tenantIssue = tenantProblem(options?.tenant, maxTenantLength)
+      if (tenantIssue !== undefined) return Effect.fail(invalidValue(tenantIssue, "tenant"))
+      const stamps = stampsOf(cache)
+      const stampKey = stamps.stampKeyOf(keys.partition(cache.keyPrefix, options?.tenant), tagHash(tag))
+      return Effect.asVoid(deleteStamp(cache, stamps, stampKey))
+    })
+
+  const getMany: Keyspace<K, V>["getMany"] = (keys, options) =>
+    observe(
+      "getMany",
+      (
+        cache,
+        report,
+        fiber
+      ): Effect.Effect<
+        ReadonlyArray<Option.Option<Cached<V>>>,
+        CacheBackendUnavailable | CacheEntryInvalid | CacheValueInvalid
+      > => {
+        const metrics = metricsOf(cache.mode)
+        const storeKeys: Array<string> = []
+        for (let i = 0; i < keys.length; i++) {
+          const storeKey = storeKeyOf(cache, keys[i]!, options?.tenant)
+          if (typeof storeKey !== "string")
+            return Effect.fail(invalidValue(`keys[${i}]: ${storeKey.reason}`, storeKey.field))
+          storeKeys.push(storeKey)
+        }
+        const pipeline = pipelineOf(cache)
+        const now = nowOf(fiber)
+        const reads: Array<Read<V, Answer<V>> | undefined> = []
+        const pending: Array<number> = []
+        const steps: Array<Pending> = []
+        for (let i = 0; i < storeKeys.length; i++) {
+          const step = pipeline.lookup(storeKeys[i]!, now, false)
+          if (isRead(step)) reads.push(step)
+          else {
+            reads.push(undefined)
+            pending.push(i)
+            steps.push(step)
+          }
+        }
+        const answer = (): Effect.Effect<ReadonlyArray<Option.Option<Cached<V>>>, CacheEntryInvalid> => {
+          const out: Array<Option.Option<Cached<V>>> = []
+          for (const read of reads) {
+            if (read!._tag === "Miss") {
+              if (read!.invalid !== undefined) return Effect.fail(invalidEntry(read!.invalid.reason))
+              increment(metrics.misses)
+              out.push(Option.none())
+            } else {
+              increment(metrics.hits)
+              if (read!.near) report.near = true
+              out.push(Option.some(cachedOf(read as Found<V, Answer<V>>)))
+            }
+          }
+          return Effect.succeed(out)
+        }
+        if (pending.length === 0) return announced(pipeline, answer())
+        let settled = false
+        /** every read in flight ends (a near cache's tickets are released whatever happens) */
+        const settleAll = (
+          entries: ReadonlyArray<StoreEntry> | undefined,
+          stamps?: ReadonlyMap<string, string | null>
+        ) => {
+          settled = true
+          for (let j = 0; j < pending.length; j++) {
+            const i = pending[j]!
+            reads[i] = pipeline.settle(storeKeys[i]!, steps[j]!, entries?.[j], now, false, stamps)
+          }
+        }
+        const batch = Effect.flatMap(
+          cache.getMany(pending.map((i) => storeKeys[i]!)),
+          (read): Effect.Effect<void, CacheBackendUnavailable> => {
+            const entries = read.value.map((value): StoreEntry => ({
+              value: value ?? undefined,
+              backend: read.backend,
+              degraded: read.degraded
+            }))
+            let unknown: Set<string> | undefined
+            for (let j = 0; j < pending.length; j++) {
+              for (const stampKey of pipeline.unknownStamps(storeKeys[pending[j]!]!, entries[j]!.value) ?? []) {
+                ;(unknown ??= new Set()).add(stampKey)
+              }
+            }
+            if (unknown === undefined) return Effect.sync(() => settleAll(entries))
+            return Effect.map(fetchStamps(cache, stampsOf(cache), Array.from(unknown)), (stamps) =>
+              settleAll(entries, stamps)
+            )
+          }
+        )
+        return announced(
+          pipeline,
+          Effect.flatMap(
+            Effect.onExit(batch, () =>
+              Effect.sync(() => {
+                if (!settled) settleAll(undefined)
+              })
+            ),
+            answer
+          )
+        )
+      }
+    )
+
+  const setMany: Keyspace<K, V>["setMany"] = (entries, options) =>
+    observe("setMany", (cache): Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid> => {
+      const ttl = ttlFor(options)
+      if (typeof ttl === "string") return Effect.fail(invalidValue(ttl, "timeToLive"))
+      const batch: Array<readonly [string, string, number | undefined]> = []
+      for (let i = 0; i < entries.length; i++) {
+        const entry = entries[i]
+        if (!Array.isArray(entry) || entry.length !== 2) {
+          return Effect.fail(invalidValue(`entries[${i}] must be a [key, value] pair`, "options"))
+        }
+        const storeKey = storeKeyOf(cache, entry[0], options?.tenant)
+        if (typeof storeKey !== "string") {
+          return Effect.fail(invalidValue(`entries[${i}]: ${storeKey.reason}`, storeKey.field))
+        }
+        const json = encodeEntry(entry[1])
+        if (Either.isLeft(json)) {
+          return Effect.fail(invalidValue(`entries[${i}]: ${json.left.reason}`, json.left.field ?? "value"))
+        }
+        batch.push([storeKey, json.right, ttl])
+      }
+      if (batch.length === 0) return Effect.void
+      const pipeline = pipelineOf(cache)
+      return Effect.suspend(() => {
+        const tickets = batch.map(([storeKey]) => pipeline.beginWrite(storeKey))
+        return Effect.asVoid(
+          Effect.onExit(cache.setMany(batch), (exit) =>
+            Effect.sync(() => {
+              const wrote = exit._tag === "Success" && exit.value.backend === "redis"
+              for (let i = 0; i < batch.length; i++) {
+                const [storeKey, json, ttlMillis] = batch[i]!
+                pipeline.endWrite(storeKey, tickets[i], wrote ? json : undefined, ttlMillis)
+              }
+            })
+          )
+        )
+      })
     })
 
   const invalidate: Keyspace<K, V>["invalidate"] = (key, options) =>
@@ -281,15 +468,31 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     observe("getOrCompute", (cache, report, fiber) => {
       const storeKey = storeKeyOf(cache, key, options?.tenant)
       if (typeof storeKey !== "string") return Effect.fail(invalidValue(storeKey.reason, storeKey.field))
-      const ttl = ttlFor(options)
+      const timeToLive = options?.timeToLive
+      const adaptiveTtl = typeof timeToLive === "function"
+      const ttl = adaptiveTtl || timeToLive === undefined ? defaultTtl : ttlMillisOf(timeToLive)
       if (typeof ttl === "string") return Effect.fail(invalidValue(ttl, "timeToLive"))
+      const tags = options?.tags
+      if (tags !== undefined && typeof tags !== "function") {
+        const problem = tagsProblem(tags)
+        if (problem !== undefined) return Effect.fail(invalidValue(problem, "tags"))
+      }
+      const adaptive =
+        adaptiveTtl || tags !== undefined
+          ? adaptiveOf(
+              cache,
+              storeKey,
+              adaptiveTtl ? (timeToLive as (value: V) => Duration.DurationInput) : undefined,
+              tags
+            )
+          : undefined
       const s = stampedeOf(options)
       if (typeof s === "string") return Effect.fail(invalidValue(s, "options"))
       const metrics = metricsOf(cache.mode)
       const pipeline = pipelineOf(cache)
       const now = nowOf(fiber)
       const first = pipeline.lookup(storeKey, now, s.acceptsStale)
-      if (isRead(first) && first._tag === "Found" && !first.stale) {
+      if (isRead(first) && first._tag === "Found" && !first.stale && s.refreshAhead === 0) {
         // a fresh hit at hand (LocalOnly memory, or the near cache): no round trip
         increment(metrics.hits)
         report.outcome = "hit"
@@ -302,11 +505,51 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       }
       return announced(
         pipeline,
-        compute(cache, storeKey, ttl, computation, options?.shouldCache, s, first, now, counted)
+        compute(cache, storeKey, ttl, computation, options?.shouldCache, s, first, now, counted, adaptive)
       )
     })
 
-  return { name, get, set, invalidate, clear, getOrCompute }
+  /** what a computed value decides of its entry: its time to live, its tags (checked, then their stamps' tokens) */
+  const adaptiveOf = (
+    cache: DistributedCacheService,
+    storeKey: string,
+    ttlOf: ((value: V) => Duration.DurationInput) | undefined,
+    tags: ReadonlyArray<string> | ((value: V) => ReadonlyArray<string>) | undefined
+  ): Adaptive<V> => ({
+    ttlOf:
+      ttlOf === undefined
+        ? undefined
+        : (value) => {
+            let input: Duration.DurationInput
+            try {
+              input = ttlOf(value)
+            } catch {
+              return invalidValue("timeToLive(value) threw", "timeToLive")
+            }
+            const ttl = ttlMillisOf(input)
+            return typeof ttl === "string" ? invalidValue(`timeToLive(value): ${ttl}`, "timeToLive") : ttl
+          },
+    tagsOf:
+      tags === undefined
+        ? undefined
+        : (value) => {
+            let list: ReadonlyArray<string>
+            try {
+              list = typeof tags === "function" ? tags(value) : tags
+            } catch {
+              return Effect.fail(invalidValue("tags(value) threw", "tags"))
+            }
+            const problem = tagsProblem(list)
+            if (problem !== undefined) return Effect.fail(invalidValue(problem, "tags"))
+            if (list.length === 0) return Effect.succeed(undefined)
+            return Effect.map(
+              marksFor(cache, stampsOf(cache), storeKey, tagHashes(list)),
+              (marks) => (stored: string) => tagEntry(marks, stored)
+            )
+          }
+  })
+
+  return { name, get, set, invalidate, clear, getOrCompute, getMany, setMany, invalidateTag }
 }
 
 /** what a keyspace answers for a value found: made once per read (once per entry for a shared read) */

@@ -255,7 +255,10 @@ export const ATTRIBUTES = {
 export type Operation =
   | "get"
   | "set"
+  | "getMany"
+  | "setMany"
   | "invalidate"
+  | "invalidateTag"
   | "clear"
   | "count"
   | "getOrCompute"

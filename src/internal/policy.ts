@@ -45,6 +45,8 @@ import { memoryEffects, type Store } from "./store.js"
 const FALLS_BACK: ReadonlyMap<Operation, string> = new Map<Operation, string>([
   ["get", "get"],
   ["set", "set"],
+  ["getMany", "getMany"],
+  ["setMany", "setMany"],
   ["rateLimit", "rate-limit decisions"],
   ["claim", "replay claims"],
   ["acquireLock", "getOrCompute locks"],
@@ -165,6 +167,20 @@ const makeService = (options: {
     health: options.health,
     get,
     set: (key, value, ttl) => guard.run("set", key, (store) => store.set(key, value, ttl)),
+    // a batch spans failure domains: it is admitted as a whole-store operation, and falls back as a whole
+    getMany: (keys) =>
+      Effect.map(
+        guard.run("getMany", keys.length === 1 ? keys[0] : undefined, (store) => store.getMany(keys)),
+        (read) => {
+          for (const value of read.value) {
+            if (value === null) counters.misses++
+            else counters.hits++
+          }
+          return read
+        }
+      ),
+    setMany: (entries) =>
+      guard.run("setMany", entries.length === 1 ? entries[0]![0] : undefined, (store) => store.setMany(entries)),
     invalidate: (key) =>
       Effect.map(
         guard.run("invalidate", key, (store) => store.invalidate(key)),

@@ -9,9 +9,18 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
-import { isRead, type Now, type Pending, type Read, type ReadPipeline, STORE } from "@effect-failclosed/core"
+import {
+  isRead,
+  type Now,
+  type Pending,
+  type Read,
+  type ReadPipeline,
+  STORE,
+  type StoreEntry
+} from "@effect-failclosed/core"
 import type { DistributedCacheService } from "../DistributedCache.js"
 import type { CacheBackendUnavailable } from "../errors.js"
+import { fetchStamps } from "./tagStamps.js"
 
 /** the clock of a fiber (Effect's `Clock`, so `TestClock` rules), read only when the pipeline asks @internal */
 export const nowOf =
@@ -21,7 +30,8 @@ export const nowOf =
 
 /**
  * The rest of a read that `lookup` did not answer: the store read through the cache (its mode decides what an
- * unavailable Redis means), then `settle`. A near cache's ticket is released whatever happens, interruption included.
+ * unavailable Redis means), then `settle`. A near cache's ticket is released when the read answers or fails (see
+ * below for an interrupted one).
  * @internal
  */
 export const roundTrip = <V, M>(
@@ -32,20 +42,36 @@ export const roundTrip = <V, M>(
   now: Now,
   stale: boolean
 ): Effect.Effect<Read<V, M>, CacheBackendUnavailable> => {
+  /** the store's answer settled, after reading the stamps of a tagged entry that are not known in process */
+  const settled = (entry: StoreEntry): Effect.Effect<Read<V, M>, CacheBackendUnavailable> => {
+    const unknown = pipeline.unknownStamps(key, entry.value)
+    if (unknown === undefined) return Effect.succeed(pipeline.settle(key, pending, entry, now, stale))
+    return Effect.map(fetchStamps(cache, pipeline.tags!, unknown), (stamps) =>
+      pipeline.settle(key, pending, entry, now, stale, stamps)
+    )
+  }
   if (pending === STORE) {
     // a flatMap to a succeeded Effect: `Effect.map` adds a closure and a `sync` step
-    return Effect.flatMap(cache.get(key), (entry) => Effect.succeed(pipeline.settle(key, STORE, entry, now, stale)))
+    return Effect.flatMap(cache.get(key), (entry) =>
+      pipeline.unknownStamps(key, entry.value) === undefined
+        ? Effect.succeed(pipeline.settle(key, STORE, entry, now, stale))
+        : settled(entry)
+    )
   }
-  return Effect.onInterrupt(
-    Effect.matchEffect(cache.get(key), {
-      onFailure: (error) => {
-        pipeline.settle(key, pending, undefined, now, stale)
-        return Effect.fail(error)
-      },
-      onSuccess: (entry) => Effect.succeed(pipeline.settle(key, pending, entry, now, stale))
-    }),
-    () => Effect.sync(() => pipeline.settle(key, pending, undefined, now, stale))
-  )
+  // No `onInterrupt` for an interrupted read: it cost about 7 µs of CPU per near miss (a loop of near misses of absent
+  // keys: 37 -> 30 µs per read, a keyspace without a near cache 28). An interrupted read's ticket stays joined until
+  // the key's next invalidation, write or the near cache's next flush: a ticket can only forbid a fill, never allow
+  // one, so reads that join it meanwhile fill only when no invalidation came since their own round trip began.
+  return Effect.matchEffect(cache.get(key), {
+    onFailure: (error) => {
+      pipeline.settle(key, pending, undefined, now, stale)
+      return Effect.fail(error)
+    },
+    onSuccess: (entry) =>
+      pipeline.unknownStamps(key, entry.value) === undefined
+        ? Effect.succeed(pipeline.settle(key, pending, entry, now, stale))
+        : Effect.tapError(settled(entry), () => Effect.sync(() => pipeline.settle(key, pending, undefined, now, stale)))
+  })
 }
 
 /** one whole read: answered locally (LocalOnly memory, a near hit), or the round trip @internal */

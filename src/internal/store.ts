@@ -7,6 +7,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import {
+  type BatchEntry,
   type Decision,
   type Done,
   makeRedisStore,
@@ -30,6 +31,8 @@ export interface Store<E = StoreFailure> {
   readonly ping: Effect.Effect<void, E>
   readonly get: (key: string) => Effect.Effect<string | null, E>
   readonly set: (key: string, value: string, ttlMillis: number | undefined) => Effect.Effect<void, E>
+  readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string | null>, E>
+  readonly setMany: (entries: ReadonlyArray<BatchEntry>) => Effect.Effect<void, E>
   readonly invalidate: (key: string) => Effect.Effect<boolean, E>
   readonly clear: (prefix: string) => Effect.Effect<number, E>
   readonly count: (prefix: string) => Effect.Effect<number, E>
@@ -73,6 +76,8 @@ export const redisEffects = (store: RedisStore): Store => ({
   get: (key) => Effect.async<string | null, StoreFailure>((resume) => store.get(key, resumeWith(resume))),
   set: (key, value, ttlMillis) =>
     Effect.async<void, StoreFailure>((resume) => store.set(key, value, ttlMillis, resumeWith(resume))),
+  getMany: (keys) => callOf((done) => store.getMany(keys, done)),
+  setMany: (entries) => callOf((done) => store.setMany(entries, done)),
   invalidate: (key) => callOf((done) => store.invalidate(key, done)),
   clear: (prefix) => callOf((done) => store.clear(prefix, done)),
   count: (prefix) => callOf((done) => store.count(prefix, done)),
@@ -96,6 +101,8 @@ export const memoryEffects = (store: MemoryStore): Store<never> => ({
   ping: Effect.void,
   get: (key) => Effect.sync(() => store.get(key)),
   set: (key, value, ttlMillis) => Effect.sync(() => store.set(key, value, ttlMillis)),
+  getMany: (keys) => Effect.sync(() => store.getMany(keys)),
+  setMany: (entries) => Effect.sync(() => store.setMany(entries)),
   invalidate: (key) => Effect.sync(() => store.invalidate(key)),
   clear: (prefix) => Effect.sync(() => store.clear(prefix)),
   count: (prefix) => Effect.sync(() => store.count(prefix)),

@@ -7,6 +7,7 @@
  */
 import { type Cluster, Command, type Redis } from "ioredis"
 import { escapeGlob } from "../keys.js"
+import { getMany, setMany } from "../batch.js"
 import { type Done, type RateLimitRequest, type RedisStore, StoreFailure } from "../store.js"
 import { clusterDomains, clusterMasters, isCluster, keySlot } from "./cluster.js"
 import { evalScript, RELEASE_LOCK, scriptOf, toDecision } from "./scripts.js"
@@ -95,6 +96,7 @@ export interface RedisStoreOptions {
 
 const asString = (reply: unknown) => reply as string | null
 const asVoid = () => undefined
+const asValues = (reply: unknown) => reply as ReadonlyArray<string | null>
 const asDeleted = (reply: unknown) => Number(reply) > 0
 const isOk = (reply: unknown) => reply === "OK"
 const isOne = (reply: unknown) => Number(reply) === 1
@@ -218,6 +220,11 @@ export const makeRedisStore = (client: Redis | Cluster, options: RedisStoreOptio
     get: (key, done) => command("get", [key], asString, done),
     set: (key, value, ttlMillis, done) =>
       command("set", ttlMillis === undefined ? [key, value] : [key, value, "PX", ttlMillis], asVoid, done),
+    // one MGET per node (a Cluster: one script per master) instead of one GET per key: 100 keys cost Redis 0.35 µs
+    // of CPU per key instead of 13 µs (docs/tags-and-batches.md)
+    getMany: (keys, done) => call(() => getMany(client, keys, keySlot), asValues, done),
+    // one pipeline of SET PX per node: 1.1 µs of Redis CPU per key instead of 13 µs for sequential SETs
+    setMany: (entries, done) => call(() => setMany(client, entries, keySlot), asVoid, done),
     invalidate: (key, done) => command("unlink", [key], asDeleted, done),
     clear: (prefix, done) => {
       const pattern = escapeGlob(prefix) + "*"

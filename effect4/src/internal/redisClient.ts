@@ -18,6 +18,7 @@ import {
   describeUrl,
   failFastOptions,
   makeSecretScrubber,
+  redisUrlProblem,
   urlPassword
 } from "@effect-failclosed/core"
 import { Redis, type RedisOptions } from "ioredis"
@@ -26,7 +27,6 @@ import { durationMillis, optionChecks } from "./options.js"
 
 const check = optionChecks("RedisClient")
 const DEFAULT_URL = "redis://127.0.0.1:6379"
-const URL_SCHEME = /^rediss?:\/\//
 
 const reveal = (u: string | Redacted.Redacted<string> | undefined): string | undefined =>
   u === undefined ? undefined : Redacted.isRedacted(u) ? Redacted.value(u) : u
@@ -34,7 +34,8 @@ const reveal = (u: string | Redacted.Redacted<string> | undefined): string | und
 /** the settings of a client, checked once (a Layer made with bad options throws when it is made) */
 const settingsOf = (options: RedisClientOptions) => {
   const url = reveal(options.url) ?? DEFAULT_URL
-  if (!URL_SCHEME.test(url)) check.invalid("url must start with redis:// or rediss://")
+  const problem = redisUrlProblem(url)
+  if (problem !== undefined) check.invalid(`url ${problem}`)
   return {
     url,
     options,
@@ -145,9 +146,9 @@ const durationConfig = (name: string): Config.Config<Option.Option<Duration.Dura
 const urlConfig = Config.option(
   Config.Redacted("REDIS_URL").pipe(
     Config.mapEffect((url) =>
-      URL_SCHEME.test(Redacted.value(url))
+      redisUrlProblem(Redacted.value(url)) === undefined
         ? Effect.succeed(url)
-        : Effect.fail(invalidConfig("REDIS_URL must start with redis:// or rediss://"))
+        : Effect.fail(invalidConfig(`REDIS_URL ${redisUrlProblem(Redacted.value(url))}`))
     )
   )
 )

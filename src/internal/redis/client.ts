@@ -22,6 +22,7 @@ import {
   describeUrl,
   failFastOptions,
   makeSecretScrubber,
+  redisUrlProblem,
   urlPassword
 } from "@effect-failclosed/core"
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
@@ -81,12 +82,10 @@ const nonNegativeInteger = (name: string, value: number | undefined, fallback: n
   return v
 }
 
-const URL_SCHEME = /^rediss?:\/\//
-const URL_PROBLEM = "url must start with redis:// or rediss://"
-
 const singleSettings = (options: RedisClientOptions) => {
   const url = reveal(options.url) ?? DEFAULT_URL
-  if (!URL_SCHEME.test(url)) check.invalid(URL_PROBLEM)
+  const problem = redisUrlProblem(url)
+  if (problem !== undefined) check.invalid(`url ${problem}`)
   return { ...commonSettings(options), url, options }
 }
 
@@ -501,9 +500,9 @@ const durationConfig = (name: string): Config.Config<Option.Option<Duration.Dura
 
 const urlConfig = Config.option(
   Config.mapOrFail(Config.redacted("REDIS_URL"), (url) =>
-    URL_SCHEME.test(Redacted.value(url))
+    redisUrlProblem(Redacted.value(url)) === undefined
       ? Either.right(url)
-      : Either.left(ConfigError.InvalidData([], `REDIS_URL must start with redis:// or rediss://`))
+      : Either.left(ConfigError.InvalidData([], `REDIS_URL ${redisUrlProblem(Redacted.value(url))}`))
   )
 )
 

@@ -15,6 +15,7 @@ import { FeatureKeys, HASH_TAG_END, rateLimitScripts, replayGuardHead } from "@e
 import {
   type DistributedCache,
   Keyspace,
+  localOnly,
   RateLimiter,
   RedisClient,
   ReplayGuard,
@@ -57,6 +58,15 @@ const Users = Keyspace.make({
   value: User,
   timeToLive: TTL_MILLIS
 })
+/** the same keyspace with a near cache: its hits against the LocalOnly hits of the same keyspace (issue 22: ≥ 0.9×) */
+const NearUsers = Keyspace.make({
+  name: "users",
+  key: Schema.Struct({ id: Schema.Number }),
+  value: User,
+  timeToLive: TTL_MILLIS,
+  nearCache: { capacity: 2 * KEYS }
+})
+const NEAR_TARGET: Target = { ratio: 0.9 }
 const hitId = (i: number) => i % KEYS
 const missId = (i: number) => KEYS + (i % KEYS)
 const goneId = (i: number) => 2 * KEYS + (i % KEYS)
@@ -186,6 +196,36 @@ const main = async () => {
         process.stderr.write(`effect4 bench: ${c.group} · ${name}\n`)
         results.push(await runCase(c, settings))
       }
+    }
+    // near hits (StrictDistributed, after a warm-up that fills the near cache) against LocalOnly hits
+    const local = ManagedRuntime.make(localOnly({ capacity: 2 * KEYS }))
+    try {
+      const runLocal = <A, E>(effect: Effect.Effect<A, E, DistributedCache>) => local.runPromise(Effect.asVoid(effect))
+      await Promise.all(users.slice(0, KEYS).map((u) => runLocal(NearUsers.set({ id: u.id }, u))))
+      const deadline = Date.now() + 5_000
+      // reads until every hit key is near (the first reads go to Redis and fill the near cache)
+      for (;;) {
+        const reads = await Promise.all(
+          users.slice(0, KEYS).map((u) => runtime.runPromise(NearUsers.get({ id: u.id })))
+        )
+        if (reads.every((r) => r._tag === "Some" && r.value.near) || Date.now() > deadline) break
+      }
+      const c: Case = {
+        group: "Effect 4, local",
+        name: "near hit (StrictDistributed) vs LocalOnly hit",
+        library: { label: "near hit", run: effectWorkers(1, (i) => NearUsers.get({ id: hitId(i) }), run) },
+        baselines: [
+          {
+            label: "LocalOnly hit (same keyspace)",
+            run: effectWorkers(1, (i) => NearUsers.get({ id: hitId(i) }), runLocal),
+            target: NEAR_TARGET
+          }
+        ]
+      }
+      process.stderr.write(`effect4 bench: ${c.group} · ${c.name}\n`)
+      results.push(await runCase(c, settings))
+    } finally {
+      await local.dispose()
     }
   } finally {
     await runtime.dispose()

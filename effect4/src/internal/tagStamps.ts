@@ -1,0 +1,205 @@
+/**
+ * The Effect 4 side of tags (`@effect-failclosed/core` `tags.ts`; the Effect 3 line's `src/internal/tagStamps.ts` is
+ * the same over Effect 3): the stamps of one keyspace on one cache, read, created and deleted through the
+ * `DistributedCache` service (so its mode decides what an unavailable Redis means), and, on a Redis cache, kept in a
+ * near cache of their own (`CLIENT TRACKING` on the stamps' prefix). The stamp keys, the tokens, the tagged entry's
+ * format and the check on read are the core's: a stamp written or deleted by a node of either line is the same key.
+ */
+import * as Effect from "effect/Effect"
+import { type Near, newStampToken, type TagMark, type TagStamps } from "@effect-failclosed/core"
+import type { DistributedCacheService } from "../DistributedCache.js"
+import type { CacheBackendUnavailable } from "../errors.js"
+
+/**
+ * How long a stamp lives after it was created (the Effect 3 line's figure: a stamp created by either line lives as
+ * long). A stamp that expires makes its entries misses, never hits.
+ * @internal
+ */
+export const STAMP_TTL_MILLIS = 30 * 24 * 60 * 60 * 1000
+
+/** stamps kept in process per keyspace and cache */
+const STAMP_CAPACITY = 10_000
+
+/** a keyspace's stamps on one cache: what the read pipeline asks, and the near cache of the stamps @internal */
+export type Stamps = TagStamps
+
+/**
+ * The stamps of a keyspace on `cache`. `entryHead` is the keyspace's key head (`<prefix>:k:<name>:`), `stampHead` the
+ * stamps' (`<prefix>:t:<name>:`): an entry's stamp partition is its own partition under the stamps' head.
+ * @internal
+ */
+export const makeStamps = (
+  cache: DistributedCacheService,
+  keyspace: string,
+  entryHead: string,
+  stampHead: string,
+  maxStalenessMillis: number
+): Stamps => {
+  const local = cache.get.local
+  const openNear = cache.nearCache
+  let near: Near<unknown> | undefined
+  /** the stamps' near cache, opened (with the tracking of its prefix) when a tagged entry is first met */
+  const nearOf = (): Near<unknown> | undefined => {
+    if (near === undefined && local === undefined && openNear !== undefined) {
+      near = openNear({
+        prefix: stampHead,
+        keyspace: `${keyspace} (tag stamps)`,
+        capacity: STAMP_CAPACITY,
+        timeToLiveMillis: undefined,
+        maxStalenessMillis
+      })
+    }
+    return near
+  }
+  /** entry partition → stamp partition */
+  const partitions = new Map<string, string>()
+  const stampKeyOf = (entryKey: string, hash: string): string => {
+    const entryPartition = entryKey.slice(0, entryKey.lastIndexOf(":") + 1)
+    let partition = partitions.get(entryPartition)
+    if (partition === undefined) {
+      partition = stampHead + entryPartition.slice(entryHead.length)
+      if (partitions.size >= STAMP_CAPACITY) partitions.clear()
+      partitions.set(entryPartition, partition)
+    }
+    return partition + hash
+  }
+  const known =
+    local !== undefined
+      ? // LocalOnly: the memory store is the truth, read synchronously
+        (stampKey: string) => local(stampKey)?.value ?? null
+      : openNear === undefined
+        ? () => undefined
+        : (stampKey: string) => nearOf()!.lookup(stampKey)?.json
+  /** same tracking connections and maxStaleness as the keyspace's near cache: its hit proved them in this step */
+  const knownNear =
+    local !== undefined || openNear === undefined
+      ? undefined
+      : (stampKey: string) => {
+          const n = nearOf()!
+          return n.peek === undefined ? n.lookup(stampKey)?.json : n.peek(stampKey)?.json
+        }
+  return {
+    stampKeyOf,
+    known,
+    knownNear,
+    get near() {
+      return nearOf()
+    }
+  }
+}
+
+/**
+ * Reads stamps from the store: what each holds, null for a missing one. A clean Redis answer is kept in the stamps'
+ * near cache. One `get` per stamp, all in flight at once (an entry has few tags; ioredis pipelines them on one
+ * connection): the Effect 4 `DistributedCache` has no batch read yet.
+ * @internal
+ */
+export const fetchStamps = (
+  cache: DistributedCacheService,
+  stamps: Stamps,
+  stampKeys: ReadonlyArray<string>
+): Effect.Effect<ReadonlyMap<string, string | null>, CacheBackendUnavailable> =>
+  Effect.suspend(() => {
+    const near = stamps.near
+    const readOne = (stampKey: string) => {
+      if (near === undefined) return cache.get(stampKey)
+      const ticket = near.beginRead(stampKey)
+      return Effect.onExit(cache.get(stampKey), (exit) =>
+        Effect.sync(() => {
+          const answered = exit._tag === "Success" && exit.value.backend === "redis"
+          near.endRead(stampKey, ticket, answered ? (exit.value.value ?? null) : undefined)
+        })
+      )
+    }
+    return Effect.map(Effect.forEach(stampKeys, readOne, { concurrency: "unbounded" }), (reads) => {
+      const current = new Map<string, string | null>()
+      for (let i = 0; i < stampKeys.length; i++) current.set(stampKeys[i]!, reads[i]!.value ?? null)
+      return current
+    })
+  })
+
+/**
+ * The marks a write of `entryKey` with the tags `hashes` carries: each tag's current token; a tag without a stamp
+ * gets one (a new random token, `SET NX`: whoever creates it first, of either line, wins, and every writer uses it).
+ * @internal
+ */
+export const marksFor = (
+  cache: DistributedCacheService,
+  stamps: Stamps,
+  entryKey: string,
+  hashes: ReadonlyArray<string>
+): Effect.Effect<ReadonlyArray<TagMark>, CacheBackendUnavailable> =>
+  Effect.suspend(() => {
+    const keys = hashes.map((h) => stamps.stampKeyOf(entryKey, h))
+    const tokens = keys.map((k) => stamps.known(k))
+    const marks = () => hashes.map((hash, i) => ({ hash, token: tokens[i] as string }))
+    const unknown = keys.filter((_, i) => typeof tokens[i] !== "string")
+    if (unknown.length === 0) return Effect.succeed(marks())
+    return Effect.flatMap(fetchStamps(cache, stamps, unknown), (current) =>
+      Effect.map(
+        Effect.forEach(
+          keys,
+          (key, i) => {
+            if (typeof tokens[i] === "string") return Effect.void
+            const token = current.get(key)
+            if (typeof token === "string") {
+              tokens[i] = token
+              return Effect.void
+            }
+            return Effect.map(createStamp(cache, stamps, key), (created) => {
+              tokens[i] = created
+            })
+          },
+          { discard: true }
+        ),
+        marks
+      )
+    )
+  })
+
+/** creates a missing stamp: our token when we created it, else the one that is there (read again) */
+const createStamp = (
+  cache: DistributedCacheService,
+  stamps: Stamps,
+  stampKey: string
+): Effect.Effect<string, CacheBackendUnavailable> =>
+  Effect.suspend(() => {
+    const token = newStampToken()
+    const near = stamps.near
+    const ticket = near?.beginWrite(stampKey)
+    const created = Effect.onExit(cache.acquireLock(stampKey, token, STAMP_TTL_MILLIS), (exit) =>
+      Effect.sync(() => {
+        if (near === undefined || ticket === undefined) return
+        const ours = exit._tag === "Success" && exit.value.value && exit.value.backend === "redis"
+        near.endWrite(stampKey, ticket, ours ? token : undefined, STAMP_TTL_MILLIS)
+      })
+    )
+    return Effect.flatMap(created, (taken) =>
+      taken.value
+        ? Effect.succeed(token)
+        : // created by another writer meanwhile: theirs. Gone again already (invalidated): a token no stamp holds,
+          // so the entry written with it is a miss (never a hit of an invalidated tag)
+          Effect.map(cache.get(stampKey), (read) => read.value ?? newStampToken())
+    )
+  })
+
+/**
+ * Deletes a stamp (`invalidateTag`): every entry carrying its token becomes a miss on every node. The stamp leaves
+ * this node's memory before the deletion is sent and again when it answered.
+ * @internal
+ */
+export const deleteStamp = (
+  cache: DistributedCacheService,
+  stamps: Stamps,
+  stampKey: string
+): Effect.Effect<boolean, CacheBackendUnavailable> =>
+  Effect.suspend(() => {
+    const near = stamps.near
+    const ticket = near?.beginWrite(stampKey)
+    const deletion = cache.invalidate(stampKey)
+    if (near === undefined || ticket === undefined) return deletion
+    return Effect.ensuring(
+      deletion,
+      Effect.sync(() => near.endWrite(stampKey, ticket, undefined, undefined))
+    )
+  })

@@ -121,6 +121,10 @@ describe("effect-failclosed key", () => {
         [["pattern", "--rate-limiter", "l", "--algorithm", "leaky"], /--algorithm must be/],
         [["inspect", "k"], /give --url or set REDIS_URL/],
         [["frobnicate"], /unknown command/],
+        // stray arguments are never repeated: a URL typed in the wrong place keeps its password
+        [[`redis://:${PASSWORD}@127.0.0.1:6380`], /unknown command/],
+        [["key", "--keyspace", "p", "--key", "1", `redis://:${PASSWORD}@127.0.0.1:6380`], /no positional argument/],
+        [["pattern", "--keyspace", "p", `redis://:${PASSWORD}@127.0.0.1:6380`], /no positional argument/],
         // a URL that does not parse: a usage error that never echoes it (the password in it)
         [["inspect", "k", "--url", `redis://:${PASSWORD}@127.0.0.1:99999`], /the Redis URL does not parse/]
       ] as const) {

@@ -101,6 +101,12 @@ const timeoutOf = (values: Values): number => {
 }
 
 /** runs one command: what to print on stdout, and the exit code */
+/**
+ * A stray positional argument: named by its position, never repeated (it may be a URL with a password, typed where an
+ * option belongs).
+ */
+const unexpected = (command: string) => new Usage(`${command} takes no positional argument (options only)`)
+
 export const run = async (
   argv: ReadonlyArray<string>,
   env: Readonly<Record<string, string | undefined>>
@@ -120,7 +126,7 @@ export const run = async (
   }
   switch (command) {
     case "key": {
-      if (rest.length > 0) throw new Usage(`unexpected argument ${JSON.stringify(rest[0])}`)
+      if (rest.length > 0) throw unexpected("key")
       const keyspace = required(values.keyspace, "--keyspace")
       const key = required(values.key, "--key")
       const tenant = tenantOf(values)
@@ -130,7 +136,7 @@ export const run = async (
       }
     }
     case "pattern": {
-      if (rest.length > 0) throw new Usage(`unexpected argument ${JSON.stringify(rest[0])}`)
+      if (rest.length > 0) throw unexpected("pattern")
       return { out: layout(() => scanPattern(targetOf(values))) + "\n", code: 0 }
     }
     case "inspect": {
@@ -149,6 +155,7 @@ export const run = async (
       return { out: JSON.stringify(inspection, null, 2) + "\n", code: inspection.kind === "missing" ? 1 : 0 }
     }
     default:
-      throw new Usage(`unknown command ${JSON.stringify(command)}`)
+      // not echoed: a mistyped line may hold a URL with its password where the command was expected
+      throw new Usage("unknown command: the commands are key, pattern and inspect")
   }
 }

@@ -36,9 +36,8 @@ export const makeStamps = (
   })
 
 /**
- * Reads stamps from the store: what each holds, null for a missing one. A clean Redis answer is kept in the stamps'
- * near cache. One `get` per stamp, all in flight at once (an entry has few tags; ioredis pipelines them on one
- * connection): the Effect 4 `DistributedCache` has no batch read yet.
+ * Reads stamps from the store (one MGET per Redis node, the core's batch): what each holds, null for a missing one. A
+ * clean Redis answer is kept in the stamps' near cache.
  * @internal
  */
 export const fetchStamps = (
@@ -48,19 +47,17 @@ export const fetchStamps = (
 ): Effect.Effect<ReadonlyMap<string, string | null>, CacheBackendUnavailable> =>
   Effect.suspend(() => {
     const near = stamps.near
-    const readOne = (stampKey: string) => {
-      if (near === undefined) return cache.get(stampKey)
-      const ticket = near.beginRead(stampKey)
-      return Effect.onExit(cache.get(stampKey), (exit) =>
-        Effect.sync(() => {
-          const answered = exit._tag === "Success" && exit.value.backend === "redis"
-          near.endRead(stampKey, ticket, answered ? (exit.value.value ?? null) : undefined)
-        })
-      )
-    }
-    return Effect.map(Effect.forEach(stampKeys, readOne, { concurrency: "unbounded" }), (reads) => {
+    const tickets = near === undefined ? undefined : stampKeys.map((k) => near.beginRead(k))
+    const read = Effect.onExit(cache.getMany(stampKeys), (exit) =>
+      Effect.sync(() => {
+        if (near === undefined || tickets === undefined) return
+        const answered = exit._tag === "Success" && exit.value.backend === "redis" ? exit.value.value : undefined
+        for (let i = 0; i < stampKeys.length; i++) near.endRead(stampKeys[i]!, tickets[i]!, answered?.[i])
+      })
+    )
+    return Effect.map(read, ({ value }) => {
       const current = new Map<string, string | null>()
-      for (let i = 0; i < stampKeys.length; i++) current.set(stampKeys[i]!, reads[i]!.value ?? null)
+      for (let i = 0; i < stampKeys.length; i++) current.set(stampKeys[i]!, value[i] ?? null)
       return current
     })
   })

@@ -96,6 +96,24 @@ export interface SetOptions extends TenantOptions {
 }
 
 /**
+ * Options of `setMany`: one tenant and one time to live for the whole batch.
+ *
+ * @example
+ * ```ts
+ * import type { Keyspace } from "effect-failclosed-effect4"
+ *
+ * const batch: Keyspace.SetManyOptions = { tenant: "acme", timeToLive: "5 minutes" }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface SetManyOptions extends TenantOptions {
+  /** overrides the keyspace's timeToLive for every entry of the batch */
+  readonly timeToLive?: Duration.Input | undefined
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -170,6 +188,28 @@ export interface Keyspace<K, V> {
     key: K,
     options?: TenantOptions
   ) => Effect.Effect<boolean, CacheBackendUnavailable, DistributedCache>
+  /**
+   * Reads many keys of one tenant: one answer per key, in the order of the keys. Near hits are answered in process;
+   * the rest is one MGET per Redis node (the core's batch), never one command per key. An invalid key or tenant id
+   * fails the call with `CacheValueInvalid` (its `reason` names the index) before anything is read.
+   */
+  readonly getMany: (
+    keys: ReadonlyArray<K>,
+    options?: TenantOptions
+  ) => Effect.Effect<
+    ReadonlyArray<Option.Option<Cached<V>>>,
+    CacheBackendUnavailable | CacheEntryInvalid | CacheValueInvalid,
+    DistributedCache
+  >
+  /**
+   * Writes many `[key, value]` entries in one round trip per Redis node. Every element is checked first: one invalid
+   * key, value, tenant id or timeToLive fails the call with `CacheValueInvalid` and nothing is written. Not a
+   * transaction: a batch that fails on Redis may have written some entries.
+   */
+  readonly setMany: (
+    entries: ReadonlyArray<readonly [key: K, value: V]>,
+    options?: SetManyOptions
+  ) => Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid, DistributedCache>
   /**
    * Makes every entry of this keyspace and tenant carrying `tag` a miss on every node of either Effect line (near
    * caches included, within their `maxStaleness`); entries written afterwards with the tag are visible. One Redis

@@ -22,8 +22,10 @@ import {
   isRead,
   keyspaceHead,
   type NearSettings,
+  type Pending,
   type Read,
   ReadPipeline,
+  type StoreEntry,
   tagEntry,
   tagHash,
   tagHashes,
@@ -281,6 +283,155 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       return Effect.asVoid(deleteStamp(cache, stamps, stampKey))
     })
 
+  /** what is wrong with a batch as a whole (not an array, a bad tenant id), before its elements are checked */
+  const batchProblem = (
+    batch: unknown,
+    notAnArray: string,
+    field: InputField,
+    tenant: string | undefined
+  ): CacheValueInvalid | undefined => {
+    if (!Array.isArray(batch)) return invalidValue(notAnArray, field)
+    const problem = tenantProblem(tenant, maxTenantLength)
+    return problem === undefined ? undefined : invalidValue(problem, "tenant")
+  }
+
+  const getMany: Keyspace<K, V>["getMany"] = (keys, options) =>
+    DistributedCache.use(
+      (
+        cache
+      ): Effect.Effect<
+        ReadonlyArray<Option.Option<Cached<V>>>,
+        CacheBackendUnavailable | CacheEntryInvalid | CacheValueInvalid
+      > => {
+        // checked before the keys too: an empty batch with a bad tenant id fails as a full one does
+        const badInput = batchProblem(keys, "keys must be an array of keys", "key", options?.tenant)
+        if (badInput !== undefined) return Effect.fail(badInput)
+        const storeKeys: Array<string> = []
+        for (let i = 0; i < keys.length; i++) {
+          const storeKey = storeKeyOf(cache, keys[i]!, options?.tenant)
+          if (typeof storeKey !== "string") {
+            return Effect.fail(invalidValue(`keys[${i}]: ${storeKey.reason}`, storeKey.field ?? "key"))
+          }
+          storeKeys.push(storeKey)
+        }
+        return Effect.clockWith((clock) => {
+          const now = () => clock.currentTimeMillisUnsafe()
+          const pipeline = pipelineOf(cache)
+          const reads: Array<Read<V, unknown> | undefined> = []
+          const pending: Array<number> = []
+          const steps: Array<Pending> = []
+          for (let i = 0; i < storeKeys.length; i++) {
+            const step = pipeline.lookup(storeKeys[i]!, now, false)
+            if (isRead(step)) reads.push(step)
+            else {
+              reads.push(undefined)
+              pending.push(i)
+              steps.push(step)
+            }
+          }
+          const answer = (): Effect.Effect<ReadonlyArray<Option.Option<Cached<V>>>, CacheEntryInvalid> => {
+            const out: Array<Option.Option<Cached<V>>> = []
+            for (const read of reads) {
+              if (read!._tag === "Found") out.push(Option.some(cachedOf(read!)))
+              else if (read!.invalid === undefined) out.push(Option.none())
+              else return Effect.fail(invalidEntry(read!.invalid.reason))
+            }
+            return Effect.succeed(out)
+          }
+          if (pending.length === 0) return announced(pipeline, Effect.suspend(answer))
+          let settled = false
+          /** every read in flight ends (a near cache's tickets are released whatever happens) */
+          const settleAll = (
+            entries: ReadonlyArray<StoreEntry> | undefined,
+            stamps?: ReadonlyMap<string, string | null>
+          ) => {
+            settled = true
+            for (let j = 0; j < pending.length; j++) {
+              const i = pending[j]!
+              reads[i] = pipeline.settle(storeKeys[i]!, steps[j]!, entries?.[j], now, false, stamps)
+            }
+          }
+          const batch = Effect.flatMap(
+            cache.getMany(pending.map((i) => storeKeys[i]!)),
+            (read): Effect.Effect<void, CacheBackendUnavailable> => {
+              const entries = read.value.map((value): StoreEntry => ({
+                value: value ?? undefined,
+                backend: read.backend,
+                degraded: read.degraded
+              }))
+              // the stamps of the tagged entries that are not known in process: one more MGET for all of them
+              let unknown: Set<string> | undefined
+              for (let j = 0; j < pending.length; j++) {
+                for (const stampKey of pipeline.unknownStamps(storeKeys[pending[j]!]!, entries[j]!.value) ?? []) {
+                  ;(unknown ??= new Set()).add(stampKey)
+                }
+              }
+              if (unknown === undefined) return Effect.sync(() => settleAll(entries))
+              return Effect.map(fetchStamps(cache, stampsOf(cache), Array.from(unknown)), (stamps) =>
+                settleAll(entries, stamps)
+              )
+            }
+          )
+          return announced(
+            pipeline,
+            Effect.flatMap(
+              Effect.onExit(batch, () =>
+                Effect.sync(() => {
+                  if (!settled) settleAll(undefined)
+                })
+              ),
+              answer
+            )
+          )
+        })
+      }
+    )
+
+  const setMany: Keyspace<K, V>["setMany"] = (entries, options) =>
+    DistributedCache.use((cache): Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid> => {
+      const badInput = batchProblem(
+        entries,
+        "entries must be an array of [key, value] pairs",
+        "options",
+        options?.tenant
+      )
+      if (badInput !== undefined) return Effect.fail(badInput)
+      const ttl = ttlFor(options)
+      if (typeof ttl === "string") return Effect.fail(invalidValue(ttl, "timeToLive"))
+      const batch: Array<readonly [string, string, number | undefined]> = []
+      for (let i = 0; i < entries.length; i++) {
+        const entry = entries[i]
+        if (!Array.isArray(entry) || entry.length !== 2) {
+          return Effect.fail(invalidValue(`entries[${i}] must be a [key, value] pair`, "options"))
+        }
+        const storeKey = storeKeyOf(cache, entry[0], options?.tenant)
+        if (typeof storeKey !== "string") {
+          return Effect.fail(invalidValue(`entries[${i}]: ${storeKey.reason}`, storeKey.field ?? "key"))
+        }
+        const json = encodeEntry(entry[1])
+        if (typeof json !== "string") {
+          return Effect.fail(invalidValue(`entries[${i}]: ${json.reason}`, json.field ?? "value"))
+        }
+        batch.push([storeKey, json, ttl])
+      }
+      if (batch.length === 0) return Effect.void
+      const pipeline = pipelineOf(cache)
+      return Effect.suspend(() => {
+        const tickets = batch.map(([storeKey]) => pipeline.beginWrite(storeKey))
+        return Effect.asVoid(
+          Effect.onExit(cache.setMany(batch), (exit) =>
+            Effect.sync(() => {
+              const wrote = exit._tag === "Success" && exit.value.backend === "redis"
+              for (let i = 0; i < batch.length; i++) {
+                const [storeKey, json, ttlMillis] = batch[i]!
+                pipeline.endWrite(storeKey, tickets[i], wrote ? json : undefined, ttlMillis)
+              }
+            })
+          )
+        )
+      })
+    })
+
   const invalidate: Keyspace<K, V>["invalidate"] = (key, options) =>
     DistributedCache.use((cache) => {
       const storeKey = storeKeyOf(cache, key, options?.tenant)
@@ -353,7 +504,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       )
     }
 
-  return { name, get, set, invalidate, clear, getOrCompute, invalidateTag }
+  return { name, get, set, invalidate, clear, getOrCompute, getMany, setMany, invalidateTag }
 }
 
 const inRedis = (written: Cached<void>) => written.backend === "redis"

@@ -127,7 +127,11 @@ export interface ClearOptions extends TenantOptions {
  * @category models
  */
 export interface GetOrComputeOptions<V> extends TenantOptions {
-  readonly timeToLive?: Duration.Input | undefined
+  /**
+   * overrides the keyspace's timeToLive for the computed entry; a function of the computed value lets the value
+   * decide (adaptive caching: `(user) => user.vip ? "1 minute" : "1 hour"`)
+   */
+  readonly timeToLive?: Duration.Input | ((value: V) => Duration.Input) | undefined
   /**
    * the computed entry's tags (see {@link SetOptions}), or a function of the computed value giving them
    * (`(user) => ["org:" + user.orgId]`)

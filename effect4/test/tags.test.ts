@@ -17,6 +17,7 @@ import {
   RedisClient,
   StrictDistributed
 } from "effect-failclosed-effect4"
+import { TestClock } from "effect/testing"
 import { redisServer } from "./support/redis.js"
 
 const Profiles = Keyspace.make({
@@ -56,6 +57,26 @@ describe("tags (Effect 4)", () => {
       // no tombstone
       yield* Profiles.set({ id: 1 }, { name: "Ada again", org: 7 }, { tenant: "acme", tags: ["org:7"] })
       assert.strictEqual(nameOf(yield* Profiles.get({ id: 1 }, { tenant: "acme" })), "Ada again")
+    }).pipe(Effect.provide(localOnly()))
+  )
+
+  it.effect("getOrCompute: the computed value decides its time to live (TestClock)", () =>
+    Effect.gen(function* () {
+      const ttlOf = (p: { readonly org: number }) => (p.org === 1 ? "10 seconds" : "1 hour")
+      yield* Profiles.getOrCompute({ id: 1 }, Effect.succeed({ name: "Short", org: 1 }), { timeToLive: ttlOf })
+      yield* Profiles.getOrCompute({ id: 2 }, Effect.succeed({ name: "Long", org: 2 }), { timeToLive: ttlOf })
+      yield* TestClock.adjust("11 seconds")
+      assert.isNull(nameOf(yield* Profiles.get({ id: 1 })))
+      assert.strictEqual(nameOf(yield* Profiles.get({ id: 2 })), "Long")
+      const thrown = yield* Effect.flip(
+        Profiles.getOrCompute({ id: 3 }, Effect.succeed({ name: "X", org: 3 }), {
+          timeToLive: () => {
+            throw new Error("no")
+          }
+        })
+      )
+      assert.strictEqual(thrown._tag === "CacheValueInvalid" ? thrown.field : undefined, "timeToLive")
+      assert.isNull(nameOf(yield* Profiles.get({ id: 3 })))
     }).pipe(Effect.provide(localOnly()))
   )
 

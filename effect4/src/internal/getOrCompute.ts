@@ -96,6 +96,13 @@ export type TagsOf<V> = (
   value: V
 ) => Effect.Effect<((stored: string) => string) | undefined, CacheBackendUnavailable | CacheValueInvalid>
 
+/**
+ * The time to live a computed value decides (adaptive caching, the Effect 3 line's `Adaptive.ttlOf`): milliseconds,
+ * undefined for none, or why the value's answer is not a time to live.
+ * @internal
+ */
+export type TtlOf<V> = (value: V) => number | undefined | CacheValueInvalid
+
 /** what a keyspace gives getOrCompute @internal */
 export interface Entries<V> {
   readonly encode: (value: V) => string | CacheValueInvalid
@@ -143,11 +150,11 @@ export const makeGetOrCompute = <V>(entries: Entries<V>) => {
     compute: Effect.Effect<V, E, R>,
     shouldCache: ((value: V) => boolean) | undefined,
     s: Stampede,
-    tagsOf?: TagsOf<V>
+    tagsOf?: TagsOf<V>,
+    ttlOf?: TtlOf<V>
   ): Effect.Effect<Cached<V>, E | CacheBackendUnavailable | CacheValueInvalid, R> => {
     type Failure = E | CacheBackendUnavailable | CacheValueInvalid
     const keepMillis = Math.max(s.revalidateMillis, s.ifErrorMillis)
-    const sealed = ttl !== undefined && keepMillis > 0
     const again = read(cache, storeKey, s.acceptsStale)
     const now = Effect.clockWith((clock) => Effect.succeed(clock.currentTimeMillisUnsafe()))
 
@@ -157,13 +164,16 @@ export const makeGetOrCompute = <V>(entries: Entries<V>) => {
       }
       const json = encode(value)
       if (typeof json !== "string") return Effect.fail(json)
-      if (tagsOf === undefined) return storeJson(value, json, undefined)
-      return Effect.flatMap(tagsOf(value), (wrap) => storeJson(value, json, wrap))
+      const ttlOfValue = ttlOf === undefined ? ttl : ttlOf(value)
+      if (typeof ttlOfValue === "object") return Effect.fail(ttlOfValue)
+      if (tagsOf === undefined) return storeJson(value, json, ttlOfValue, undefined)
+      return Effect.flatMap(tagsOf(value), (wrap) => storeJson(value, json, ttlOfValue, wrap))
     }
     /** writes an encoded value, under its tags' marks when `wrap` puts them on */
     const storeJson = (
       value: V,
       json: string,
+      ttl: number | undefined,
       wrap: ((stored: string) => string) | undefined
     ): Effect.Effect<Cached<V>, CacheBackendUnavailable | CacheValueInvalid> => {
       const write = (entry: string, ttlMillis: number | undefined, age: Duration.Duration | undefined) => {
@@ -187,7 +197,8 @@ export const makeGetOrCompute = <V>(entries: Entries<V>) => {
           })
         )
       }
-      if (!sealed) return write(json, ttl, undefined)
+      // sealed only when it may go stale: a time to live, and a stale window beyond it
+      if (ttl === undefined || keepMillis === 0) return write(json, ttl, undefined)
       // sealed with its freshness, kept for the longest stale window beyond it (the envelope of the core)
       return Effect.flatMap(now, (at) => write(seal(json, at, ttl), ttl + keepMillis, Duration.zero))
     }

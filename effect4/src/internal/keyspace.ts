@@ -37,7 +37,7 @@ import {
 import { type Cached, DistributedCache, type DistributedCacheService } from "../DistributedCache.js"
 import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid, type InputField } from "../errors.js"
 import type { GetOrComputeOptions, Keyspace, KeyspaceOptions, SetOptions } from "../Keyspace.js"
-import { makeGetOrCompute, stampedeOf, type TagsOf } from "./getOrCompute.js"
+import { makeGetOrCompute, stampedeOf, type TagsOf, type TtlOf } from "./getOrCompute.js"
 import { durationMillis, optionChecks, ttlMillisOf } from "./options.js"
 import { deleteStamp, fetchStamps, makeStamps, marksFor, type Stamps } from "./tagStamps.js"
 
@@ -468,7 +468,9 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
     DistributedCache.use((cache) => {
       const storeKey = storeKeyOf(cache, key, options?.tenant)
       if (typeof storeKey !== "string") return Effect.fail(storeKey)
-      const ttl = ttlFor(options)
+      const timeToLive = options?.timeToLive
+      const adaptiveTtl = typeof timeToLive === "function"
+      const ttl = adaptiveTtl || timeToLive === undefined ? defaultTtl : ttlMillisOf(timeToLive)
       if (typeof ttl === "string") return Effect.fail(invalidValue(ttl, "timeToLive"))
       const s = stampedeOf(options)
       if (typeof s === "string") return Effect.fail(invalidValue(s, "options"))
@@ -478,8 +480,23 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         if (problem !== undefined) return Effect.fail(invalidValue(problem, "tags"))
       }
       const tagsOf = tags === undefined ? undefined : tagsOfValue(cache, storeKey, tags)
-      return compute(cache, storeKey, ttl, computation, options?.shouldCache, s, tagsOf)
+      const ttlOf = adaptiveTtl ? ttlOfValue(timeToLive) : undefined
+      return compute(cache, storeKey, ttl, computation, options?.shouldCache, s, tagsOf, ttlOf)
     })
+
+  /** the time to live a computed value decides (checked as a `timeToLive` option is) */
+  const ttlOfValue =
+    (timeToLive: (value: V) => Duration.Input): TtlOf<V> =>
+    (value) => {
+      let input: Duration.Input
+      try {
+        input = timeToLive(value)
+      } catch {
+        return invalidValue("timeToLive(value) threw", "timeToLive")
+      }
+      const ttl = ttlMillisOf(input)
+      return typeof ttl === "string" ? invalidValue(`timeToLive(value): ${ttl}`, "timeToLive") : ttl
+    }
 
   /** the tags a computed value is stored under (checked, then their stamps' tokens) */
   const tagsOfValue =

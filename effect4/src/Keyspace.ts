@@ -137,6 +137,12 @@ export interface GetOrComputeOptions<V> extends TenantOptions {
    * (`(user) => ["org:" + user.orgId]`)
    */
   readonly tags?: ReadonlyArray<string> | ((value: V) => ReadonlyArray<string>) | undefined
+  /**
+   * a fraction of the time to live (0 < x < 1): a hit older than that answers at once with the value it found and
+   * starts one background refresh (one per key per process; one across nodes with `lock`). Nobody waits for it; a
+   * failing refresh is logged and leaves the value
+   */
+  readonly refreshAhead?: number | undefined
   /** false: the computed value is returned but not written */
   readonly shouldCache?: ((value: V) => boolean) | undefined
   /**

@@ -2,7 +2,8 @@
  * Tags on the Effect 4 line (the core's tag stamps, the keys and format the Effect 3 line uses; the interop test runs
  * both lines against one Redis): `set` and `getOrCompute` with `tags`, `invalidateTag` per tenant, no tombstone, input
  * checked before anything is written, and `invalidateTag` failing closed in both Redis modes; near hits of a tagged
- * entry end when another node invalidates its tag.
+ * entry end when another node invalidates its tag. With them, what a computed value decides (its time to live) and
+ * `refreshAhead`, as in the Effect 3 line.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -77,6 +78,29 @@ describe("tags (Effect 4)", () => {
       )
       assert.strictEqual(thrown._tag === "CacheValueInvalid" ? thrown.field : undefined, "timeToLive")
       assert.isNull(nameOf(yield* Profiles.get({ id: 3 })))
+    }).pipe(Effect.provide(localOnly()))
+  )
+
+  it.effect("getOrCompute refreshAhead: a hit past the fraction answers at once and refreshes once (TestClock)", () =>
+    Effect.gen(function* () {
+      let computed = 0
+      const compute = Effect.sync(() => ({ name: `v${++computed}`, org: 1 }))
+      const options = { timeToLive: "10 seconds", refreshAhead: 0.5 } as const
+      const call = Profiles.getOrCompute({ id: 1 }, compute, options)
+      assert.strictEqual((yield* call).value.name, "v1")
+      yield* TestClock.adjust("4 seconds")
+      assert.strictEqual((yield* call).value.name, "v1")
+      yield* Effect.yieldNow
+      assert.strictEqual(computed, 1)
+      yield* TestClock.adjust("2 seconds")
+      // past half of its time to live: the value found is answered, one refresh starts (not one per call)
+      assert.strictEqual((yield* call).value.name, "v1")
+      assert.strictEqual((yield* call).value.name, "v1")
+      yield* TestClock.adjust("1 millis")
+      assert.strictEqual(computed, 2)
+      assert.strictEqual(nameOf(yield* Profiles.get({ id: 1 })), "v2")
+      const invalid = yield* Effect.flip(Profiles.getOrCompute({ id: 2 }, compute, { refreshAhead: 1.5 }))
+      assert.strictEqual(invalid._tag === "CacheValueInvalid" ? invalid.field : undefined, "options")
     }).pipe(Effect.provide(localOnly()))
   )
 

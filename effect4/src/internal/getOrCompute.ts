@@ -28,6 +28,8 @@ export interface Stampede {
   readonly ifErrorMillis: number
   readonly computeTimeoutMillis: number | undefined
   readonly acceptsStale: boolean
+  /** `refreshAhead`: the fraction of the time to live past which a hit starts a background refresh (0: off) */
+  readonly refreshAhead: number
 }
 
 const DEFAULT_LOCK_TIMEOUT_MILLIS = 5_000
@@ -41,16 +43,19 @@ export const PLAIN: Stampede = {
   revalidateMillis: 0,
   ifErrorMillis: 0,
   computeTimeoutMillis: undefined,
-  acceptsStale: false
+  acceptsStale: false,
+  refreshAhead: 0
 }
 
 /** the options of one call, or why one is invalid @internal */
 export const stampedeOf = (options: GetOrComputeOptions<never> | undefined): Stampede | string => {
-  if (
-    options === undefined ||
-    (options.lock !== true && options.staleWhileRevalidate === undefined && options.staleIfError === undefined)
-  ) {
-    return PLAIN
+  if (options === undefined) return PLAIN
+  const refreshAhead = options.refreshAhead
+  if (refreshAhead !== undefined && (typeof refreshAhead !== "number" || !(refreshAhead > 0) || !(refreshAhead < 1))) {
+    return "refreshAhead must be a number between 0 and 1 (a fraction of the time to live)"
+  }
+  if (options.lock !== true && options.staleWhileRevalidate === undefined && options.staleIfError === undefined) {
+    return refreshAhead === undefined ? PLAIN : { ...PLAIN, refreshAhead }
   }
   const window = (name: string, input: unknown, fallback: number) =>
     input === undefined ? fallback : durationMillis(name, input, "window")
@@ -71,7 +76,8 @@ export const stampedeOf = (options: GetOrComputeOptions<never> | undefined): Sta
     revalidateMillis,
     ifErrorMillis,
     computeTimeoutMillis,
-    acceptsStale: revalidateMillis > 0 || ifErrorMillis > 0
+    acceptsStale: revalidateMillis > 0 || ifErrorMillis > 0,
+    refreshAhead: refreshAhead ?? 0
   }
 }
 
@@ -197,8 +203,8 @@ export const makeGetOrCompute = <V>(entries: Entries<V>) => {
           })
         )
       }
-      // sealed only when it may go stale: a time to live, and a stale window beyond it
-      if (ttl === undefined || keepMillis === 0) return write(json, ttl, undefined)
+      // sealed only when it may go stale (a time to live, and a stale window beyond it), or refreshAhead needs its age
+      if (ttl === undefined || (keepMillis === 0 && s.refreshAhead === 0)) return write(json, ttl, undefined)
       // sealed with its freshness, kept for the longest stale window beyond it (the envelope of the core)
       return Effect.flatMap(now, (at) => write(seal(json, at, ttl), ttl + keepMillis, Duration.zero))
     }
@@ -312,8 +318,43 @@ export const makeGetOrCompute = <V>(entries: Entries<V>) => {
         )
       })
 
+    /** a fresh value old enough for refreshAhead: answered, and refreshed in the background */
+    const due = (read: Read<V, unknown>, at: number): boolean => {
+      if (s.refreshAhead <= 0 || read._tag !== "Found" || read.stale) return false
+      const { freshUntil, writtenAt } = read
+      if (writtenAt === undefined || freshUntil === undefined) return false
+      return at >= writtenAt + s.refreshAhead * (freshUntil - writtenAt)
+    }
+
+    /** one refresh ahead per key in this process (and, with `lock`, across nodes); its failure is logged, never served */
+    const refreshAhead = (): Effect.Effect<void, never, R> =>
+      Effect.suspend(() => {
+        const set = perCache(refreshing, cache, () => new Set<string>())
+        if (set.has(storeKey)) return Effect.void
+        set.add(storeKey)
+        const once: Effect.Effect<unknown, Failure, R> = Effect.flatMap(Effect.zip(again, now), ([read, at]) =>
+          isFresh(read) && !due(read, at) ? Effect.void : computeAndStore(read, undefined)
+        )
+        const token = crypto.randomUUID()
+        const work: Effect.Effect<unknown, Failure, R> = s.lock
+          ? Effect.flatMap(acquire(token), (taken) => (taken ? Effect.ensuring(once, release(token)) : Effect.void))
+          : once
+        return work.pipe(
+          Effect.catchCause((cause) =>
+            Effect.logWarning(
+              "effect-failclosed: getOrCompute's refresh ahead failed; the value stays",
+              Cause.pretty(cause)
+            )
+          ),
+          Effect.ensuring(Effect.sync(() => set.delete(storeKey))),
+          Effect.forkDetach,
+          Effect.asVoid
+        )
+      })
+
     return Effect.flatMap(Effect.zip(again, now), ([first, at]) => {
-      if (isFresh(first)) return Effect.succeed(cachedOf(first))
+      if (isFresh(first))
+        return due(first, at) ? Effect.as(refreshAhead(), cachedOf(first)) : Effect.succeed(cachedOf(first))
       const stale = staleOf<V>(first)
       // within staleWhileRevalidate: answer now with the stale value, refresh once in the background
       if (stale !== undefined && s.revalidateMillis > 0 && at < stale.freshUntil + s.revalidateMillis) {

@@ -11,11 +11,12 @@
  *   random token. Tokens are random: a stamp deleted and created again never matches an older entry, whatever the
  *   clocks of the nodes say; an entry written after an invalidation carries the new token and is visible.
  *
- * Nothing here talks to Redis: the wrappers read and write the stamps through their store, and keep the stamps they
- * read in a tracked near cache.
+ * Nothing here talks to Redis: the wrappers (one per Effect line) read and write the stamps through their store, and
+ * keep the stamps they read in the tracked near cache that {@link makeTagStamps} opens.
  */
 import * as crypto from "node:crypto"
 import { encodeSegment, hashString } from "./keys.js"
+import type { Near, NearSettings, TagStamps } from "./readPipeline.js"
 
 /** the feature tag of stamp keys, after `<prefix>:` @internal */
 export const STAMP_FEATURE = "t"
@@ -191,4 +192,113 @@ export const checkMarks = (
     else if (token !== marks[i]!.token) return "invalid"
   }
   return unknown ? "unknown" : "valid"
+}
+
+/**
+ * How long a stamp lives after it was created (both Effect lines create stamps with it). A stamp that expires (or is
+ * evicted) makes its entries misses, never hits: the next write of the tag creates a new random token. Bounds the
+ * memory of tags that are used once.
+ *
+ * @example
+ * ```ts
+ * import { STAMP_TTL_MILLIS } from "@effect-failclosed/core"
+ *
+ * STAMP_TTL_MILLIS / 86_400_000 // 30 (days)
+ * ```
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const STAMP_TTL_MILLIS = 30 * 24 * 60 * 60 * 1000
+
+/** stamps kept in process per keyspace and cache */
+const STAMP_CAPACITY = 10_000
+
+/**
+ * Where a keyspace's stamps live on one cache: its synchronous memory read (LocalOnly), or the opener of a near cache
+ * (a Redis mode), and the heads of the keyspace's entries (`<prefix>:k:<name>:`) and stamps (`<prefix>:t:<name>:`).
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export interface StampPlace {
+  readonly keyspace: string
+  readonly entryHead: string
+  readonly stampHead: string
+  /** LocalOnly: the memory store's synchronous read, the truth of the stamps */
+  readonly local?: ((key: string) => { readonly value: string } | undefined) | undefined
+  /** a Redis mode: opens a tracked near cache (absent: stamps are never known in process) */
+  readonly openNear?: ((settings: NearSettings) => Near<unknown>) | undefined
+  /** the keyspace near cache's bound, used for the stamps' near cache too */
+  readonly maxStalenessMillis: number
+}
+
+/**
+ * A keyspace's stamps on one cache, as the read pipeline asks them (`ReadPipeline`'s `tags`): the stamp key of an
+ * entry's tag (in the entry's tenant partition under the stamps' head) and what is known of it in process. On a
+ * Redis cache their near cache (`CLIENT TRACKING` on the stamps' prefix) is opened when a tagged entry is first met:
+ * a stamp deleted by any node of either Effect line leaves every node's memory when the invalidation arrives.
+ *
+ * @example
+ * ```ts
+ * import { makeTagStamps } from "@effect-failclosed/core"
+ *
+ * const stamps = makeTagStamps({ keyspace: "users", entryHead: "app:k:users:", stampHead: "app:t:users:", maxStalenessMillis: 1000 })
+ * stamps.stampKeyOf("app:k:users:acme:key", "h") // "app:t:users:acme:h"
+ * ```
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const makeTagStamps = (place: StampPlace): TagStamps => {
+  const { entryHead, local, openNear, stampHead } = place
+  let near: Near<unknown> | undefined
+  /** the stamps' near cache, opened (with the tracking of its prefix) when first needed */
+  const nearOf = (): Near<unknown> | undefined => {
+    if (near === undefined && local === undefined && openNear !== undefined) {
+      near = openNear({
+        prefix: stampHead,
+        keyspace: `${place.keyspace} (tag stamps)`,
+        capacity: STAMP_CAPACITY,
+        timeToLiveMillis: undefined,
+        maxStalenessMillis: place.maxStalenessMillis
+      })
+    }
+    return near
+  }
+  /** entry partition → stamp partition (one string per partition) */
+  const partitions = new Map<string, string>()
+  const stampKeyOf = (entryKey: string, hash: string): string => {
+    const entryPartition = entryKey.slice(0, entryKey.lastIndexOf(":") + 1)
+    let partition = partitions.get(entryPartition)
+    if (partition === undefined) {
+      partition = stampHead + entryPartition.slice(entryHead.length)
+      if (partitions.size >= STAMP_CAPACITY) partitions.clear()
+      partitions.set(entryPartition, partition)
+    }
+    return partition + hash
+  }
+  const known =
+    local !== undefined
+      ? // LocalOnly: the memory store is the truth, read synchronously
+        (stampKey: string) => local(stampKey)?.value ?? null
+      : openNear === undefined
+        ? () => undefined
+        : (stampKey: string) => (near ?? nearOf())!.lookup(stampKey)?.json
+  /** same tracking connections and maxStaleness as the keyspace's near cache: its hit proved them in this step */
+  const knownNear =
+    local !== undefined || openNear === undefined
+      ? undefined
+      : (stampKey: string) => {
+          const n = near ?? nearOf()!
+          return n.peek === undefined ? n.lookup(stampKey)?.json : n.peek(stampKey)?.json
+        }
+  return {
+    stampKeyOf,
+    known,
+    knownNear,
+    get near() {
+      return nearOf()
+    }
+  }
 }

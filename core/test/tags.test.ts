@@ -6,6 +6,7 @@ import { Invalid, ReadPipeline, STORE, seal, type TagStamps } from "../src/index
 import {
   checkMarks,
   isTagged,
+  makeTagStamps,
   newStampToken,
   readTagged,
   tagEntry,
@@ -127,5 +128,36 @@ describe("the read pipeline with tags", () => {
     const pipeline = new ReadPipeline({ decode, shareDecoded: true, tags: stampsOf(new Map()) })
     const read = pipeline.settle(key, STORE, { value: "#1:broken", backend: "redis", degraded: false }, now, false)
     expect(read._tag === "Miss" && read.invalid?.reason).toMatch(/tags are corrupt/)
+  })
+})
+
+describe("makeTagStamps (the stamps both Effect lines use)", () => {
+  // catches: a stamp key outside the entry's tenant partition (tenants sharing a tag), or a LocalOnly stamp read as
+  // unknown (a round trip per read) or a missing one as unknown instead of known-missing
+  it("puts a stamp in its entry's partition, and reads LocalOnly stamps from memory", () => {
+    const memory = new Map([["app:t:users:acme:h1", { value: "token-1" }]])
+    const stamps = makeTagStamps({
+      keyspace: "users",
+      entryHead: "app:k:users:",
+      stampHead: tagStampHead("app", "users"),
+      local: (key) => memory.get(key),
+      maxStalenessMillis: 1_000
+    })
+    expect(stamps.stampKeyOf("app:k:users:acme:some-key", "h1")).toBe("app:t:users:acme:h1")
+    expect(stamps.stampKeyOf("app:k:users:other:some-key", "h1")).toBe("app:t:users:other:h1")
+    expect(stamps.known("app:t:users:acme:h1")).toBe("token-1")
+    expect(stamps.known("app:t:users:other:h1")).toBeNull()
+    expect(stamps.near).toBeUndefined()
+  })
+
+  // catches: a Redis cache without a near cache answering stamps from nowhere (they must be read from Redis)
+  it("knows nothing in process without memory or a near cache", () => {
+    const stamps = makeTagStamps({
+      keyspace: "users",
+      entryHead: "app:k:users:",
+      stampHead: "app:t:users:",
+      maxStalenessMillis: 1_000
+    })
+    expect(stamps.known("app:t:users:acme:h1")).toBeUndefined()
   })
 })

@@ -182,6 +182,18 @@ export interface DistributedCacheService {
     value: string,
     ttlMillis: number | undefined
   ) => Effect.Effect<Cached<void>, CacheBackendUnavailable>
+  /**
+   * reads many raw entries (counts a hit or a miss each), null for a missing one, in the order of the keys: one MGET
+   * per Redis node (the core's batch). One backend answers the whole batch (a batch falls back as a whole in
+   * ExplicitDegraded)
+   */
+  readonly getMany: (
+    keys: ReadonlyArray<string>
+  ) => Effect.Effect<Cached<ReadonlyArray<string | null>>, CacheBackendUnavailable>
+  /** writes many raw entries `[key, value, ttlMillis]`: one round trip per Redis node */
+  readonly setMany: (
+    entries: ReadonlyArray<readonly [key: string, value: string, ttlMillis: number | undefined]>
+  ) => Effect.Effect<Cached<void>, CacheBackendUnavailable>
   /** deletes a raw entry; true when there was one. Never served node-locally by a Redis mode */
   readonly invalidate: (key: string) => Effect.Effect<boolean, CacheBackendUnavailable>
   /** deletes every entry whose store key starts with `prefix` */

@@ -88,6 +88,11 @@ export interface TenantOptions {
  */
 export interface SetOptions extends TenantOptions {
   readonly timeToLive?: Duration.Input | undefined
+  /**
+   * the entry's tags (at most 64 non-empty strings): `invalidateTag(tag, { tenant })` makes every entry of this
+   * keyspace and tenant carrying one of them a miss on every node, of either Effect line (the core's tag stamps)
+   */
+  readonly tags?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -103,7 +108,13 @@ export interface ClearOptions extends TenantOptions {
  * @since 0.1.0
  * @category models
  */
-export interface GetOrComputeOptions<V> extends SetOptions {
+export interface GetOrComputeOptions<V> extends TenantOptions {
+  readonly timeToLive?: Duration.Input | undefined
+  /**
+   * the computed entry's tags (see {@link SetOptions}), or a function of the computed value giving them
+   * (`(user) => ["org:" + user.orgId]`)
+   */
+  readonly tags?: ReadonlyArray<string> | ((value: V) => ReadonlyArray<string>) | undefined
   /** false: the computed value is returned but not written */
   readonly shouldCache?: ((value: V) => boolean) | undefined
   /**
@@ -159,6 +170,16 @@ export interface Keyspace<K, V> {
     key: K,
     options?: TenantOptions
   ) => Effect.Effect<boolean, CacheBackendUnavailable, DistributedCache>
+  /**
+   * Makes every entry of this keyspace and tenant carrying `tag` a miss on every node of either Effect line (near
+   * caches included, within their `maxStaleness`); entries written afterwards with the tag are visible. One Redis
+   * command. Fails closed in every Redis mode (`CacheBackendUnavailable`, ExplicitDegraded included). An invalid tag
+   * or tenant id fails with `CacheValueInvalid`.
+   */
+  readonly invalidateTag: (
+    tag: string,
+    options?: TenantOptions
+  ) => Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid, DistributedCache>
   readonly clear: (options?: ClearOptions) => Effect.Effect<number, CacheBackendUnavailable, DistributedCache>
   readonly getOrCompute: <E, R>(
     key: K,

@@ -62,6 +62,8 @@ export const makeUnavailable: Effect.Effect<DistributedCacheService> = Effect.sy
     })),
     get: () => fail("get"),
     set: () => fail("set"),
+    getMany: () => fail("getMany"),
+    setMany: () => fail("setMany"),
     invalidate: () => fail("invalidate"),
     clear: () => fail("clear"),
     count: () => fail("count"),

@@ -29,6 +29,7 @@ export const InputField = Schema.Literals([
   "value",
   "tenant",
   "timeToLive",
+  "tags",
   "options",
   "nonce",
   "subject",

@@ -3,7 +3,8 @@
  * Effect 4 node on Node 24 with `effect-failclosed-effect4`, both on StrictDistributed) take turns on one
  * redis-server and see each other's state: one rate-limit budget per subject (all three algorithms), one replay
  * window, each other's cache entries (plain, and sealed with their freshness by a getOrCompute with a stale window)
- * and invalidations, tenants kept apart. A service-by-service migration from
+ * and invalidations, each other's tags (an entry tagged on one line is a hit on the other, `invalidateTag` on either
+ * makes it a miss on the other), tenants kept apart. A service-by-service migration from
  * Effect 3 to Effect 4 keeps its security state.
  */
 import { execFile } from "node:child_process"
@@ -129,6 +130,86 @@ describe("Effect 3 and Effect 4 nodes on one Redis", () => {
           { allowed: false, remaining: 0 },
           { allowed: true, remaining: 3 }
         ])
+      }).pipe(Effect.scoped),
+    150_000
+  )
+
+  it.live(
+    "share tags: an entry tagged on one line is a hit on the other, and invalidateTag on either reaches the other",
+    () =>
+      Effect.gen(function* () {
+        const redis = yield* redisServer()
+        const tenant = "acme"
+
+        yield* runNode("effect3", redis.url, [
+          { op: "set", id: 10, name: "tagged by Effect 3", tenant, tags: ["org:7"] },
+          { op: "set", id: 11, name: "tagged by Effect 3", tenant, tags: ["org:8", "plan:pro"] },
+          { op: "set", id: 15, name: "tagged by Effect 3 in another tenant", tenant: "other", tags: ["org:7"] }
+        ])
+
+        const second = yield* runNode("effect4", redis.url, [
+          { op: "get", id: 10, tenant },
+          { op: "get", id: 11, tenant },
+          { op: "invalidateTag", tag: "org:8", tenant },
+          { op: "get", id: 11, tenant },
+          { op: "set", id: 12, name: "tagged by Effect 4", tenant, tags: ["org:9"] },
+          { op: "tagged", id: 13, name: "computed by Effect 4", tenant, tags: ["org:9"] }
+        ])
+        // the Effect 3 node's tagged entries: hits here (their stamps checked), the invalidated tag's a miss
+        assert.deepStrictEqual(second.results, [
+          "tagged by Effect 3",
+          "tagged by Effect 3",
+          "ok",
+          null,
+          "ok",
+          "computed by Effect 4"
+        ])
+
+        const third = yield* runNode("effect3", redis.url, [
+          // invalidated by the Effect 4 node
+          { op: "get", id: 11, tenant },
+          // written tagged by the Effect 4 node (set, and getOrCompute with tags of the value): hits here …
+          { op: "get", id: 12, tenant },
+          { op: "get", id: 13, tenant },
+          // … in their tenant's partition: the same tag in another tenant is another stamp
+          { op: "invalidateTag", tag: "org:9", tenant: "other" },
+          { op: "get", id: 12, tenant },
+          // … and carrying their tag: its invalidation here makes them misses
+          { op: "invalidateTag", tag: "org:9", tenant },
+          { op: "get", id: 12, tenant },
+          { op: "get", id: 13, tenant },
+          { op: "get", id: 10, tenant },
+          { op: "invalidateTag", tag: "org:7", tenant }
+        ])
+        assert.deepStrictEqual(third.results, [
+          null,
+          "tagged by Effect 4",
+          "computed by Effect 4",
+          "ok",
+          "tagged by Effect 4",
+          "ok",
+          null,
+          null,
+          "tagged by Effect 3",
+          "ok"
+        ])
+
+        const fourth = yield* runNode("effect4", redis.url, [
+          // a hit here before (second run), invalidated by the Effect 3 node since
+          { op: "get", id: 10, tenant },
+          // the same tag in another tenant: untouched
+          { op: "get", id: 15, tenant: "other" },
+          // no tombstone: written again with the tag after its invalidation
+          { op: "set", id: 12, name: "tagged again by Effect 4", tenant, tags: ["org:9"] }
+        ])
+        assert.deepStrictEqual(fourth.results, [null, "tagged by Effect 3 in another tenant", "ok"])
+        const fifth = yield* runNode("effect3", redis.url, [
+          { op: "get", id: 12, tenant },
+          { op: "invalidateTag", tag: "org:9", tenant },
+          { op: "get", id: 12, tenant }
+        ])
+        // visible again, and carrying its tag
+        assert.deepStrictEqual(fifth.results, ["tagged again by Effect 4", "ok", null])
       }).pipe(Effect.scoped),
     150_000
   )

@@ -6,26 +6,16 @@
  * invalidation arrives, and none is answered from memory while coherence is not proven.
  */
 import * as Effect from "effect/Effect"
-import { type Near, newStampToken, type TagMark, type TagStamps } from "@effect-failclosed/core"
+import { makeTagStamps, newStampToken, STAMP_TTL_MILLIS, type TagMark, type TagStamps } from "@effect-failclosed/core"
 import type { DistributedCacheService } from "../DistributedCache.js"
 import type { CacheBackendUnavailable } from "../errors.js"
-
-/**
- * How long a stamp lives after it was created. A stamp that expires (or is evicted) makes its entries misses, never
- * hits: the next write of the tag creates a new random token. Bounds the memory of tags that are used once.
- * @internal
- */
-export const STAMP_TTL_MILLIS = 30 * 24 * 60 * 60 * 1000
-
-/** stamps kept in process per keyspace and cache */
-const STAMP_CAPACITY = 10_000
 
 /** a keyspace's stamps on one cache: what the read pipeline asks, and the near cache of the stamps @internal */
 export type Stamps = TagStamps
 
 /**
- * The stamps of a keyspace on `cache`. `entryHead` is the keyspace's key head (`<prefix>:k:<name>:`), `stampHead` the
- * stamps' (`<prefix>:t:<name>:`): an entry's stamp partition is its own partition under the stamps' head.
+ * The stamps of a keyspace on `cache` (the core's `makeTagStamps`: stamp keys and what is known in process).
+ * `entryHead` is the keyspace's key head (`<prefix>:k:<name>:`), `stampHead` the stamps' (`<prefix>:t:<name>:`).
  * @internal
  */
 export const makeStamps = (
@@ -34,59 +24,15 @@ export const makeStamps = (
   entryHead: string,
   stampHead: string,
   maxStalenessMillis: number
-): Stamps => {
-  const local = cache.get.local
-  const openNear = cache.nearCache
-  /** the stamps' near cache, opened (with the tracking of its prefix) when a tagged entry is first met */
-  let near: Near<unknown> | undefined
-  const nearOf = (): Near<unknown> | undefined => {
-    if (near === undefined && local === undefined && openNear !== undefined) {
-      near = openNear({
-        prefix: stampHead,
-        keyspace: `${keyspace} (tag stamps)`,
-        capacity: STAMP_CAPACITY,
-        timeToLiveMillis: undefined,
-        maxStalenessMillis
-      })
-    }
-    return near
-  }
-  /** entry partition → stamp partition (one string per partition) */
-  const partitions = new Map<string, string>()
-  const stampKeyOf = (entryKey: string, hash: string): string => {
-    const entryPartition = entryKey.slice(0, entryKey.lastIndexOf(":") + 1)
-    let partition = partitions.get(entryPartition)
-    if (partition === undefined) {
-      partition = stampHead + entryPartition.slice(entryHead.length)
-      if (partitions.size >= STAMP_CAPACITY) partitions.clear()
-      partitions.set(entryPartition, partition)
-    }
-    return partition + hash
-  }
-  const known =
-    local !== undefined
-      ? // LocalOnly: the memory store is the truth, read synchronously
-        (stampKey: string) => local(stampKey)?.value ?? null
-      : openNear === undefined
-        ? () => undefined
-        : (stampKey: string) => (near ?? nearOf())!.lookup(stampKey)?.json
-  /** same tracking connections and maxStaleness as the keyspace's near cache: its hit proved them in this step */
-  const knownNear =
-    local !== undefined || openNear === undefined
-      ? undefined
-      : (stampKey: string) => {
-          const n = near ?? nearOf()!
-          return n.peek === undefined ? n.lookup(stampKey)?.json : n.peek(stampKey)?.json
-        }
-  return {
-    stampKeyOf,
-    known,
-    knownNear,
-    get near() {
-      return nearOf()
-    }
-  }
-}
+): Stamps =>
+  makeTagStamps({
+    keyspace,
+    entryHead,
+    stampHead,
+    local: cache.get.local,
+    openNear: cache.nearCache,
+    maxStalenessMillis
+  })
 
 /**
  * Reads stamps from the store (one MGET per Redis node): what each holds, null for a missing one. A clean Redis

@@ -9,7 +9,13 @@ import * as RateLimiter from "effect-failclosed/RateLimiter"
 import * as ReplayGuard from "effect-failclosed/ReplayGuard"
 
 type Step =
-  | { readonly op: "set"; readonly id: number; readonly name: string; readonly tenant?: string }
+  | {
+      readonly op: "set"
+      readonly id: number
+      readonly name: string
+      readonly tenant?: string
+      readonly tags?: ReadonlyArray<string>
+    }
   | { readonly op: "get"; readonly id: number; readonly tenant?: string }
   | { readonly op: "invalidate"; readonly id: number; readonly tenant?: string }
   | {
@@ -19,6 +25,14 @@ type Step =
     }
   | { readonly op: "claim"; readonly nonce: string; readonly tenant?: string }
   | { readonly op: "sealed"; readonly id: number; readonly name: string }
+  | {
+      readonly op: "tagged"
+      readonly id: number
+      readonly name: string
+      readonly tenant?: string
+      readonly tags: ReadonlyArray<string>
+    }
+  | { readonly op: "invalidateTag"; readonly tag: string; readonly tenant?: string }
 
 const Profiles = Keyspace.make({
   name: "profiles",
@@ -37,7 +51,10 @@ const Webhooks = ReplayGuard.make({ name: "webhooks", window: "1 minute" })
 const run = (step: Step): Effect.Effect<unknown, unknown, DistributedCache> => {
   switch (step.op) {
     case "set":
-      return Effect.as(Profiles.set({ id: step.id }, { name: step.name }, { tenant: step.tenant }), "ok")
+      return Effect.as(
+        Profiles.set({ id: step.id }, { name: step.name }, { tenant: step.tenant, tags: step.tags }),
+        "ok"
+      )
     case "get":
       return Effect.map(Profiles.get({ id: step.id }, { tenant: step.tenant }), (o) =>
         Option.getOrNull(Option.map(o, (c) => c.value.name))
@@ -57,6 +74,17 @@ const run = (step: Step): Effect.Effect<unknown, unknown, DistributedCache> => {
         }),
         (c) => c.value.name
       )
+    case "tagged":
+      // a getOrCompute whose computed value decides its tags
+      return Effect.map(
+        Profiles.getOrCompute({ id: step.id }, Effect.succeed({ name: step.name }), {
+          tenant: step.tenant,
+          tags: () => step.tags
+        }),
+        (c) => c.value.name
+      )
+    case "invalidateTag":
+      return Effect.as(Profiles.invalidateTag(step.tag, { tenant: step.tenant }), "ok")
     case "claim":
       return Webhooks.claim(step.nonce, { tenant: step.tenant }).pipe(
         Effect.as("claimed"),

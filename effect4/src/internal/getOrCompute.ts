@@ -86,6 +86,16 @@ const isFresh = <V>(read: Read<V, unknown>): read is Found<V> => read._tag === "
 const staleOf = <V>(read: Read<V, unknown>): Stale<V> | undefined =>
   read._tag === "Found" && read.stale ? (read as unknown as Stale<V>) : undefined
 
+/**
+ * The tag marks a computed value is stored under (the Effect 3 line's `Adaptive.tagsOf`): an Effect, since a tag's
+ * stamp may have to be read or created; undefined when the value has no tags. The wrapper puts the core's tag head on
+ * the stored entry (sealed or not).
+ * @internal
+ */
+export type TagsOf<V> = (
+  value: V
+) => Effect.Effect<((stored: string) => string) | undefined, CacheBackendUnavailable | CacheValueInvalid>
+
 /** what a keyspace gives getOrCompute @internal */
 export interface Entries<V> {
   readonly encode: (value: V) => string | CacheValueInvalid
@@ -132,7 +142,8 @@ export const makeGetOrCompute = <V>(entries: Entries<V>) => {
     ttl: number | undefined,
     compute: Effect.Effect<V, E, R>,
     shouldCache: ((value: V) => boolean) | undefined,
-    s: Stampede
+    s: Stampede,
+    tagsOf?: TagsOf<V>
   ): Effect.Effect<Cached<V>, E | CacheBackendUnavailable | CacheValueInvalid, R> => {
     type Failure = E | CacheBackendUnavailable | CacheValueInvalid
     const keepMillis = Math.max(s.revalidateMillis, s.ifErrorMillis)
@@ -146,8 +157,18 @@ export const makeGetOrCompute = <V>(entries: Entries<V>) => {
       }
       const json = encode(value)
       if (typeof json !== "string") return Effect.fail(json)
-      const write = (stored: string, ttlMillis: number | undefined, age: Duration.Duration | undefined) =>
-        Effect.map(
+      if (tagsOf === undefined) return storeJson(value, json, undefined)
+      return Effect.flatMap(tagsOf(value), (wrap) => storeJson(value, json, wrap))
+    }
+    /** writes an encoded value, under its tags' marks when `wrap` puts them on */
+    const storeJson = (
+      value: V,
+      json: string,
+      wrap: ((stored: string) => string) | undefined
+    ): Effect.Effect<Cached<V>, CacheBackendUnavailable | CacheValueInvalid> => {
+      const write = (entry: string, ttlMillis: number | undefined, age: Duration.Duration | undefined) => {
+        const stored = wrap === undefined ? entry : wrap(entry)
+        return Effect.map(
           writeThrough(
             cache,
             storeKey,
@@ -165,6 +186,7 @@ export const makeGetOrCompute = <V>(entries: Entries<V>) => {
             age
           })
         )
+      }
       if (!sealed) return write(json, ttl, undefined)
       // sealed with its freshness, kept for the longest stale window beyond it (the envelope of the core)
       return Effect.flatMap(now, (at) => write(seal(json, at, ttl), ttl + keepMillis, Duration.zero))

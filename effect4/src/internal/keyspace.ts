@@ -3,7 +3,9 @@
  * Effect 3 node builds for the same keyspace, tenant and key), every read goes through the core's read pipeline
  * (`ReadPipeline`: a sealed entry written by a `getOrCompute` with a stale window is fresh until its envelope says,
  * then a miss), and values are checked by the core's envelope (faithful JSON, one size check), so both lines read and
- * write each other's entries. Only the Schema calls and the Effects are this line's.
+ * write each other's entries. A tagged entry carries the core's tag marks and is checked against the tags' stamps
+ * (`<prefix>:t:…`, the keys an Effect 3 node uses), so tags and `invalidateTag` are shared by both lines. Only the
+ * Schema calls and the Effects are this line's.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -22,14 +24,20 @@ import {
   type NearSettings,
   type Read,
   ReadPipeline,
+  tagEntry,
+  tagHash,
+  tagHashes,
+  tagsProblem,
+  tagStampHead,
   tenantProblem,
   unfaithfulReason
 } from "@effect-failclosed/core"
 import { type Cached, DistributedCache, type DistributedCacheService } from "../DistributedCache.js"
 import { type CacheBackendUnavailable, CacheEntryInvalid, CacheValueInvalid, type InputField } from "../errors.js"
 import type { GetOrComputeOptions, Keyspace, KeyspaceOptions, SetOptions } from "../Keyspace.js"
-import { makeGetOrCompute, stampedeOf } from "./getOrCompute.js"
+import { makeGetOrCompute, stampedeOf, type TagsOf } from "./getOrCompute.js"
 import { durationMillis, optionChecks, ttlMillisOf } from "./options.js"
+import { deleteStamp, fetchStamps, makeStamps, marksFor, type Stamps } from "./tagStamps.js"
 
 /** @internal */
 export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keyspace<K, V> => {
@@ -105,6 +113,27 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       : deepFreeze(decoded.success)
   }
 
+  /**
+   * This keyspace's tag stamps on one cache (one per cache, made on first use; their near cache, and with it the
+   * tracking of their prefix, only when a tagged entry is first met): `<prefix>:t:<name>:`, the keys an Effect 3 node
+   * reads and writes for the same keyspace and tenant.
+   */
+  const stampsByCache = new WeakMap<DistributedCacheService, Stamps>()
+  const stampsOf = (cache: DistributedCacheService): Stamps => {
+    let stamps = stampsByCache.get(cache)
+    if (stamps === undefined) {
+      stamps = makeStamps(
+        cache,
+        name,
+        keys.head(cache.keyPrefix),
+        tagStampHead(cache.keyPrefix, name),
+        nearSettings?.maxStalenessMillis ?? 1_000
+      )
+      stampsByCache.set(cache, stamps)
+    }
+    return stamps
+  }
+
   /** one pipeline per cache: LocalOnly's synchronous memory read when the cache has one */
   const pipelines = new WeakMap<DistributedCacheService, ReadPipeline<V>>()
   const pipelineOf = (cache: DistributedCacheService): ReadPipeline<V> => {
@@ -119,7 +148,9 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
         near:
           nearSettings === undefined || cache.nearCache === undefined
             ? undefined
-            : cache.nearCache({ ...nearSettings, prefix: keys.head(cache.keyPrefix), keyspace: name })
+            : cache.nearCache({ ...nearSettings, prefix: keys.head(cache.keyPrefix), keyspace: name }),
+        // a tagged entry (of either line) is checked against its tags' stamps: a missing or changed one is a miss
+        tags: stampsOf(cache)
       })
       pipelines.set(cache, pipeline)
     }
@@ -148,21 +179,33 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       const now = () => clock.currentTimeMillisUnsafe()
       const pipeline = pipelineOf(cache)
       const step = pipeline.lookup(storeKey, now, stale)
-      const read: Effect.Effect<Read<V, unknown>, CacheBackendUnavailable> = isRead(step)
-        ? Effect.succeed(step)
-        : Effect.matchEffect(cache.get(storeKey), {
-            onSuccess: (entry) => Effect.succeed(pipeline.settle(storeKey, step, entry, now, stale)),
-            // the near cache's ticket of the round trip is given back: a failed read fills nothing
-            onFailure: (error) =>
-              Effect.andThen(
-                Effect.sync(() => pipeline.settle(storeKey, step, undefined, now, stale)),
-                Effect.fail(error)
-              )
+      if (isRead(step)) return announced(pipeline, Effect.succeed(step))
+      // the near cache's ticket of the round trip is given back when the read fails: a failed read fills nothing
+      const failed = (error: CacheBackendUnavailable) =>
+        Effect.andThen(
+          Effect.sync(() => pipeline.settle(storeKey, step, undefined, now, stale)),
+          Effect.fail(error)
+        )
+      const read = Effect.matchEffect(cache.get(storeKey), {
+        onSuccess: (entry) => {
+          // a tagged entry whose stamps are not all known in process: they are read first (a failure fails closed)
+          const unknown = pipeline.unknownStamps(storeKey, entry.value)
+          if (unknown === undefined) return Effect.succeed(pipeline.settle(storeKey, step, entry, now, stale))
+          return Effect.matchEffect(fetchStamps(cache, pipeline.tags!, unknown), {
+            onSuccess: (stamps) => Effect.succeed(pipeline.settle(storeKey, step, entry, now, stale, stamps)),
+            onFailure: failed
           })
-      // the one Warning when this keyspace's near cache went off or came back (at most one a second)
-      const note = pipeline.near?.transition()
-      return note === undefined ? read : Effect.andThen(Effect.logWarning(note), read)
+        },
+        onFailure: failed
+      })
+      return announced(pipeline, read)
     })
+
+  /** the one Warning when this keyspace's near cache went off or came back (at most one a second), before `read` */
+  const announced = <A, E>(pipeline: ReadPipeline<V>, read: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+    const note = pipeline.near?.transition()
+    return note === undefined ? read : Effect.andThen(Effect.logWarning(note), read)
+  }
 
   /** a write through the near cache: its entry goes before the write, the written value is kept after it */
   const writeThrough = <A, E>(
@@ -187,7 +230,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
 
   const none = Effect.succeed(Option.none<Cached<V>>())
 
-  const ttlFor = (options: SetOptions | undefined): number | undefined | string =>
+  const ttlFor = (options: Pick<SetOptions, "timeToLive"> | undefined): number | undefined | string =>
     options?.timeToLive === undefined ? defaultTtl : ttlMillisOf(options.timeToLive)
 
   const get: Keyspace<K, V>["get"] = (key, options) =>
@@ -212,7 +255,30 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       if (typeof ttl === "string") return Effect.fail(invalidValue(ttl, "timeToLive"))
       const json = encodeEntry(value)
       if (typeof json !== "string") return Effect.fail(json)
-      return Effect.asVoid(writeThrough(cache, storeKey, json, ttl, cache.set(storeKey, json, ttl), inRedis))
+      const tags = options?.tags
+      if (tags === undefined || tags.length === 0) return writeEntry(cache, storeKey, json, ttl)
+      const problem = tagsProblem(tags)
+      if (problem !== undefined) return Effect.fail(invalidValue(problem, "tags"))
+      return Effect.flatMap(marksFor(cache, stampsOf(cache), storeKey, tagHashes(tags)), (marks) =>
+        writeEntry(cache, storeKey, tagEntry(marks, json), ttl)
+      )
+    })
+
+  /** one entry written through the near cache (kept at once when the write reached Redis) */
+  const writeEntry = (cache: DistributedCacheService, storeKey: string, stored: string, ttl: number | undefined) =>
+    Effect.suspend(() =>
+      Effect.asVoid(writeThrough(cache, storeKey, stored, ttl, cache.set(storeKey, stored, ttl), inRedis))
+    )
+
+  const invalidateTag: Keyspace<K, V>["invalidateTag"] = (tag, options) =>
+    DistributedCache.use((cache): Effect.Effect<void, CacheBackendUnavailable | CacheValueInvalid> => {
+      const problem = tagsProblem([tag])
+      if (problem !== undefined) return Effect.fail(invalidValue(problem.replace("tags[0]", "tag"), "tags"))
+      const tenantIssue = tenantProblem(options?.tenant, maxTenantLength)
+      if (tenantIssue !== undefined) return Effect.fail(invalidValue(tenantIssue, "tenant"))
+      const stamps = stampsOf(cache)
+      const stampKey = stamps.stampKeyOf(keys.partition(cache.keyPrefix, options?.tenant), tagHash(tag))
+      return Effect.asVoid(deleteStamp(cache, stamps, stampKey))
     })
 
   const invalidate: Keyspace<K, V>["invalidate"] = (key, options) =>
@@ -255,10 +321,39 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
       if (typeof ttl === "string") return Effect.fail(invalidValue(ttl, "timeToLive"))
       const s = stampedeOf(options)
       if (typeof s === "string") return Effect.fail(invalidValue(s, "options"))
-      return compute(cache, storeKey, ttl, computation, options?.shouldCache, s)
+      const tags = options?.tags
+      if (tags !== undefined && typeof tags !== "function") {
+        const problem = tagsProblem(tags)
+        if (problem !== undefined) return Effect.fail(invalidValue(problem, "tags"))
+      }
+      const tagsOf = tags === undefined ? undefined : tagsOfValue(cache, storeKey, tags)
+      return compute(cache, storeKey, ttl, computation, options?.shouldCache, s, tagsOf)
     })
 
-  return { name, get, set, invalidate, clear, getOrCompute }
+  /** the tags a computed value is stored under (checked, then their stamps' tokens) */
+  const tagsOfValue =
+    (
+      cache: DistributedCacheService,
+      storeKey: string,
+      tags: ReadonlyArray<string> | ((value: V) => ReadonlyArray<string>)
+    ): TagsOf<V> =>
+    (value) => {
+      let list: ReadonlyArray<string>
+      try {
+        list = typeof tags === "function" ? tags(value) : tags
+      } catch {
+        return Effect.fail(invalidValue("tags(value) threw", "tags"))
+      }
+      const problem = tagsProblem(list)
+      if (problem !== undefined) return Effect.fail(invalidValue(problem, "tags"))
+      if (list.length === 0) return Effect.succeed(undefined)
+      return Effect.map(
+        marksFor(cache, stampsOf(cache), storeKey, tagHashes(list)),
+        (marks) => (stored: string) => tagEntry(marks, stored)
+      )
+    }
+
+  return { name, get, set, invalidate, clear, getOrCompute, invalidateTag }
 }
 
 const inRedis = (written: Cached<void>) => written.backend === "redis"

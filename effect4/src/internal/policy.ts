@@ -26,12 +26,24 @@ import * as SecurityEvent from "../SecurityEvent.js"
 import type { MemoryStore, Store, StoreFailure } from "./store.js"
 
 type Operation =
-  "get" | "set" | "invalidate" | "clear" | "count" | "claim" | "rateLimit" | "acquireLock" | "releaseLock"
+  | "get"
+  | "set"
+  | "getMany"
+  | "setMany"
+  | "invalidate"
+  | "clear"
+  | "count"
+  | "claim"
+  | "rateLimit"
+  | "acquireLock"
+  | "releaseLock"
 
 /** the operations an ExplicitDegraded cache serves node-locally while Redis is unavailable */
 const FALLS_BACK: ReadonlySet<Operation> = new Set<Operation>([
   "get",
   "set",
+  "getMany",
+  "setMany",
   "claim",
   "rateLimit",
   "acquireLock",
@@ -113,6 +125,20 @@ const makeService = (options: {
         read
       ),
     set: (key, value, ttl) => guard.run("set", key, (store) => store.set(key, value, ttl)),
+    // a batch spans failure domains: it is admitted as a whole-store operation, and falls back as a whole
+    getMany: (keys) =>
+      Effect.map(
+        guard.run("getMany", keys.length === 1 ? keys[0] : undefined, (store) => store.getMany(keys)),
+        (read) => {
+          for (const value of read.value) {
+            if (value === null) counters.misses++
+            else counters.hits++
+          }
+          return read
+        }
+      ),
+    setMany: (entries) =>
+      guard.run("setMany", entries.length === 1 ? entries[0]![0] : undefined, (store) => store.setMany(entries)),
     invalidate: (key) =>
       Effect.map(
         guard.run("invalidate", key, (store) => store.invalidate(key)),

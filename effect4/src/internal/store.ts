@@ -4,7 +4,7 @@
  * `Effect.callback` and no Promise; a local answer (memory) is `Effect.sync`.
  */
 import type * as Effect from "effect/Effect"
-import type { StoreFailure } from "@effect-failclosed/core"
+import type { BatchEntry, StoreFailure } from "@effect-failclosed/core"
 import type { Cached, RateLimitDecision, RateLimitRequest } from "../DistributedCache.js"
 
 /**
@@ -25,6 +25,10 @@ export interface Store<E = StoreFailure> {
   readonly ping: Effect.Effect<void, E>
   readonly get: (key: string) => Effect.Effect<string | null, E>
   readonly set: (key: string, value: string, ttlMillis: number | undefined) => Effect.Effect<void, E>
+  /** the core's batch read: one MGET per Redis node, null for a missing key, in the order of the keys */
+  readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string | null>, E>
+  /** the core's batch write: one round trip per Redis node */
+  readonly setMany: (entries: ReadonlyArray<BatchEntry>) => Effect.Effect<void, E>
   readonly invalidate: (key: string) => Effect.Effect<boolean, E>
   readonly clear: (prefix: string) => Effect.Effect<number, E>
   readonly count: (prefix: string) => Effect.Effect<number, E>

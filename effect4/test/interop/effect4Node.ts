@@ -8,7 +8,13 @@ import { type DistributedCache, Keyspace, RedisClient, StrictDistributed } from 
 import { RateLimiter, ReplayGuard } from "effect-failclosed-effect4"
 
 type Step =
-  | { readonly op: "set"; readonly id: number; readonly name: string; readonly tenant?: string }
+  | {
+      readonly op: "set"
+      readonly id: number
+      readonly name: string
+      readonly tenant?: string
+      readonly tags?: ReadonlyArray<string>
+    }
   | { readonly op: "get"; readonly id: number; readonly tenant?: string }
   | { readonly op: "invalidate"; readonly id: number; readonly tenant?: string }
   | {
@@ -18,6 +24,14 @@ type Step =
     }
   | { readonly op: "claim"; readonly nonce: string; readonly tenant?: string }
   | { readonly op: "sealed"; readonly id: number; readonly name: string }
+  | {
+      readonly op: "tagged"
+      readonly id: number
+      readonly name: string
+      readonly tenant?: string
+      readonly tags: ReadonlyArray<string>
+    }
+  | { readonly op: "invalidateTag"; readonly tag: string; readonly tenant?: string }
 
 const Profiles = Keyspace.make({
   name: "profiles",
@@ -39,7 +53,14 @@ const tenantOf = (step: { readonly tenant?: string }) => (step.tenant === undefi
 const run = (step: Step): Effect.Effect<unknown, unknown, DistributedCache> => {
   switch (step.op) {
     case "set":
-      return Effect.as(Profiles.set({ id: step.id }, { name: step.name }, tenantOf(step)), "ok")
+      return Effect.as(
+        Profiles.set(
+          { id: step.id },
+          { name: step.name },
+          step.tags === undefined ? tenantOf(step) : { ...tenantOf(step), tags: step.tags }
+        ),
+        "ok"
+      )
     case "get":
       return Effect.map(Profiles.get({ id: step.id }, tenantOf(step)), (o) =>
         Option.getOrNull(Option.map(o, (c) => c.value.name))
@@ -59,6 +80,17 @@ const run = (step: Step): Effect.Effect<unknown, unknown, DistributedCache> => {
         }),
         (c) => c.value.name
       )
+    case "tagged":
+      // a getOrCompute whose computed value decides its tags
+      return Effect.map(
+        Profiles.getOrCompute({ id: step.id }, Effect.succeed({ name: step.name }), {
+          ...tenantOf(step),
+          tags: () => step.tags
+        }),
+        (c) => c.value.name
+      )
+    case "invalidateTag":
+      return Effect.as(Profiles.invalidateTag(step.tag, tenantOf(step)), "ok")
     case "claim":
       return Webhooks.claim(step.nonce, tenantOf(step)).pipe(
         Effect.as("claimed"),

@@ -8,27 +8,17 @@
  * - `invalidateTag` of a tag carried by 100,000 entries against `invalidate` of one key (the time and Redis CPU of
  *   one removal; it does not grow with the entries, which is what the row shows).
  */
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
-import { Keyspace } from "../src/index.js"
-import { effectWorkers, hitId, KEYS, libraryLayer, TTL_MILLIS, User, users } from "./fixtures.js"
+import { effectWorkers, hitId, KEYS, libraryLayer, users, usersKeyspace } from "./fixtures.js"
 import type { Case, Runner, ServerCpu } from "./harness.js"
 
 const BATCH = 100
 const TAGGED_ENTRIES = Number(process.env["BENCH_TAGGED"] ?? 100_000)
 const TAGS = ["org:7", "plan:pro"]
 
-const keyspace = (name: string, nearCache?: { readonly capacity: number }) =>
-  Keyspace.make({
-    name,
-    key: Schema.Struct({ id: Schema.Number }),
-    value: User,
-    timeToLive: Duration.millis(TTL_MILLIS),
-    nearCache
-  })
+const keyspace = usersKeyspace
 
 const Plain = keyspace("bench-batch")
 const Tagged = keyspace("bench-tagged")

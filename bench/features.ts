@@ -22,9 +22,20 @@ import * as Option from "effect/Option"
 import * as PrimaryKey from "effect/PrimaryKey"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import { Keyspace, LocalOnly, Observability } from "../src/index.js"
+import { LocalOnly, Observability } from "../src/index.js"
 import * as FailClosedPersistence from "../src/Persistence.js"
-import { effectWorkers, hitId, KEYS, libraryLayer, rawClient, TTL_MILLIS, User, users, waitReady } from "./fixtures.js"
+import {
+  effectWorkers,
+  hitId,
+  KEYS,
+  libraryLayer,
+  rawClient,
+  TTL_MILLIS,
+  User,
+  users,
+  usersKeyspace,
+  waitReady
+} from "./fixtures.js"
 import { type Case, promiseWorkers, type Runner, type ServerCpu } from "./harness.js"
 
 const NEAR_CAPACITY = 10_000
@@ -38,17 +49,7 @@ const nearMissIds = () => {
 }
 const valueOf = (id: number) => users[id % KEYS]!
 
-const keyspace = (
-  name: string,
-  nearCache?: { readonly capacity: number; readonly maxStaleness?: Duration.DurationInput }
-) =>
-  Keyspace.make({
-    name,
-    key: Schema.Struct({ id: Schema.Number }),
-    value: User,
-    timeToLive: Duration.millis(TTL_MILLIS),
-    nearCache
-  })
+const keyspace = usersKeyspace
 
 const Near = keyspace("bench-near", { capacity: NEAR_CAPACITY })
 /** Near's entries written without its near cache, before it opens its tracking connection (no invalidations, no refills) */

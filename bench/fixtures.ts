@@ -49,12 +49,20 @@ export const users: ReadonlyArray<User> = Array.from({ length: 3 * KEYS }, (_, i
 
 export const PAYLOAD_BYTES = Buffer.byteLength(JSON.stringify(userOf(KEYS - 1)), "utf8")
 
-export const Users = Keyspace.make({
-  name: "bench-users",
-  key: Schema.Struct({ id: Schema.Number }),
-  value: User,
-  timeToLive: Duration.millis(TTL_MILLIS)
-})
+/** a keyspace of the bench's users (`{ id }` keys, the bench's time to live), with or without a near cache */
+export const usersKeyspace = (
+  name: string,
+  nearCache?: { readonly capacity: number; readonly maxStaleness?: Duration.DurationInput }
+) =>
+  Keyspace.make({
+    name,
+    key: Schema.Struct({ id: Schema.Number }),
+    value: User,
+    timeToLive: Duration.millis(TTL_MILLIS),
+    nearCache
+  })
+
+export const Users = usersKeyspace("bench-users")
 
 /** ids [0, KEYS) are stored; [KEYS, 2 KEYS) never are; [2 KEYS, 3 KEYS) are invalidated */
 export const hitId = (i: number) => i % KEYS

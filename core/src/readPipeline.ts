@@ -29,6 +29,13 @@ export interface StoreEntry {
   readonly degraded: boolean
 }
 
+/** the entries of a batch read (`MGET`: null for a missing key), all from one backend */
+export const storeEntriesOf = (
+  values: ReadonlyArray<string | null | undefined>,
+  backend: Backend,
+  degraded: boolean
+): Array<StoreEntry> => values.map((value) => ({ value: value ?? undefined, backend, degraded }))
+
 /** the wrapper's decoder (a Schema): the value, or why the entry is not one */
 export type Decode<V> = (json: string) => V | Invalid
 
@@ -258,6 +265,18 @@ export class ReadPipeline<V, M = unknown> {
       if (this.tags.known(stampKey) === undefined) (unknown ??= []).push(stampKey)
     }
     return unknown
+  }
+  /**
+   * The stamps a batch read must fetch before it settles: every unknown stamp of the batch's entries, once (one more
+   * MGET for all of them), or undefined when every stamp is known.
+   */
+  unknownStampsOfBatch(keys: ReadonlyArray<string>, entries: ReadonlyArray<StoreEntry>): Array<string> | undefined {
+    let unknown: Set<string> | undefined
+    for (let i = 0; i < keys.length; i++) {
+      for (const stampKey of this.unknownStamps(keys[i]!, entries[i]!.value) ?? [])
+        (unknown ??= new Set()).add(stampKey)
+    }
+    return unknown === undefined ? undefined : Array.from(unknown)
   }
 
   /**

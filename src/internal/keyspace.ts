@@ -28,6 +28,7 @@ import {
   type Pending,
   type Read,
   ReadPipeline,
+  storeEntriesOf,
   type StoreEntry,
   tagEntry,
   tagHash,
@@ -364,6 +365,7 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
           return Effect.succeed(out)
         }
         if (pending.length === 0) return announced(pipeline, answer())
+        const pendingKeys = pending.map((i) => storeKeys[i]!)
         let settled = false
         /** every read in flight ends (a near cache's tickets are released whatever happens) */
         const settleAll = (
@@ -377,23 +379,13 @@ export const make = <K, KI, V, VI>(options: KeyspaceOptions<K, KI, V, VI>): Keys
           }
         }
         const batch = Effect.flatMap(
-          cache.getMany(pending.map((i) => storeKeys[i]!)),
+          cache.getMany(pendingKeys),
           (read): Effect.Effect<void, CacheBackendUnavailable> => {
-            const entries = read.value.map((value): StoreEntry => ({
-              value: value ?? undefined,
-              backend: read.backend,
-              degraded: read.degraded
-            }))
-            let unknown: Set<string> | undefined
-            for (let j = 0; j < pending.length; j++) {
-              for (const stampKey of pipeline.unknownStamps(storeKeys[pending[j]!]!, entries[j]!.value) ?? []) {
-                ;(unknown ??= new Set()).add(stampKey)
-              }
-            }
+            const entries = storeEntriesOf(read.value, read.backend, read.degraded)
+            // the stamps of the tagged entries that are not known in process: one more MGET for all of them
+            const unknown = pipeline.unknownStampsOfBatch(pendingKeys, entries)
             if (unknown === undefined) return Effect.sync(() => settleAll(entries))
-            return Effect.map(fetchStamps(cache, stampsOf(cache), Array.from(unknown)), (stamps) =>
-              settleAll(entries, stamps)
-            )
+            return Effect.map(fetchStamps(cache, stampsOf(cache), unknown), (stamps) => settleAll(entries, stamps))
           }
         )
         return announced(
